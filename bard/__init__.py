@@ -1,0 +1,1 @@
+"""Bard: session replay and funnel analysis for apps recorded with the bardrr agent."""

@@ -1,0 +1,105 @@
+"""The ``bard`` command: ``bard up`` runs everything in one process on the embedded defaults; the other
+commands run one part each, as production does (one process per service)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+
+from bard.settings import Settings, SettingsError, with_secrets
+
+
+def _settings() -> Settings:
+    try:
+        return with_secrets(Settings.from_environ())
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group()
+def main() -> None:
+    """Bard: session replay and funnel analysis for apps recorded with the bardrr agent.
+
+    Settings are BARD_* environment variables; see the README."""
+
+
+@main.command()
+def up() -> None:
+    """Run every part in one process on the embedded defaults."""
+    from bard.up import run_all
+
+    settings = _settings()
+    _logging(settings)
+    asyncio.run(run_all(settings))
+
+
+@main.command()
+def migrate() -> None:
+    """Create or update the PostgreSQL and ClickHouse schemas, then exit."""
+    from bard.up import migrate_all
+
+    settings = _settings()
+    _logging(settings)
+    asyncio.run(migrate_all(settings))
+
+
+@main.command("agent-api")
+@click.option("--workers", default=1, show_default=True, help="processes to serve with")
+def agent_api(workers: int) -> None:
+    """Serve the agent API (bardrr's /authenticate and /record)."""
+    import uvicorn
+
+    settings = _settings()
+    _logging(settings)
+    uvicorn.run(
+        "agent_api.app:create_app_from_environ",
+        factory=True,
+        host=settings.host,
+        port=settings.agent_api_port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+@main.command("replayer-api")
+def replayer_api() -> None:
+    """Serve the dashboard API."""
+    import uvicorn
+    from replayer_api.app import create_app
+
+    settings = _settings()
+    _logging(settings)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.replayer_api_port,
+                log_level=settings.log_level.lower(), access_log=False)
+
+
+@main.command("session-ender")
+def session_ender() -> None:
+    """Move expired sessions from PostgreSQL to ClickHouse, on a schedule."""
+    from session_ender.service import run
+
+    settings = _settings()
+    _logging(settings)
+    asyncio.run(run(settings))
+
+
+@main.command()
+def consumer() -> None:
+    """Consume Bard's queue into ClickHouse (for a ClickHouse without the RabbitMQ engine)."""
+    from clickhouse.consumer import run
+
+    settings = _settings()
+    _logging(settings)
+    asyncio.run(run(settings))

@@ -1,0 +1,105 @@
+"""PostgreSQL: Bard's small transactional store (active sessions and funnels), its schema and its pool.
+
+The schema is a list of numbered, idempotent migrations recorded in ``schema_migrations``. ``ensure_database``
+creates the configured database when it is missing, so ``bard up`` works on a fresh server.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "active_sessions",
+        """
+        -- A session while it is active. Times of events are client milliseconds (they order events);
+        -- last_seen_at and expires_at are server time (they decide expiry, see session_ender).
+        -- segment_id names this stretch of activity: when a late batch reopens a session that already
+        -- ended, the new row gets a new segment, and the move merges it into the ended session once.
+        CREATE TABLE IF NOT EXISTS active_sessions (
+            session_id     uuid PRIMARY KEY,
+            segment_id     uuid NOT NULL DEFAULT gen_random_uuid(),
+            app_name       text NOT NULL,
+            first_event_at bigint NOT NULL,
+            last_event_at  bigint NOT NULL,
+            max_idle_ms    integer NOT NULL,
+            event_count    bigint NOT NULL,
+            error_count    bigint NOT NULL,
+            created_at     timestamptz NOT NULL DEFAULT now(),
+            last_seen_at   timestamptz NOT NULL DEFAULT now(),
+            expires_at     timestamptz NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS active_sessions_expires_at ON active_sessions (expires_at);
+        """,
+    ),
+    (
+        2,
+        "funnels",
+        """
+        CREATE TABLE IF NOT EXISTS funnels (
+            id          bigserial PRIMARY KEY,
+            name        text NOT NULL,
+            definition  jsonb NOT NULL,
+            created_at  timestamptz NOT NULL DEFAULT now(),
+            updated_at  timestamptz NOT NULL DEFAULT now(),
+            deleted_at  timestamptz
+        );
+        CREATE INDEX IF NOT EXISTS funnels_live ON funnels (id) WHERE deleted_at IS NULL;
+        """,
+    ),
+)
+
+
+async def ensure_database(url: str) -> None:
+    """Create the database named in ``url`` if it does not exist (connecting to ``postgres`` to do so)."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name:
+        return
+    try:
+        conn = await asyncpg.connect(url)
+    except asyncpg.InvalidCatalogNameError:
+        admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+        try:
+            quoted = '"' + name.replace('"', '""') + '"'
+            await admin.execute(f"CREATE DATABASE {quoted}")
+            log.info("created PostgreSQL database %s", name)
+        except asyncpg.DuplicateDatabaseError:
+            pass
+        finally:
+            await admin.close()
+    else:
+        await conn.close()
+
+
+async def migrate(conn: asyncpg.Connection) -> list[int]:
+    """Apply pending migrations under an advisory lock, so concurrent starts do not race."""
+    applied = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(5150)")
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version integer PRIMARY KEY, name text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for version, name, sql in MIGRATIONS:
+            if version in done:
+                continue
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+            log.info("postgres migration %03d_%s applied", version, name)
+            applied.append(version)
+    return applied
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+    assert pool is not None
+    return pool

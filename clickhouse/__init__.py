@@ -1,0 +1,1 @@
+"""Bard's warehouse: schema migrations, the client factory, and the embedded consumer."""

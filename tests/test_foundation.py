@@ -1,0 +1,87 @@
+"""The shared pieces: settings, the schemas on real services."""
+
+from __future__ import annotations
+
+import pytest
+
+from bard import postgres
+from bard.settings import Settings, SettingsError, with_secrets
+from clickhouse.migrations import migrate as migrate_clickhouse
+from clickhouse.schema import MIGRATIONS
+
+
+def test_defaults_work_for_bard_up() -> None:
+    s = Settings.from_mapping({})
+    assert s.mode == "embedded"
+    assert s.resolved_clickhouse_url.startswith("chdb://")
+    assert s.resolved_clickhouse_database == "bard"
+    assert (s.agent_api_port, s.replayer_api_port, s.host) == (3001, 3003, "127.0.0.1")
+
+
+def test_server_mode_from_url() -> None:
+    s = Settings.from_mapping({"BARD_CLICKHOUSE_URL": "https://u:p@ch.example:8443/analytics"})
+    assert s.mode == "server"
+    assert s.resolved_clickhouse_database == "analytics"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        pytest.param({"BARD_AGENT_API_PORT": "x"}, "BARD_AGENT_API_PORT", id="port-not-int"),
+        pytest.param({"BARD_AGENT_API_PORT": "70000"}, "BARD_AGENT_API_PORT", id="port-out-of-range"),
+        pytest.param({"BARD_AGENT_API_PROT": "3001"}, "BARD_AGENT_API_PROT", id="typo"),
+        pytest.param({"BARD_CLICKHOUSE_URL": "tcp://x"}, "BARD_CLICKHOUSE_URL", id="bad-scheme"),
+        pytest.param({"BARD_MAX_BODY_BYTES": "0"}, "BARD_MAX_BODY_BYTES", id="zero-body"),
+        pytest.param({"BARD_AMQP_QUEUE_TYPE": "stream"}, "BARD_AMQP_QUEUE_TYPE", id="queue-type"),
+    ],
+)
+def test_bad_settings_name_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_mapping(environ)
+
+
+def test_embedded_secrets_generated_once(tmp_path) -> None:
+    s = Settings.from_mapping({"BARD_DATA_DIR": str(tmp_path)})
+    first, second = with_secrets(s), with_secrets(s)
+    assert first.jwt_secret and first.dashboard_token
+    assert (first.jwt_secret, first.dashboard_token) == (second.jwt_secret, second.dashboard_token)
+    assert oct((tmp_path / "jwt_secret").stat().st_mode & 0o777) == "0o600"
+
+
+def test_server_mode_refuses_to_start_without_secrets() -> None:
+    s = Settings.from_mapping({"BARD_CLICKHOUSE_URL": "http://ch:8123/bard"})
+    with pytest.raises(SettingsError, match="BARD_JWT_SECRET"):
+        with_secrets(s)
+
+
+@pytest.mark.postgres
+async def test_postgres_migrations_are_idempotent(pg_pool) -> None:
+    async with pg_pool.acquire() as conn:
+        assert await postgres.migrate(conn) == []
+        tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables")}
+    assert {"active_sessions", "funnels", "schema_migrations"} <= tables
+
+
+@pytest.mark.clickhouse
+def test_clickhouse_migrations_are_idempotent(ch, settings) -> None:
+    db = settings.resolved_clickhouse_database
+    assert migrate_clickhouse(ch, settings, db) == []
+    tables = {r[0] for r in ch.query(f"SHOW TABLES FROM {db}").result_rows}
+    assert {"ingest", "events", "conversion_events", "sessions", "schema_migrations"} <= tables
+
+
+@pytest.mark.clickhouse
+def test_server_mode_ddl_parses_with_clickhouse_parser(ch) -> None:
+    server = Settings.from_mapping({"BARD_CLICKHOUSE_URL": "http://default:secret@ch:8123/bard"})
+    statements = [st for m in MIGRATIONS for st in m.statements(server, "bard")]
+    assert any("ENGINE = RabbitMQ" in st for st in statements)
+    for statement in statements:
+        formatted = ch.query("SELECT formatQuery({q:String})", parameters={"q": statement}).result_rows[0][0]
+        assert formatted.startswith("CREATE")
+
+
+def test_unmarked_test_cannot_reach_a_service() -> None:
+    import asyncpg
+
+    with pytest.raises(RuntimeError, match="service marker"):
+        asyncpg.connect("postgresql://localhost/x")
