@@ -1,0 +1,130 @@
+"""A ``POST /record`` batch: its validation and the queue message it becomes.
+
+Validation is msgspec's: the body decodes into :class:`RecordBody` with ``events`` kept as raw JSON (the bytes
+ClickHouse stores, never re-encoded), then each event decodes into the small structs of
+:mod:`agent_api.events`. Every failure is an :class:`InvalidRequest` naming the field.
+
+The message is JSONEachRow, one row per event, with exactly the columns of ``clickhouse.schema.INGEST_COLUMNS``;
+``event`` is the event's original JSON object embedded as an object (ClickHouse reads an object into a String
+column as its text). Rows are assembled from bytes: the hot path builds no dict per event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta, Raw, Struct, UnsetType
+
+from agent_api.errors import InvalidRequest
+from agent_api.events import EVENT_TYPE_NUMBERS, event_decoder
+from agent_api.tagging import UNTAGGED, Tag, tag_event
+
+MAX_APP_NAME_CHARS = 200
+
+
+class RecordBody(Struct, frozen=True):
+    """The body bardrr posts; field names are the agent's."""
+
+    sessionId: uuid.UUID
+    events: Annotated[list[Raw], Meta(min_length=1)]
+    MAX_IDLE_TIME: Annotated[int, Meta(gt=0)] | UnsetType = msgspec.UNSET
+
+
+record_body_decoder = msgspec.json.Decoder(RecordBody)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    session_id: uuid.UUID
+    app_name: str
+    max_idle_ms: int
+    raw_events: list[bytes | Raw]
+    timestamps: list[int]
+    types: list[int]
+    tags: list[Tag]
+
+    @property
+    def first_event_at(self) -> int:
+        return min(self.timestamps)
+
+    @property
+    def last_event_at(self) -> int:
+        return max(self.timestamps)
+
+    @property
+    def error_count(self) -> int:
+        return sum(1 for tag in self.tags if tag.is_error)
+
+    def ingest_rows(self, batch_id: uuid.UUID, received_at_ms: int) -> bytes:
+        """The queue message: newline-terminated JSONEachRow rows, one per event."""
+        common = b'{"session_id":"%s","app_name":%s,"batch_id":"%s","received_at":%d,' % (
+            str(self.session_id).encode(),
+            msgspec.json.encode(self.app_name),
+            str(batch_id).encode(),
+            received_at_ms,
+        )
+        parts: list[bytes | Raw] = []
+        append = parts.append
+        for seq, (raw, ts, type_, tag) in enumerate(
+            zip(self.raw_events, self.timestamps, self.types, self.tags, strict=True)
+        ):
+            append(common)
+            if tag is UNTAGGED:
+                append(b'"seq":%d,"ts":%d,"type":%d,"kind":"","label":"","is_error":0,"event":' % (seq, ts, type_))
+            else:
+                append(
+                    b'"seq":%d,"ts":%d,"type":%d,"kind":"%s","label":%s,"is_error":%d,"event":'
+                    % (seq, ts, type_, tag.kind.encode(), msgspec.json.encode(tag.label), tag.is_error)
+                )
+            append(raw)
+            append(b"}\n")
+        return b"".join(parts)
+
+
+def parse_app_name(value: str | None) -> str:
+    if value is None:
+        raise InvalidRequest("appName", "the appName header is missing")
+    name = value.strip()
+    if not name:
+        raise InvalidRequest("appName", "the appName header is empty")
+    if len(name) > MAX_APP_NAME_CHARS:
+        raise InvalidRequest("appName", f"the appName header is longer than {MAX_APP_NAME_CHARS} characters")
+    return name
+
+
+def parse_batch(body: bytes, app_name: str, *, max_idle_default_ms: int, max_idle_max_ms: int) -> Batch:
+    try:
+        record = record_body_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest.from_validation(exc) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest("body", f"not JSON: {exc}") from None
+
+    if isinstance(record.MAX_IDLE_TIME, UnsetType):
+        max_idle_ms = max_idle_default_ms
+    else:
+        max_idle_ms = min(record.MAX_IDLE_TIME, max_idle_max_ms)
+
+    raw_events: list[bytes | Raw] = list(record.events)
+    if b"\n" in body or b"\r" in body:
+        # A row of the message must hold on one line; outside strings (where JSON escapes them) line breaks
+        # are only whitespace, so blanking them keeps the event's meaning.
+        raw_events = [bytes(raw).replace(b"\n", b" ").replace(b"\r", b" ") for raw in raw_events]
+
+    timestamps: list[int] = []
+    types: list[int] = []
+    tags: list[Tag] = []
+    for index, raw in enumerate(record.events):
+        where = f"events[{index}]"
+        try:
+            event = event_decoder.decode(raw)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest.from_validation(exc, where) from None
+        timestamps.append(event.timestamp)
+        types.append(EVENT_TYPE_NUMBERS[type(event)])
+        tags.append(tag_event(event, where))
+    return Batch(record.sessionId, app_name, max_idle_ms, raw_events, timestamps, types, tags)
+

@@ -1,0 +1,73 @@
+"""Publishing accepted batches to RabbitMQ: one persistent message per batch, the broker's confirm awaited.
+
+The connection is aio-pika's robust connection: it reconnects and restores the channel by itself after a broker
+restart or a dropped connection. A publish made while it is down fails at once (or at the timeout) with
+:class:`DependencyUnavailable`; the caller rolls back and answers 503, and the agent's next batch goes through
+once the connection is back. Messages are ``mandatory``, so a message the exchange cannot route to the queue is
+an error, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aio_pika
+from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+
+from agent_api.errors import DependencyUnavailable
+from bard.broker import declare_topology
+from bard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RABBITMQ = "RabbitMQ"
+
+
+class BatchPublisher:
+    def __init__(self, settings: Settings, *, timeout_seconds: float = 5.0) -> None:
+        self._settings = settings
+        self._timeout_seconds = timeout_seconds
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._exchange: AbstractExchange | None = None
+
+    async def start(self) -> None:
+        """Connect and declare Bard's exchange, queue and binding, before the first batch is accepted."""
+        self._connection = await aio_pika.connect_robust(self._settings.amqp_url, timeout=self._timeout_seconds)
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        assert isinstance(channel, AbstractRobustChannel)
+        self._channel = channel
+        self._exchange, _ = await declare_topology(channel, self._settings)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    @property
+    def is_ready(self) -> bool:
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
+
+    async def publish_batch(self, rows: bytes) -> None:
+        """Publish one batch's JSONEachRow message and wait for the broker's confirm."""
+        if self._exchange is None:
+            raise DependencyUnavailable(RABBITMQ, "the publisher is not started")
+        message = aio_pika.Message(
+            rows,
+            content_type="application/x-ndjson",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            async with asyncio.timeout(self._timeout_seconds):
+                await self._exchange.publish(message, routing_key=self._settings.amqp_queue)
+        except TimeoutError:
+            raise DependencyUnavailable(RABBITMQ, "no publisher confirm within the timeout") from None
+        except CONNECTION_EXCEPTIONS as exc:
+            log.warning("publishing a batch to RabbitMQ failed: %r", exc)
+            raise DependencyUnavailable(RABBITMQ, f"publishing failed ({type(exc).__name__})") from None

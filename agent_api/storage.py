@@ -1,0 +1,156 @@
+"""Keeping accepted batches: the session upsert and the publish as one unit (invariants 1 and 2).
+
+A batch is answered 2xx only once its message is confirmed by RabbitMQ *and* its session upsert is committed
+in PostgreSQL; a batch answered 503 has no session row, and none of its events were published unless the
+commit itself failed (below).
+
+Batches arriving together are stored together, as PostgreSQL does group commit: while one group is in flight
+the next ones queue, and a free worker takes everything queued as its group. Alone, a batch is a group of one
+and waits for nobody. For a group, inside one transaction:
+
+1. upsert the sessions of every batch (one statement, see :mod:`agent_api.sessions`);
+2. publish every batch's message and await the confirms;
+3. all confirmed: commit. Some refused: roll back, then upsert and commit again for the confirmed batches
+   only (their events are on their way to ClickHouse, so their sessions must be recorded); the refused
+   batches get 503 naming RabbitMQ and leave nothing anywhere.
+
+If PostgreSQL fails before the publishes, nothing is published. One gap remains, on the safe side of
+invariant 1: if a commit fails after the broker confirmed, those events still reach ClickHouse though the
+answer is 503 and the session row is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from agent_api.batches import Batch
+from agent_api.errors import DependencyUnavailable
+from agent_api.publisher import BatchPublisher
+from agent_api.sessions import upsert_active_sessions
+
+log = logging.getLogger(__name__)
+
+POSTGRESQL = "PostgreSQL"
+# PostgreSQL is down, restarting, out of connections or unreachable. Any other PostgresError is a bug of ours
+# and stays a 500: calling it "unavailable" would send an operator after the wrong thing.
+POSTGRES_EXCEPTIONS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
+
+
+@dataclass(slots=True)
+class _Pending:
+    batch: Batch
+    rows: bytes
+    outcome: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def settle(self, error: BaseException | None) -> None:
+        if self.outcome.done():  # the request went away; nobody waits for the answer
+            return
+        if error is None:
+            self.outcome.set_result(None)
+        else:
+            self.outcome.set_exception(error)
+
+
+class BatchStore:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: BatchPublisher,
+        *,
+        workers: int = 4,
+        max_group: int = 256,
+        timeout_seconds: float = 5.0,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._workers = workers
+        self._max_group = max_group
+        self._timeout_seconds = timeout_seconds
+        self._queued: list[_Pending] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # references, so running workers are not collected
+        self._active = 0
+        self.groups_stored = 0  # with the batches, tells how much grouping the load gives
+
+    async def store(self, batch: Batch, rows: bytes) -> None:
+        """Return once the batch is kept; raise :class:`DependencyUnavailable` when it was not."""
+        pending = _Pending(batch, rows)
+        self._queued.append(pending)
+        if self._active < self._workers:
+            self._active += 1
+            task = asyncio.create_task(self._work())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await pending.outcome
+
+    async def _work(self) -> None:
+        try:
+            while self._queued:
+                group = self._queued[: self._max_group]
+                del self._queued[: self._max_group]
+                try:
+                    await self._store_group(group)
+                except Exception as exc:
+                    # Dependency failures are settled inside; this is a bug. Fail the group, keep working.
+                    log.exception("storing a group of %d batches failed unexpectedly", len(group))
+                    for pending in group:
+                        pending.settle(RuntimeError(f"storing the batch failed: {exc!r}"))
+                except BaseException:
+                    for pending in group:
+                        pending.settle(RuntimeError("the service is stopping"))
+                    raise
+        finally:
+            # In the same step as the last look at the queue: a batch queued from now on starts a worker.
+            self._active -= 1
+
+    async def _store_group(self, group: list[_Pending]) -> None:
+        self.groups_stored += 1
+        confirmed: list[_Pending] = []
+        refused: list[tuple[_Pending, DependencyUnavailable]] = []
+        try:
+            async with self._pool.acquire(timeout=self._timeout_seconds) as conn:
+                transaction = conn.transaction()
+                await transaction.start()
+                try:
+                    await upsert_active_sessions(conn, (p.batch for p in group))
+                    results = await asyncio.gather(
+                        *(self._publisher.publish_batch(p.rows) for p in group), return_exceptions=True
+                    )
+                    for pending, result in zip(group, results, strict=True):
+                        if isinstance(result, DependencyUnavailable):
+                            refused.append((pending, result))
+                        elif isinstance(result, BaseException):
+                            raise result
+                        else:
+                            confirmed.append(pending)
+                    if refused:
+                        await transaction.rollback()
+                    else:
+                        await transaction.commit()
+                except BaseException:
+                    if not transaction.is_completed() and not conn.is_closed():
+                        await transaction.rollback()
+                    raise
+                if refused and confirmed:
+                    async with conn.transaction():
+                        await upsert_active_sessions(conn, (p.batch for p in confirmed))
+        except POSTGRES_EXCEPTIONS as exc:
+            log.warning("storing %d batch(es) failed in PostgreSQL: %r", len(group), exc)
+            for pending in group:
+                pending.settle(DependencyUnavailable(POSTGRESQL, type(exc).__name__))
+            return
+        for pending in confirmed:
+            pending.settle(None)
+        for pending, error in refused:
+            pending.settle(error)
