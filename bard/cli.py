@@ -10,6 +10,7 @@ import sys
 import click
 
 from bard.settings import Settings, SettingsError, with_secrets
+from deploy.healthcheck import healthcheck
 
 
 def _settings() -> Settings:
@@ -41,7 +42,10 @@ def up() -> None:
 
     settings = _settings()
     _logging(settings)
-    asyncio.run(run_all(settings))
+    try:
+        asyncio.run(run_all(settings))
+    except SettingsError as exc:  # e.g. a port in use: say which setting, without a traceback
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -77,6 +81,7 @@ def agent_api(workers: int) -> None:
 def replayer_api() -> None:
     """Serve the dashboard API."""
     import uvicorn
+
     from replayer_api.app import create_app
 
     settings = _settings()
@@ -103,3 +108,6 @@ def consumer() -> None:
     settings = _settings()
     _logging(settings)
     asyncio.run(run(settings))
+
+
+main.add_command(healthcheck)

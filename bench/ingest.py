@@ -1,0 +1,454 @@
+"""Benchmark: ingest through the real processes, from bardrr-shaped HTTP batches to rows in ClickHouse.
+
+    .venv/bin/python bench/ingest.py --agents 200 --rate 50 --duration 30 --workers 2
+
+What runs (each a real ``bard`` command, on throwaway names: a PostgreSQL database, an exchange and queue, a
+data directory with a fresh chDB):
+
+- ``bard migrate``; ``bard agent-api --workers W`` (uvicorn worker processes); ``bard consumer`` (the embedded
+  consumer and chDB, one process, as in ``bard up``);
+- this process: N simulated agents (aiohttp), each one session sending 10-event batches at ``--rate`` events/s,
+  the first batch with Meta and a FullSnapshot of tens of KB (``--snapshot-products``), later ones mouse moves
+  and scrolls with a tagged click, a custom event and a console error now and then. Bounded by ``--duration``
+  seconds and ``--max-batches`` per agent. Each agent gets its token from ``/authenticate`` first
+  (the bench raises ``BARD_AUTHENTICATE_RATE_PER_MINUTE``: every agent comes from 127.0.0.1).
+
+When the load ends, the bench waits until the queue is empty, reads the peak memory of the processes, stops the
+consumer (which inserts what it holds), then opens the chDB directory itself and reports:
+
+- events/s accepted: events in 2xx answers / load time; ``/record`` latency p50, p99, max;
+- events/s landed: events visible in ``events`` (``FINAL``) / (last ``inserted_at`` - first ``received_at``),
+  and whether every accepted event landed exactly once;
+- accepted-to-queryable lag p50, p99, max: ``inserted_at - received_at`` per event (both server clocks);
+- peak RSS (VmHWM) of the consumer process and of the largest agent API worker.
+
+The load generator shares the machine with what it measures: on 2 cores it takes CPU from the agent API.
+
+``--consumer-only --events N`` measures the consumer alone: N events, built into queue messages by the agent
+API's own code (``parse_batch`` then ``ingest_rows``) for ``--agents`` sessions, are published straight to the
+queue first; then the consumer (the ``Consumer`` class ``bard consumer`` runs, here in the bench's process so
+that its CPU time can be read) takes them all, and the bench reports the wall time, the events/s and the CPU
+time per message (chDB's insert threads included). No HTTP, no lag (the messages waited on purpose).
+
+    .venv/bin/python bench/ingest.py --consumer-only --events 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent_api.batches import parse_batch  # noqa: E402
+from bard.broker import declare_topology  # noqa: E402
+from bard.settings import Settings  # noqa: E402
+from clickhouse.client import create_client  # noqa: E402
+from clickhouse.consumer import Consumer  # noqa: E402
+from tests import bardrr_events as bardrr  # noqa: E402
+
+BARD = Path(sys.executable).with_name("bard")
+EVENTS_PER_BATCH = 10
+
+
+@dataclass
+class Load:
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: Counter[int | str] = field(default_factory=Counter)
+    events_accepted: int = 0
+    batches_sent: int = 0
+    started: float = 0.0
+    ended: float = 0.0
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, default=200, help="concurrent simulated agents (sessions)")
+    parser.add_argument("--rate", type=float, default=50.0, help="events/s each agent sends")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    parser.add_argument("--max-batches", type=int, default=100_000, help="batches per agent, at most")
+    parser.add_argument("--workers", type=int, default=2, help="agent API processes")
+    parser.add_argument("--snapshot-products", type=int, default=30, help="size of the full snapshot (30: ~26 KB)")
+    parser.add_argument("--batch-rows", type=int, default=None, help="BARD_CONSUMER_BATCH_ROWS for the consumer")
+    parser.add_argument("--batch-seconds", type=float, default=None, help="BARD_CONSUMER_BATCH_SECONDS")
+    parser.add_argument("--setting", action="append", default=[], metavar="BARD_NAME=VALUE",
+                        help="another Bard setting for every process (repeatable)")
+    parser.add_argument("--drain-timeout", type=float, default=120.0, help="seconds to wait for the queue to empty")
+    parser.add_argument("--postgres", default="postgresql://localhost:5432", help="PostgreSQL server")
+    parser.add_argument("--amqp", default="amqp://guest:guest@localhost:5672/", help="RabbitMQ URL")
+    parser.add_argument("--port", type=int, default=0, help="agent API port (default: a free one)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--consumer-only", action="store_true", help="measure the consumer alone (see above)")
+    parser.add_argument("--events", type=int, default=200_000, help="events to preload with --consumer-only")
+    return parser.parse_args()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def environment(args: argparse.Namespace, data_dir: Path, suffix: str, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BARD_")}
+    env.update({
+        "BARD_DATA_DIR": str(data_dir),
+        "BARD_POSTGRES_URL": f"{args.postgres}/bard_bench_{suffix}",
+        "BARD_AMQP_URL": args.amqp,
+        "BARD_AMQP_EXCHANGE": f"bard.bench.{suffix}",
+        "BARD_AMQP_QUEUE": f"bard.bench.{suffix}",
+        "BARD_AGENT_API_PORT": str(port),
+        "BARD_JWT_SECRET": uuid.uuid4().hex,
+        "BARD_DASHBOARD_TOKEN": uuid.uuid4().hex,
+        "BARD_AUTHENTICATE_RATE_PER_MINUTE": "1000000",
+        "BARD_LOG_LEVEL": "WARNING",
+    })
+    if args.batch_rows is not None:
+        env["BARD_CONSUMER_BATCH_ROWS"] = str(args.batch_rows)
+    if args.batch_seconds is not None:
+        env["BARD_CONSUMER_BATCH_SECONDS"] = str(args.batch_seconds)
+    for setting in args.setting:
+        name, sep, value = setting.partition("=")
+        if not sep or not name.startswith("BARD_"):
+            raise SystemExit(f"--setting wants BARD_NAME=VALUE, got {setting!r}")
+        env[name] = value
+    return env
+
+
+def first_batch(start: int, products: int) -> list[dict[str, Any]]:
+    events = bardrr.first_batch(start)
+    events[1] = bardrr.full_snapshot(start + 1, products=products)
+    return events
+
+
+def later_batch(start: int, n: int) -> list[dict[str, Any]]:
+    events = bardrr.later_batch(start, size=EVENTS_PER_BATCH)
+    # Now and then what funnels look for and what error counts count.
+    if n % 5 == 0:
+        events[3] = bardrr.button_click(start + 160)
+    if n % 7 == 0:
+        events[6] = bardrr.custom_event(start + 310)
+    if n % 11 == 0:
+        events[8] = bardrr.console_error(start + 410)
+    return events
+
+
+async def agent(http: aiohttp.ClientSession, base: str, args: argparse.Namespace, load: Load, deadline: float,
+                app_name: str) -> None:
+    async with http.get(f"{base}/authenticate") as answer:
+        token = (await answer.json())["accessToken"]
+    headers = bardrr.record_headers(token, app_name)
+    session = str(uuid.uuid4())
+    interval = EVENTS_PER_BATCH / args.rate
+    next_at = time.monotonic() + random.uniform(0, interval)  # agents do not start in step
+    for n in range(args.max_batches):
+        pause = next_at - time.monotonic()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        if time.monotonic() >= deadline:
+            return
+        now = bardrr.now_ms()
+        events = first_batch(now, args.snapshot_products) if n == 0 else later_batch(now, n)
+        body = json.dumps(bardrr.record_body(events, session), separators=(",", ":")).encode()
+        sent = time.perf_counter()
+        try:
+            async with http.post(f"{base}/record", data=body, headers=headers) as answer:
+                await answer.read()
+                status: int | str = answer.status
+        except aiohttp.ClientError as exc:
+            status = type(exc).__name__
+        load.latencies_ms.append((time.perf_counter() - sent) * 1000)
+        load.statuses[status] += 1
+        load.batches_sent += 1
+        if isinstance(status, int) and 200 <= status < 300:
+            load.events_accepted += len(events)
+        # Keep the schedule, but a late agent does not burst to catch up.
+        next_at = max(next_at + interval, time.monotonic() - interval)
+
+
+async def generate(args: argparse.Namespace, base: str) -> Load:
+    load = Load()
+    connector = aiohttp.TCPConnector(limit=args.agents)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
+        load.started = time.monotonic()
+        deadline = load.started + args.duration
+        await asyncio.gather(*(agent(http, base, args, load, deadline, f"bench-{i % 5}") for i in range(args.agents)))
+        load.ended = time.monotonic()
+    return load
+
+
+async def wait_ready(base: str, timeout: float, processes: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            for process in processes:
+                if process.poll() is not None:
+                    raise SystemExit(f"{process.args!r} exited with {process.returncode}")
+            try:
+                async with http.get(f"{base}/readyz") as answer:
+                    if answer.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit("the agent API did not become ready")
+
+
+async def messages_ready(amqp_url: str, queue_name: str) -> int:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection, connection.channel() as channel:
+        queue = await channel.declare_queue(queue_name, passive=True)
+        return int(queue.declaration_result.message_count or 0)
+
+
+async def wait_drained(amqp_url: str, queue_name: str, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if await messages_ready(amqp_url, queue_name) == 0:
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"the queue did not drain in {timeout} s")
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def read_warehouse(data_dir: Path) -> dict[str, Any]:
+    client = create_client(f"chdb://{(data_dir / 'clickhouse').resolve()}", database="bard")
+    try:
+        (landed, distinct, first_received, last_inserted, p50, p99, worst) = client.query(
+            """
+            SELECT count(), uniqExact(batch_id, seq),
+                   toUnixTimestamp64Milli(min(received_at)), toUnixTimestamp64Milli(max(inserted_at)),
+                   quantileExact(0.5)(lag), quantileExact(0.99)(lag), max(lag)
+            FROM (SELECT *, toUnixTimestamp64Milli(inserted_at) - toUnixTimestamp64Milli(received_at) AS lag
+                  FROM events FINAL)
+            """
+        ).result_rows[0]
+        broken = client.query("SELECT count() FROM ingest_errors").result_rows[0][0]
+        tagged = client.query("SELECT count() FROM conversion_events FINAL").result_rows[0][0]
+    finally:
+        client.close()
+    span = max(1, last_inserted - first_received) / 1000
+    return {"landed": landed, "distinct": distinct, "span_s": span, "landed_per_s": landed / span,
+            "lag_ms": {"p50": p50, "p99": p99, "max": worst}, "broken": broken, "tagged": tagged,
+            "last_inserted_ms": last_inserted}
+
+
+async def drop_services(env: dict[str, str], postgres_server: str) -> None:
+    conn = await asyncpg.connect(f"{postgres_server}/postgres")
+    try:
+        name = env["BARD_POSTGRES_URL"].rsplit("/", 1)[1]
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+    connection = await aio_pika.connect(env["BARD_AMQP_URL"])
+    async with connection, connection.channel() as channel:
+        await channel.queue_delete(env["BARD_AMQP_QUEUE"])
+        await channel.exchange_delete(env["BARD_AMQP_EXCHANGE"])
+
+
+async def preload(args: argparse.Namespace, env: dict[str, str]) -> int:
+    """Publish ``args.events`` events as the agent API would have, spread over ``args.agents`` sessions."""
+    settings = Settings.from_mapping({k: v for k, v in env.items() if k.startswith("BARD_")})
+    sessions = [str(uuid.uuid4()) for _ in range(args.agents)]
+    batches = max(1, args.events // EVENTS_PER_BATCH)
+    connection = await aio_pika.connect(settings.amqp_url)
+    published = 0
+    async with connection, connection.channel(publisher_confirms=True) as channel:
+        exchange, _ = await declare_topology(channel, settings)
+        in_flight: list[Any] = []
+        for n in range(batches):
+            session = sessions[n % len(sessions)]
+            nth = n // len(sessions)
+            now = bardrr.now_ms()
+            events = first_batch(now, args.snapshot_products) if nth == 0 else later_batch(now, nth)
+            body = json.dumps(bardrr.record_body(events, session), separators=(",", ":")).encode()
+            batch = parse_batch(body, f"bench-{n % 5}", max_idle_default_ms=60_000, max_idle_max_ms=3_600_000)
+            rows = batch.ingest_rows(uuid.uuid4(), now)
+            message = aio_pika.Message(rows, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            in_flight.append(exchange.publish(message, routing_key=settings.amqp_queue))
+            published += len(events)
+            if len(in_flight) >= 500:
+                await asyncio.gather(*in_flight)
+                in_flight.clear()
+        await asyncio.gather(*in_flight)
+    return published
+
+
+async def consume_preloaded(args: argparse.Namespace, env: dict[str, str], published: int) -> dict[str, Any]:
+    """Run :class:`Consumer` (the code of ``bard consumer``) in this process until every preloaded row is in."""
+    settings = Settings.from_mapping({k: v for k, v in env.items() if k.startswith("BARD_")})
+    client = create_client(settings.resolved_clickhouse_url, database=settings.resolved_clickhouse_database)
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    try:
+        cpu_before, wall_before = time.process_time(), time.perf_counter()
+        async with Consumer(settings, client, connection) as consumer:
+            while consumer.stats.rows_inserted < published:
+                await asyncio.sleep(0.005)
+            wall, cpu = time.perf_counter() - wall_before, time.process_time() - cpu_before
+        landed = client.query("SELECT count() FROM events FINAL").result_rows[0][0]
+    finally:
+        await connection.close()
+        client.close()
+    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "landed": landed,
+            "batches": {"by_size": consumer.stats.batches_by_size, "by_time": consumer.stats.batches_by_time}}
+
+
+def consumer_only(args: argparse.Namespace) -> None:
+    suffix = uuid.uuid4().hex[:10]
+    with tempfile.TemporaryDirectory(prefix="bard-bench-") as tmp:
+        env = environment(args, Path(tmp), suffix, 0)
+        try:
+            subprocess.run([str(BARD), "migrate"], env=env, check=True)
+            published = asyncio.run(preload(args, env))
+            run = asyncio.run(consume_preloaded(args, env, published))
+        finally:
+            asyncio.run(drop_services(env, args.postgres))
+    messages = max(1, published // EVENTS_PER_BATCH)
+    report = {"machine": {"cores": os.cpu_count(), "load_average_1m": os.getloadavg()[0]},
+              "published_events": published, "landed_events": run["landed"],
+              "all_landed_once": run["landed"] == published, "wall_s": run["wall_s"],
+              "landed_per_s": round(published / run["wall_s"], 1), "cpu_s": run["cpu_s"],
+              "cpu_us_per_message": round(run["cpu_s"] / messages * 1e6, 1), "batches": run["batches"],
+              "peak_rss_mb": round(peak_rss_mb(os.getpid()), 1)}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"machine: {os.cpu_count()} cores, load average {report['machine']['load_average_1m']:.2f}")
+    print(f"consumer alone: {published} events ({messages} messages) landed in {run['wall_s']} s: "
+          f"{report['landed_per_s']:.0f} events/s; CPU {run['cpu_s']} s ({report['cpu_us_per_message']} us per "
+          f"message, chDB included); batches {run['batches']}; all landed once: {report['all_landed_once']}; "
+          f"peak RSS of this process {report['peak_rss_mb']} MB")
+
+
+def main() -> None:
+    args = arguments()
+    if args.consumer_only:
+        consumer_only(args)
+        return
+    suffix = uuid.uuid4().hex[:10]
+    port = args.port or free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="bard-bench-") as tmp:
+        data_dir = Path(tmp)
+        env = environment(args, data_dir, suffix, port)
+        processes: list[subprocess.Popen[bytes]] = []
+        try:
+            subprocess.run([str(BARD), "migrate"], env=env, check=True)
+            consumer = subprocess.Popen([str(BARD), "consumer"], env=env)
+            api = subprocess.Popen([str(BARD), "agent-api", "--workers", str(args.workers)], env=env)
+            processes += [consumer, api]
+            asyncio.run(wait_ready(base, 120, processes))
+            load = asyncio.run(generate(args, base))
+            load_end_ms = time.time() * 1000
+            drain_s = asyncio.run(wait_drained(env["BARD_AMQP_URL"], env["BARD_AMQP_QUEUE"], args.drain_timeout))
+            consumer_rss = peak_rss_mb(consumer.pid)
+            api_rss = max([peak_rss_mb(pid) for pid in children(api.pid)] or [peak_rss_mb(api.pid)])
+            consumer_exit = stop(consumer)
+            stop(api)
+            warehouse = read_warehouse(data_dir)
+        finally:
+            for process in processes:
+                stop(process)
+            asyncio.run(drop_services(env, args.postgres))
+
+    seconds = load.ended - load.started
+    report = {
+        "machine": {"cores": os.cpu_count(), "load_average_1m": os.getloadavg()[0]},
+        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "postgres", "amqp")},
+        "target_events_per_s": args.agents * args.rate,
+        "load_seconds": round(seconds, 2),
+        "batches": load.batches_sent,
+        "statuses": {str(k): v for k, v in load.statuses.items()},
+        "accepted_events": load.events_accepted,
+        "accepted_per_s": round(load.events_accepted / seconds, 1),
+        "record_latency_ms": {"p50": round(quantile(load.latencies_ms, 0.5), 2),
+                              "p99": round(quantile(load.latencies_ms, 0.99), 2),
+                              "max": round(max(load.latencies_ms, default=float("nan")), 2),
+                              "mean": round(statistics.fmean(load.latencies_ms), 2) if load.latencies_ms else None},
+        "landed_events": warehouse["landed"],
+        "landed_per_s": round(warehouse["landed_per_s"], 1),
+        "every_accepted_event_landed_once": warehouse["landed"] == warehouse["distinct"] == load.events_accepted,
+        "lag_ms": warehouse["lag_ms"],
+        "queue_drained_after_load_s": round(drain_s, 2),
+        "last_insert_after_load_s": round((warehouse["last_inserted_ms"] - load_end_ms) / 1000, 2),
+        "broken_messages": warehouse["broken"],
+        "conversion_events": warehouse["tagged"],
+        "peak_rss_mb": {"consumer": round(consumer_rss, 1), "agent_api_worker": round(api_rss, 1)},
+        "consumer_exit_code": consumer_exit,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"machine: {report['machine']['cores']} cores, load average {report['machine']['load_average_1m']:.2f}")
+    print(f"target {report['target_events_per_s']:.0f} events/s from {args.agents} agents for {seconds:.1f} s "
+          f"({args.workers} agent API workers)")
+    print(f"accepted: {load.events_accepted} events, {report['accepted_per_s']:.0f} events/s; "
+          f"answers {report['statuses']}")
+    lat = report["record_latency_ms"]
+    print(f"/record latency ms: p50 {lat['p50']}, p99 {lat['p99']}, max {lat['max']}")
+    print(f"landed: {warehouse['landed']} events, {report['landed_per_s']:.0f} events/s; every accepted event "
+          f"landed once: {report['every_accepted_event_landed_once']}; broken messages: {warehouse['broken']}")
+    lag = warehouse["lag_ms"]
+    print(f"accepted -> queryable lag ms: p50 {lag['p50']}, p99 {lag['p99']}, max {lag['max']}")
+    print(f"queue empty {report['queue_drained_after_load_s']} s after the load ended")
+    print(f"peak RSS MB: consumer {report['peak_rss_mb']['consumer']}, "
+          f"agent API worker {report['peak_rss_mb']['agent_api_worker']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,391 @@
+"""The embedded consumer: Bard's queue into ClickHouse where ClickHouse has no RabbitMQ engine (chDB).
+
+It plays the engine's part with the same bytes: every message is JSONEachRow in the shape of
+:data:`clickhouse.schema.INGEST_COLUMNS`, and the consumer inserts the concatenated bodies of a batch into
+``ingest``, from where the same materialized views as in server mode fill ``events`` and ``conversion_events``.
+
+Policy, in the order a batch lives:
+
+- **Gathering.** Messages are delivered with a prefetch and gathered until the batch holds
+  ``consumer_batch_rows`` rows or :data:`BATCH_BYTES` bytes (closed by size) or its oldest message has waited
+  ``consumer_batch_seconds`` (closed by time). A message is never split, so a batch may pass the size by less
+  than one message.
+- **Inserting.** One ``raw_insert`` per batch, run in a thread: chDB blocks, and the event loop keeps taking
+  deliveries (the next batch gathers while this one is inserted).
+- **Acknowledging only after the insert.** One ``ack(multiple=True)`` on the batch's last message acknowledges
+  exactly the batch: batches are taken in delivery order and every earlier one is settled first. (A
+  ``message.process()`` scope per message would cost one frame per message for the same guarantee.)
+- **A broken message** (ClickHouse says the data is bad: a parse, type or enum error) makes the batch fail as a
+  whole; the batch is split in halves until each broken message fails alone. The good pieces land; each broken
+  message is kept in ``ingest_errors`` with ClickHouse's error and then acknowledged: never lost, never blocking
+  the queue.
+- **ClickHouse failing** (any other error, or no answer): the batch is rejected with requeue, and the consumer
+  backs off (doubling, up to a limit) before the next insert. Pieces that landed before the failure are
+  redelivered with the rest; readers never see the copies (see :mod:`clickhouse.schema` on redelivery).
+  After :data:`ISOLATE_AFTER_FAILURES` failures in a row the batch is split whatever the error: if some of it
+  lands, ClickHouse works and a message that still fails alone is broken (kept aside as above); if nothing
+  lands, ClickHouse is failing and everything is requeued.
+- **Stopping.** The subscription is cancelled, the batch being inserted finishes, and the messages still
+  gathering are inserted too (at most the prefetch); whatever cannot be inserted is requeued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, MessageProcessError
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from bard.broker import declare_topology
+from bard.settings import Settings
+from clickhouse.client import client_for
+
+log = logging.getLogger(__name__)
+
+INSERT_SETTINGS = {
+    # ``event`` arrives as the rrweb event object itself; keep its JSON text.
+    "input_format_json_read_objects_as_strings": 1,
+    # ``events`` is partitioned by the server's month of arrival, so a batch touches one or two partitions;
+    # should that ever change, refusing a batch that was answered 2xx would block the queue.
+    "throw_on_max_partitions_per_insert_block": 0,
+}
+
+BROKEN_DATA_CODES = frozenset({
+    6,    # CANNOT_PARSE_TEXT
+    26,   # CANNOT_PARSE_QUOTED_STRING
+    27,   # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    32,   # ATTEMPT_TO_READ_AFTER_EOF
+    33,   # CANNOT_READ_ALL_DATA
+    38,   # CANNOT_PARSE_DATE
+    41,   # CANNOT_PARSE_DATETIME
+    53,   # TYPE_MISMATCH
+    69,   # ARGUMENT_OUT_OF_BOUND
+    70,   # CANNOT_CONVERT_TYPE
+    72,   # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    131,  # TOO_LARGE_STRING_SIZE
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    376,  # CANNOT_PARSE_UUID
+    691,  # UNKNOWN_ELEMENT_OF_ENUM
+})
+"""ClickHouse error codes that blame the data rather than the server. Any other error leaves the messages on
+the queue: an unknown failure must never send good messages to ``ingest_errors``."""
+
+BATCH_BYTES = 64 * 1024 * 1024
+"""A batch also closes at this many bytes: a few agents sending 10 MiB batches must not make one huge insert."""
+
+BACKOFF_FIRST_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 30.0
+ISOLATE_AFTER_FAILURES = 3
+"""After this many failed tries in a row, a failing batch is split whatever the error, and a message that
+fails alone while others of its batch land is kept aside: the safety net for a broken message whose error
+code is not in :data:`BROKEN_DATA_CODES`."""
+
+
+def prefetch_for(settings: Settings) -> int:
+    """Messages in flight: two batches' worth at the agent's 10 events per message, so the next batch gathers
+    while one is inserted; at least 100 so that small test batches still fill by size."""
+    return max(100, settings.consumer_batch_rows // 5)
+
+
+class ClickHouseFailing(Exception):
+    """ClickHouse refused a batch for a reason that is not the data's fault."""
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        self.code = getattr(cause, "code", None)
+        super().__init__(f"ClickHouse failed to take a batch (code {self.code}): {cause}")
+
+
+def blames_data(exc: BaseException) -> bool:
+    return isinstance(exc, DatabaseError) and getattr(exc, "code", None) in BROKEN_DATA_CODES
+
+
+@dataclass
+class Delivery:
+    message: AbstractIncomingMessage
+    rows: int
+    size: int
+    arrived_at: float
+
+
+@dataclass
+class ConsumerStats:
+    """Counters for logs, tests and benchmarks."""
+
+    batches_by_size: int = 0
+    batches_by_time: int = 0
+    batches_at_stop: int = 0
+    rows_inserted: int = 0
+    messages_acked: int = 0
+    messages_broken: int = 0
+    messages_requeued: int = 0
+    insert_failures: int = 0
+    last_error: str = ""
+    batch_rows: list[int] = field(default_factory=list, repr=False)
+
+    def record_batch(self, rows: int) -> None:
+        # Bounded: the last few hundred batch sizes, enough to see how batches close.
+        self.batch_rows.append(rows)
+        del self.batch_rows[:-256]
+
+
+class Consumer:
+    """Consumes Bard's queue into ``<database>.ingest`` in batches; see the module docstring for the policy.
+
+    Takes its ClickHouse client and AMQP connection from the caller, who owns and closes them. Use as
+    ``async with Consumer(...)``, or call :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(self, settings: Settings, client: Client, connection: AbstractConnection) -> None:
+        self._settings = settings
+        self._client = client
+        self._connection = connection
+        self._table = f"{settings.resolved_clickhouse_database}.ingest"
+        self._errors_table = f"{settings.resolved_clickhouse_database}.ingest_errors"
+        self._pending: list[Delivery] = []
+        self._pending_rows = 0
+        self._pending_bytes = 0
+        self._changed = asyncio.Event()
+        self._stopping = False
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._failures_in_a_row = 0
+        self.stats = ConsumerStats()
+
+    @property
+    def pending_messages(self) -> int:
+        """Messages delivered and gathering for the next batch."""
+        return len(self._pending)
+
+    async def __aenter__(self) -> Consumer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self._channel = await self._connection.channel()
+        await self._channel.set_qos(prefetch_count=prefetch_for(self._settings))
+        _, self._queue = await declare_topology(self._channel, self._settings)
+        self._task = asyncio.create_task(self._gather_and_insert(), name="bard-consumer")
+        self._task.add_done_callback(_log_crash)
+        self._consumer_tag = await self._queue.consume(self._on_message)
+        log.info("consuming %s into %s", self._settings.amqp_queue, self._table)
+
+    async def wait(self) -> None:
+        """Until the consumer has stopped; raises what made it stop if it was not asked to."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def stop(self) -> None:
+        """Stop taking deliveries, insert what was delivered, requeue what cannot be inserted."""
+        self._stopping = True
+        if self._queue is not None and self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except (AMQPError, ChannelInvalidStateError) as exc:
+                # The channel is gone: the broker requeues what it delivered on it.
+                log.warning("cancelling the consumer failed: %s", exc)
+            self._consumer_tag = None
+        self._changed.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        await self._requeue(self._take(len(self._pending)))
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+        self._channel = None
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        body = message.body
+        rows = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+        self._pending.append(Delivery(message, rows, len(body), time.monotonic()))
+        self._pending_rows += rows
+        self._pending_bytes += len(body)
+        self._changed.set()
+
+    async def _gather_and_insert(self) -> None:
+        batch_seconds = self._settings.consumer_batch_seconds
+        while not self._stopping:
+            if not self._pending:
+                await self._wait_for_change(None)
+                continue
+            deadline = self._pending[0].arrived_at + batch_seconds
+            while not self._full() and not self._stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not await self._wait_for_change(remaining):
+                    break
+            if self._stopping:
+                break
+            by_size = self._full()
+            batch = self._take_batch()
+            if by_size:
+                self.stats.batches_by_size += 1
+            else:
+                self.stats.batches_by_time += 1
+            await self._deliver(batch)
+        # Stopping: what was delivered is inserted now rather than redelivered later, unless ClickHouse fails.
+        while self._pending:
+            self.stats.batches_at_stop += 1
+            if not await self._deliver(self._take_batch()):
+                break
+
+    async def _wait_for_change(self, timeout: float | None) -> bool:
+        """Wait for a delivery or a stop; False when ``timeout`` passed first."""
+        self._changed.clear()
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _full(self) -> bool:
+        return self._pending_rows >= self._settings.consumer_batch_rows or self._pending_bytes >= BATCH_BYTES
+
+    def _take_batch(self) -> list[Delivery]:
+        """The oldest pending messages, up to the batch's size (at least one)."""
+        count, rows, size = 0, 0, 0
+        for delivery in self._pending:
+            if rows >= self._settings.consumer_batch_rows or size >= BATCH_BYTES:
+                break
+            rows += delivery.rows
+            size += delivery.size
+            count += 1
+        return self._take(count)
+
+    def _take(self, count: int) -> list[Delivery]:
+        batch, self._pending = self._pending[:count], self._pending[count:]
+        self._pending_rows -= sum(d.rows for d in batch)
+        self._pending_bytes -= sum(d.size for d in batch)
+        return batch
+
+    async def _deliver(self, batch: list[Delivery]) -> bool:
+        """Land and acknowledge ``batch``, or requeue it and back off; True when it landed."""
+        try:
+            rows = await self._land(batch, isolating=self._failures_in_a_row >= ISOLATE_AFTER_FAILURES)
+        except ClickHouseFailing as exc:
+            self.stats.insert_failures += 1
+            self.stats.last_error = str(exc)
+            self._failures_in_a_row += 1
+            pause = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (self._failures_in_a_row - 1))
+            log.error("%s; requeued %d message(s), next try in %.1f s", exc, len(batch), pause)
+            await self._requeue(batch)
+            await self._pause(pause)
+            return False
+        self._failures_in_a_row = 0
+        self.stats.rows_inserted += rows
+        self.stats.record_batch(rows)
+        await self._settle(batch[-1].message, ack=True)
+        self.stats.messages_acked += len(batch)
+        return True
+
+    async def _land(self, batch: list[Delivery], *, isolating: bool) -> int:
+        """Insert ``batch``, splitting it around broken messages, which are kept aside; returns the rows
+        inserted. Raises :class:`ClickHouseFailing` when the failure is not the messages' fault."""
+        suspects: list[tuple[Delivery, Exception]] = []
+        rows = await self._land_pieces(batch, suspects, isolating=isolating)
+        if rows == 0 and any(not blames_data(exc) for _, exc in suspects):
+            # Nothing landed and ClickHouse did not blame the data: nothing proves the messages are at fault.
+            cause = next(exc for _, exc in suspects if not blames_data(exc))
+            raise ClickHouseFailing(cause) from cause
+        for delivery, exc in suspects:
+            await self._keep_broken(delivery, exc)
+        return rows
+
+    async def _land_pieces(self, batch: list[Delivery], suspects: list[tuple[Delivery, Exception]], *,
+                           isolating: bool) -> int:
+        try:
+            await self._insert(b"".join(_line_terminated(d.message.body) for d in batch))
+        except Exception as exc:
+            if not (blames_data(exc) or isolating):
+                raise ClickHouseFailing(exc) from exc
+            if len(batch) == 1:
+                suspects.append((batch[0], exc))
+                return 0
+            half = len(batch) // 2
+            return (await self._land_pieces(batch[:half], suspects, isolating=isolating)
+                    + await self._land_pieces(batch[half:], suspects, isolating=isolating))
+        return sum(d.rows for d in batch)
+
+    async def _insert(self, block: bytes) -> None:
+        await asyncio.to_thread(
+            self._client.raw_insert, self._table, insert_block=block, fmt="JSONEachRow", settings=INSERT_SETTINGS
+        )
+
+    async def _keep_broken(self, delivery: Delivery, error: Exception) -> None:
+        body = delivery.message.body
+        log.warning("kept a broken message of %d bytes in %s: %s", len(body), self._errors_table, error)
+        try:
+            await asyncio.to_thread(
+                self._client.insert,
+                self._errors_table,
+                [[str(error), body.decode("utf-8", errors="replace")]],
+                column_names=["error", "raw_message"],
+            )
+        except Exception as exc:
+            raise ClickHouseFailing(exc) from exc
+        self.stats.messages_broken += 1
+
+    async def _requeue(self, batch: list[Delivery]) -> None:
+        if batch:
+            await self._settle(batch[-1].message, ack=False)
+            self.stats.messages_requeued += len(batch)
+
+    async def _settle(self, last: AbstractIncomingMessage, *, ack: bool) -> None:
+        try:
+            if ack:
+                await last.ack(multiple=True)
+            else:
+                await last.nack(multiple=True, requeue=True)
+        except (AMQPError, ChannelInvalidStateError, MessageProcessError) as exc:
+            # The channel these messages came on is closed, so the broker has requeued them already and will
+            # deliver them again: rows already inserted come back as copies readers do not see.
+            log.warning("could not %s a batch (its channel is gone; it will be redelivered): %s",
+                        "ack" if ack else "requeue", exc)
+
+    async def _pause(self, seconds: float) -> None:
+        """Back off, but wake up at once on stop."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            await self._wait_for_change(remaining)
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the consumer stopped on an unexpected error", exc_info=task.exception())
+
+
+def _line_terminated(body: bytes) -> bytes:
+    # Bodies are concatenated; a body without its final newline would glue its last row to the next body.
+    return body if body.endswith(b"\n") else body + b"\n"
+
+
+async def run(settings: Settings) -> None:
+    """``bard consumer``: consume until SIGINT or SIGTERM, then stop gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    client = await asyncio.to_thread(client_for, settings)
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    try:
+        async with Consumer(settings, client, connection):
+            await stop.wait()
+            log.info("stopping the consumer")
+    finally:
+        await connection.close()
+        await asyncio.to_thread(client.close)
