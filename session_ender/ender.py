@@ -1,0 +1,229 @@
+"""The move of ended sessions from PostgreSQL ``active_sessions`` to ClickHouse ``sessions``.
+
+A move is one PostgreSQL transaction per batch:
+
+1. **claim**: ``SELECT ... FOR UPDATE SKIP LOCKED`` the rows whose ``expires_at`` (server time, last_seen_at +
+   max idle) lies more than the grace before now; enders on other machines skip the locked rows and claim
+   others, so each row has one mover at a time;
+2. **read**: the ended sessions of the whole batch from ClickHouse ``sessions``, in one query, the highest
+   ``version`` of each (what ``FINAL`` shows);
+3. **write**: every merged session (:mod:`session_ender.merge`), in one insert, each with a higher version;
+4. **delete**: the claimed rows whose ``segment_id`` and ``last_seen_at`` are unchanged since the claim;
+5. **commit**, which releases the locks.
+
+Why the row lock is held across the ClickHouse write rather than a lease column: a lock dies with the
+connection, so a crashed ender frees its rows at once and the rerun waits for no lease; and while the lock is
+held no batch can change the row, so the ClickHouse read-modify-write of one session is serialised across
+enders (the next move of that session can only claim the row after this commit, so it reads after this
+write). The cost: the agent API's upsert of a session being moved waits for the commit (one batch's ClickHouse
+read and insert, tens of milliseconds), and only sessions already idle past their timeout are ever locked.
+That upsert then finds the row gone and creates a new one with a new segment: the session stays active, and a
+later move merges the late events into the ended session.
+
+An ender that hangs instead of crashing holds its locks until PostgreSQL's
+``idle_in_transaction_session_timeout`` (set per transaction) ends its transaction; another ender may then move
+the same rows. If the hung one wakes and writes its merge late, that merge is stale, and it loses to the newer
+one because a version is never below the claim's PostgreSQL time in microseconds (:func:`merge_segment`); its
+delete then fails with its transaction. The delete's guard on ``last_seen_at`` and ``segment_id`` keeps any
+row changed after the claim active, should the lock ever not cover it.
+
+A crash at any step leaves PostgreSQL as it was (the transaction rolls back). If it came after the ClickHouse
+write, ``sessions`` already holds the merged row while the active row remains; the rerun merges the same
+segment again, which *replaces* that segment's counts instead of adding them, so readers never see doubled
+counts, even if a batch updated the row between the crash and the rerun.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import asyncpg
+import msgspec
+from clickhouse_connect.driver.client import Client
+
+from bard.settings import Settings
+from session_ender.merge import COLUMNS, ActiveSegment, EndedSession, as_row, merge_segment
+
+log = logging.getLogger(__name__)
+
+
+class MoveStep(StrEnum):
+    """The points of a move at which the step hook is called (tests inject crashes there)."""
+
+    CLAIMED = "claimed"  # rows locked in PostgreSQL; nothing read or written yet
+    READ = "read"  # ended sessions read from ClickHouse and merged; nothing written yet
+    WRITTEN = "written"  # merged sessions inserted into ClickHouse; PostgreSQL rows untouched
+    DELETED = "deleted"  # PostgreSQL rows deleted; the transaction is not committed yet
+
+
+StepHook = Callable[[MoveStep, Sequence[ActiveSegment]], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+
+class BatchResult(msgspec.Struct, frozen=True):
+    claimed: int
+    ended: int  # claimed rows deleted from PostgreSQL: moved
+    kept: int  # claimed rows that changed after the claim and stay active
+
+
+class RunResult(msgspec.Struct, frozen=True):
+    ended: int
+    kept: int
+    batches: int
+    seconds: float
+
+
+CLAIM = """
+SELECT session_id, segment_id, app_name, first_event_at, last_event_at, event_count, error_count, last_seen_at,
+       (extract(epoch FROM statement_timestamp()) * 1000000)::bigint AS claimed_at_us
+FROM active_sessions
+WHERE expires_at < COALESCE($1::timestamptz, now()) - $2::interval
+ORDER BY expires_at
+LIMIT $3
+FOR UPDATE SKIP LOCKED
+"""
+
+DELETE_UNCHANGED = """
+DELETE FROM active_sessions AS a
+USING unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS moved(session_id, segment_id, last_seen_at)
+WHERE a.session_id = moved.session_id
+  AND a.segment_id = moved.segment_id
+  AND a.last_seen_at = moved.last_seen_at
+"""
+
+# Every stored version of the batch's sessions; the highest is kept (argMax by version, done in Python): what FINAL
+# shows, without FINAL's merge work (measured ~40% cheaper on a table of 100 unmerged parts).
+READ_ENDED = """
+SELECT session_id, app_name, toUnixTimestamp64Milli(started_at), toUnixTimestamp64Milli(ended_at),
+       event_count, error_count, segments, segment_event_counts, segment_error_counts, version
+FROM sessions
+WHERE session_id IN {ids:Array(UUID)}
+"""
+
+
+class SessionEnder:
+    """Moves expired sessions; one instance per process (several processes may run at once).
+
+    ``clock`` decides "now" for expiry; by default PostgreSQL's own clock, the one that set ``last_seen_at``.
+    ``on_step`` is awaited at each :class:`MoveStep` with the claimed batch; an exception it raises aborts the
+    move there, as a crash would.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        ch_client: Client,
+        *,
+        grace_seconds: float,
+        batch_size: int,
+        clock: Clock | None = None,
+        on_step: StepHook | None = None,
+        lock_idle_timeout_seconds: float = 60.0,
+    ) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self._pool = pool
+        self._ch = ch_client
+        self._grace = timedelta(seconds=grace_seconds)
+        self.batch_size = batch_size
+        self._clock = clock
+        self._on_step = on_step
+        self._lock_idle_timeout = f"{int(lock_idle_timeout_seconds * 1000)}ms"
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, pool: asyncpg.Pool, ch_client: Client, *,
+        clock: Clock | None = None, on_step: StepHook | None = None,
+    ) -> SessionEnder:
+        return cls(pool, ch_client, grace_seconds=settings.ender_grace_seconds,
+                   batch_size=settings.ender_batch_size, clock=clock, on_step=on_step)
+
+    async def expire_sessions(self) -> RunResult:
+        """Move every session expired now, batch after batch; logs one line."""
+        started = time.perf_counter()
+        ended = kept = batches = 0
+        self._idle.clear()
+        try:
+            while True:
+                batch = await self.move_batch()
+                if batch.claimed:
+                    batches += 1
+                ended += batch.ended
+                kept += batch.kept
+                if batch.claimed < self.batch_size:
+                    break
+        except BaseException:
+            log.error("session ender run failed after %d ended, %d kept active, %d batches, in %.3f s",
+                      ended, kept, batches, time.perf_counter() - started)
+            raise
+        finally:
+            self._idle.set()
+        result = RunResult(ended=ended, kept=kept, batches=batches, seconds=time.perf_counter() - started)
+        log.info("session ender: %d ended, %d kept active, %d batches, in %.3f s",
+                 result.ended, result.kept, result.batches, result.seconds)
+        return result
+
+    async def idle(self) -> None:
+        """Return when no run is in progress."""
+        await self._idle.wait()
+
+    async def move_batch(self) -> BatchResult:
+        """Claim up to ``batch_size`` expired rows, write them to ClickHouse, delete the unchanged ones."""
+        now = self._clock() if self._clock is not None else None
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT set_config('idle_in_transaction_session_timeout', $1, true)",
+                               self._lock_idle_timeout)
+            rows = await conn.fetch(CLAIM, now, self._grace, self.batch_size)
+            if not rows:
+                return BatchResult(claimed=0, ended=0, kept=0)
+            segments = [
+                ActiveSegment(session_id=r["session_id"], segment_id=r["segment_id"], app_name=r["app_name"],
+                              first_event_at=r["first_event_at"], last_event_at=r["last_event_at"],
+                              event_count=r["event_count"], error_count=r["error_count"])
+                for r in rows
+            ]
+            await self._step(MoveStep.CLAIMED, segments)
+
+            previous = await asyncio.to_thread(self._read_ended, [s.session_id for s in segments])
+            claimed_at_us = max(r["claimed_at_us"] for r in rows)
+            merged = [merge_segment(previous.get(s.session_id), s, min_version=claimed_at_us) for s in segments]
+            await self._step(MoveStep.READ, segments)
+
+            # Synchronous even where a server profile turns async inserts on: the next move must read this row.
+            await asyncio.to_thread(self._ch.insert, "sessions", [as_row(m) for m in merged], column_names=COLUMNS,
+                                    settings={"async_insert": 0})
+            await self._step(MoveStep.WRITTEN, segments)
+
+            status = await conn.execute(
+                DELETE_UNCHANGED,
+                [r["session_id"] for r in rows], [r["segment_id"] for r in rows], [r["last_seen_at"] for r in rows],
+            )
+            deleted = int(status.rsplit(" ", 1)[1])
+            await self._step(MoveStep.DELETED, segments)
+        return BatchResult(claimed=len(rows), ended=deleted, kept=len(rows) - deleted)
+
+    async def _step(self, step: MoveStep, segments: Sequence[ActiveSegment]) -> None:
+        if self._on_step is not None:
+            await self._on_step(step, segments)
+
+    def _read_ended(self, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, EndedSession]:
+        result = self._ch.query(READ_ENDED, parameters={"ids": session_ids})
+        latest: dict[uuid.UUID, EndedSession] = {}
+        for row in result.result_rows:
+            known = latest.get(row[0])
+            if known is not None and known.version >= row[9]:
+                continue
+            latest[row[0]] = EndedSession(
+                session_id=row[0], app_name=row[1], started_at=row[2], ended_at=row[3], event_count=row[4],
+                error_count=row[5], segments=tuple(row[6]), segment_event_counts=tuple(row[7]),
+                segment_error_counts=tuple(row[8]), version=row[9],
+            )
+        return latest
