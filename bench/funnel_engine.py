@@ -1,0 +1,245 @@
+"""Benchmark: a 5-step funnel over N conversion events and S sessions in chDB, beside ClickHouse's windowFunnel.
+
+    .venv/bin/python -m bench.funnel_engine --rows 10000000 --sessions 200000 --repeat 5
+
+Data is generated inside ClickHouse (INSERT ... SELECT from numbers(), rand-based columns) into a fresh chDB
+directory, merged (OPTIMIZE FINAL) so every method reads the same parts. Each method then runs in its own
+process (chDB opens a directory in one process at a time), so its peak RSS is its own: the process's peak
+(ru_maxrss) and its increase over the RSS measured just before the first query. Times are wall-clock per query
+through clickhouse-connect (compile included for the engine); the median is reported.
+
+Methods:
+- ``engine``: ``evaluate_funnel`` counts and medians (what ``/v1`` asks first).
+- ``engine_all_ids``: ``evaluate_funnel(ids=AllIds())`` (the original ``/api`` contract: every id).
+- ``engine_page``: ``evaluate_funnel(ids=IdPage(limit=100))``.
+- ``window_funnel``: plain ``windowFunnel(window, 'strict_increase')`` levels over the same events, no session
+  filter (the engine's own limit).
+- ``window_funnel_entered``: the same restricted to the funnel's entered sessions (same filters as the engine).
+- ``interleaved``: ``engine`` and ``window_funnel`` alternately in one process; the median of the per-pair
+  ratios (steadier than a ratio of medians on a shared machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import clickhouse_connect
+import clickhouse_connect.driver.client
+
+from funnels import AllIds, AppNameFilter, FunnelDefinition, IdPage, StartedFilter, Step, evaluate_funnel
+from funnels.evaluation import window_funnel_levels
+
+DATABASE = "bench"
+STEPS = (
+    Step("click", "label_0"),
+    Step("click", "label_1"),
+    Step("custom", "label_2"),
+    Step("click", "label_3"),
+    Step("click", "label_4"),
+)
+METHODS = ("engine", "window_funnel", "engine_all_ids", "engine_page", "window_funnel_entered", "interleaved")
+
+
+def funnel() -> FunnelDefinition:
+    import datetime as dt
+
+    return FunnelDefinition(
+        name="bench",
+        steps=STEPS,
+        filters=(AppNameFilter(names=("shop",)), StartedFilter(start=dt.date(2026, 1, 1), end=dt.date(2026, 12, 31))),
+    )
+
+
+def generate(directory: str, rows: int, sessions: int) -> None:
+    from bard.settings import Settings
+    from clickhouse.client import create_client
+    from clickhouse.migrations import migrate
+
+    settings = Settings.from_mapping(
+        {"BARD_CLICKHOUSE_URL": f"chdb://{directory}", "BARD_CLICKHOUSE_DATABASE": DATABASE}
+    )
+    client = create_client(settings.resolved_clickhouse_url, database=DATABASE)
+    migrate(client, settings, DATABASE)
+    started = time.perf_counter()
+    # 90% of sessions are 'shop' (they enter), one hour long, spread over 30 days; events land in their hour.
+    client.command(
+        """
+        INSERT INTO bench.sessions
+            (session_id, app_name, started_at, ended_at, event_count, error_count, segments, version)
+        SELECT toUUID(concat('00000000-0000-4000-8000-', leftPad(toString(number), 12, '0'))),
+               if(number % 10 = 0, 'other', 'shop'),
+               toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + toIntervalSecond(number % 2592000),
+               toDateTime64('2026-01-01 01:00:00', 3, 'UTC') + toIntervalSecond(number % 2592000),
+               0, number % 7 = 0, [], 1
+        FROM numbers({sessions:UInt64})
+        """,
+        parameters={"sessions": sessions},
+    )
+    # Session ids are a function of the session number, so both tables agree without a join.
+    # 20 labels x 2 kinds (a quarter custom): each click step matches ~3.75% of rows, the custom one ~1.25%.
+    client.command(
+        """
+        INSERT INTO bench.conversion_events (session_id, app_name, ts, kind, label, batch_id, seq)
+        SELECT toUUID(concat('00000000-0000-4000-8000-', leftPad(toString(s), 12, '0'))), 'shop',
+               toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + toIntervalSecond(s % 2592000)
+                   + toIntervalMillisecond(rand(1) % 3600000),
+               if(rand(2) % 4 = 0, 'custom', 'click'), concat('label_', toString(rand(3) % 20)),
+               generateUUIDv4(number), 0
+        FROM (SELECT number, rand(0) % {sessions:UInt64} AS s FROM numbers({rows:UInt64}))
+        """,
+        parameters={"sessions": sessions, "rows": rows},
+    )
+    client.command(f"OPTIMIZE TABLE {DATABASE}.conversion_events FINAL")
+    client.command(f"OPTIMIZE TABLE {DATABASE}.sessions FINAL")
+    print(json.dumps({"generated_rows": rows, "sessions": sessions, "seconds": time.perf_counter() - started}))
+
+
+def measure(directory: str, method: str, repeat: int) -> None:
+    client = clickhouse_connect.get_client(dsn=f"chdb://{directory}")
+    definition = funnel()
+    plain = plain_window_funnel_sql()
+
+    def run() -> object:
+        if method == "engine":
+            return [s.completed for s in evaluate_funnel(client, DATABASE, definition).steps]
+        if method == "engine_all_ids":
+            result = evaluate_funnel(client, DATABASE, definition, ids=AllIds())
+            return [len(s.completed_ids) for s in result.steps]
+        if method == "engine_page":
+            result = evaluate_funnel(client, DATABASE, definition, ids=IdPage(limit=100))
+            return [s.completed for s in result.steps]
+        if method == "window_funnel":
+            return sorted(client.query(plain).result_rows)
+        if method == "window_funnel_entered":
+            return sorted(window_funnel_levels(client, DATABASE, definition).items())
+        raise SystemExit(f"unknown method {method}")
+
+    if method == "interleaved":
+        interleave(client, definition, plain, repeat)
+        return
+    client.query("SELECT 1")
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = []
+    answer = None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        answer = run()
+        times.append(time.perf_counter() - started)
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "method": method,
+                "times": times,
+                "median": statistics.median(times),
+                "peak_rss_mib": rss_after / 1024,
+                "peak_rss_increase_mib": (rss_after - rss_before) / 1024,
+                "answer": answer,
+            },
+            default=str,
+        )
+    )
+
+
+def interleave(
+    client: clickhouse_connect.driver.client.Client, definition: FunnelDefinition, plain: str, repeat: int
+) -> None:
+    """Engine and plain windowFunnel one after the other, ``repeat`` pairs: on a shared machine the ratio of
+    each pair is steadier than the ratio of two medians taken minutes apart."""
+    engine_times, window_times, ratios = [], [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        evaluate_funnel(client, DATABASE, definition)
+        engine_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        client.query(plain)
+        window_times.append(time.perf_counter() - started)
+        ratios.append(engine_times[-1] / window_times[-1])
+    print(
+        json.dumps(
+            {
+                "method": "interleaved",
+                "times": engine_times,
+                "median": statistics.median(engine_times),
+                "window_funnel_median": statistics.median(window_times),
+                "ratio_median": statistics.median(ratios),
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_increase_mib": 0,
+                "answer": [round(r, 2) for r in ratios],
+            }
+        )
+    )
+
+
+def plain_window_funnel_sql() -> str:
+    """windowFunnel over the same events with no session filter, reading only rows of some step (as anyone
+    would write it: the primary index skips the rest). The step values are the bench's own constants."""
+    conditions = [f"(kind = '{s.kind}' AND label = '{s.label}')" for s in STEPS]
+    return (
+        "SELECT level, count() FROM (SELECT windowFunnel(4611686018427387904, 'strict_increase')"  # noqa: S608
+        f"(toUInt64(toUnixTimestamp64Milli(ts)), {', '.join(conditions)}) AS level "
+        f"FROM {DATABASE}.conversion_events WHERE {' OR '.join(conditions)} GROUP BY session_id) GROUP BY level"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--sessions", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--dir", help="reuse (or keep) this chDB directory instead of a temporary one")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one method in this process
+    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generate:
+        generate(args.dir, args.rows, args.sessions)
+        return
+    if args.measure:
+        measure(args.dir, args.measure, args.repeat)
+        return
+
+    fresh = not args.dir or not Path(args.dir).exists()
+    directory = args.dir or tempfile.mkdtemp(prefix="bard-funnel-bench-")
+    me = [sys.executable, "-m", "bench.funnel_engine", "--dir", directory]
+    try:
+        if fresh:
+            common = ["--rows", str(args.rows), "--sessions", str(args.sessions)]
+            subprocess.run([*me, "--generate", *common], check=True)
+        results = {}
+        for method in args.methods.split(","):
+            out = subprocess.run(
+                [*me, "--measure", method, "--repeat", str(args.repeat)], check=True, capture_output=True, text=True
+            )
+            results[method] = json.loads(out.stdout.strip().splitlines()[-1])
+            r = results[method]
+            print(
+                f"{method:24} median {r['median']:.3f} s  runs {[round(t, 3) for t in r['times']]}  "
+                f"peak RSS {r['peak_rss_mib']:.0f} MiB (+{r['peak_rss_increase_mib']:.0f} during queries)  "
+                f"answer {r['answer']}"
+            )
+        if "engine" in results and "window_funnel" in results:
+            ratio = results["engine"]["median"] / results["window_funnel"]["median"]
+            print(f"ratio of medians, engine / plain windowFunnel: {ratio:.2f}")
+        if "interleaved" in results:
+            r = results["interleaved"]
+            print(
+                f"interleaved pairs: engine median {r['median']:.3f} s, windowFunnel median "
+                f"{r['window_funnel_median']:.3f} s, median ratio {r['ratio_median']:.2f}"
+            )
+    finally:
+        if not args.dir:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+WITH entered AS (
+  SELECT
+    session_id
+  FROM bard.sessions FINAL
+  WHERE
+    app_name IN {p0: Array(String)}
+    AND (
+      date >= {p1: DATE} AND date <= {p2: DATE}
+    )
+    AND duration_ms >= {p3: UInt64}
+    AND (
+      error_count > 0
+    ) = {p4: Bool}
+    AND date >= {p5: DATE}
+)
+SELECT
+  (
+    SELECT
+      COUNT(*)
+    FROM entered
+  ),
+  countIf(r1),
+  countIf(r2),
+  countIf(r3),
+  countIf(r4),
+  countIf(r5),
+  quantileExactInclusiveIf(0.5)(d2, r2),
+  quantileExactInclusiveIf(0.5)(d3, r3),
+  quantileExactInclusiveIf(0.5)(d4, r4),
+  quantileExactInclusiveIf(0.5)(d5, r5)
+FROM (
+  SELECT
+    session_id,
+    countIf((
+      kind = {p6: String} AND label = {p7: String}
+    )) > 0 AS r1,
+    minIf(t, (
+      kind = {p6: String} AND label = {p7: String}
+    )) AS t1,
+    groupArrayIf(t, (
+      kind = {p8: String} AND label = {p9: String}
+    )) AS e2,
+    groupArrayIf(t, (
+      kind = {p10: String} AND label = {p11: String}
+    )) AS e3,
+    groupArrayIf(t, (
+      kind = {p12: String} AND label = {p13: String}
+    )) AS e4,
+    groupArrayIf(t, (
+      kind = {p14: String} AND label = {p15: String}
+    )) AS e5,
+    arrayFilter(x -> x > t1, e2) AS f2,
+    r1 AND notEmpty(f2) AS r2,
+    arrayMin(f2) AS t2,
+    t2 - t1 AS d2,
+    arrayFilter(x -> x > t2, e3) AS f3,
+    r2 AND notEmpty(f3) AS r3,
+    arrayMin(f3) AS t3,
+    t3 - t2 AS d3,
+    arrayFilter(x -> x > t3, e4) AS f4,
+    r3 AND notEmpty(f4) AS r4,
+    arrayMin(f4) AS t4,
+    t4 - t3 AS d4,
+    arrayFilter(x -> x > t4, e5) AS f5,
+    r4 AND notEmpty(f5) AS r5,
+    arrayMin(f5) AS t5,
+    t5 - t4 AS d5,
+    r1 + r2 + r3 + r4 + r5 AS level
+  FROM (
+    SELECT
+      session_id,
+      toUnixTimestamp64Milli(ts) AS t,
+      kind,
+      label
+    FROM bard.conversion_events
+    WHERE
+      (
+        (
+          kind = {p6: String} AND label = {p7: String}
+        )
+        OR (
+          kind = {p8: String} AND label = {p9: String}
+        )
+        OR (
+          kind = {p10: String} AND label = {p11: String}
+        )
+        OR (
+          kind = {p12: String} AND label = {p13: String}
+        )
+        OR (
+          kind = {p14: String} AND label = {p15: String}
+        )
+      )
+      AND session_id IN (
+        SELECT
+          session_id
+        FROM entered
+      )
+  ) AS matching
+  GROUP BY
+    session_id
+) AS chain;
+
+WITH entered AS (
+  SELECT
+    session_id
+  FROM bard.sessions FINAL
+  WHERE
+    app_name IN {p0: Array(String)}
+    AND (
+      date >= {p1: DATE} AND date <= {p2: DATE}
+    )
+    AND duration_ms >= {p3: UInt64}
+    AND (
+      error_count > 0
+    ) = {p4: Bool}
+    AND date >= {p5: DATE}
+), levels AS (
+  SELECT
+    session_id,
+    toString(session_id) AS sid,
+    level,
+    d2,
+    d3,
+    d4,
+    d5
+  FROM entered
+  LEFT JOIN (
+    SELECT
+      session_id,
+      level,
+      d2,
+      d3,
+      d4,
+      d5
+    FROM (
+      SELECT
+        session_id,
+        countIf((
+          kind = {p6: String} AND label = {p7: String}
+        )) > 0 AS r1,
+        minIf(t, (
+          kind = {p6: String} AND label = {p7: String}
+        )) AS t1,
+        groupArrayIf(t, (
+          kind = {p8: String} AND label = {p9: String}
+        )) AS e2,
+        groupArrayIf(t, (
+          kind = {p10: String} AND label = {p11: String}
+        )) AS e3,
+        groupArrayIf(t, (
+          kind = {p12: String} AND label = {p13: String}
+        )) AS e4,
+        groupArrayIf(t, (
+          kind = {p14: String} AND label = {p15: String}
+        )) AS e5,
+        arrayFilter(x -> x > t1, e2) AS f2,
+        r1 AND notEmpty(f2) AS r2,
+        arrayMin(f2) AS t2,
+        t2 - t1 AS d2,
+        arrayFilter(x -> x > t2, e3) AS f3,
+        r2 AND notEmpty(f3) AS r3,
+        arrayMin(f3) AS t3,
+        t3 - t2 AS d3,
+        arrayFilter(x -> x > t3, e4) AS f4,
+        r3 AND notEmpty(f4) AS r4,
+        arrayMin(f4) AS t4,
+        t4 - t3 AS d4,
+        arrayFilter(x -> x > t4, e5) AS f5,
+        r4 AND notEmpty(f5) AS r5,
+        arrayMin(f5) AS t5,
+        t5 - t4 AS d5,
+        r1 + r2 + r3 + r4 + r5 AS level
+      FROM (
+        SELECT
+          session_id,
+          toUnixTimestamp64Milli(ts) AS t,
+          kind,
+          label
+        FROM bard.conversion_events
+        WHERE
+          (
+            (
+              kind = {p6: String} AND label = {p7: String}
+            )
+            OR (
+              kind = {p8: String} AND label = {p9: String}
+            )
+            OR (
+              kind = {p10: String} AND label = {p11: String}
+            )
+            OR (
+              kind = {p12: String} AND label = {p13: String}
+            )
+            OR (
+              kind = {p14: String} AND label = {p15: String}
+            )
+          )
+          AND session_id IN (
+            SELECT
+              session_id
+            FROM entered
+          )
+      ) AS matching
+      GROUP BY
+        session_id
+    ) AS chain
+  ) AS reached
+    USING (session_id)
+)
+SELECT
+  COUNT(*),
+  countIf(level >= 1),
+  countIf(level >= 2),
+  countIf(level >= 3),
+  countIf(level >= 4),
+  countIf(level >= 5),
+  quantileExactInclusiveIf(0.5)(d2, level >= 2),
+  quantileExactInclusiveIf(0.5)(d3, level >= 3),
+  quantileExactInclusiveIf(0.5)(d4, level >= 4),
+  quantileExactInclusiveIf(0.5)(d5, level >= 5),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 3)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level = 2)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 4)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level = 3)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 5)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level = 4))
+FROM levels;
+
+WITH entered AS (
+  SELECT
+    session_id
+  FROM bard.sessions FINAL
+  WHERE
+    app_name IN {p3: Array(String)}
+    AND (
+      date >= {p4: DATE} AND date <= {p5: DATE}
+    )
+    AND duration_ms >= {p6: UInt64}
+    AND (
+      error_count > 0
+    ) = {p7: Bool}
+    AND date >= {p8: DATE}
+), levels AS (
+  SELECT
+    session_id,
+    toString(session_id) AS sid,
+    level,
+    d2,
+    d3,
+    d4,
+    d5
+  FROM entered
+  LEFT JOIN (
+    SELECT
+      session_id,
+      level,
+      d2,
+      d3,
+      d4,
+      d5
+    FROM (
+      SELECT
+        session_id,
+        countIf((
+          kind = {p9: String} AND label = {p10: String}
+        )) > 0 AS r1,
+        minIf(t, (
+          kind = {p9: String} AND label = {p10: String}
+        )) AS t1,
+        groupArrayIf(t, (
+          kind = {p11: String} AND label = {p12: String}
+        )) AS e2,
+        groupArrayIf(t, (
+          kind = {p13: String} AND label = {p14: String}
+        )) AS e3,
+        groupArrayIf(t, (
+          kind = {p15: String} AND label = {p16: String}
+        )) AS e4,
+        groupArrayIf(t, (
+          kind = {p17: String} AND label = {p18: String}
+        )) AS e5,
+        arrayFilter(x -> x > t1, e2) AS f2,
+        r1 AND notEmpty(f2) AS r2,
+        arrayMin(f2) AS t2,
+        t2 - t1 AS d2,
+        arrayFilter(x -> x > t2, e3) AS f3,
+        r2 AND notEmpty(f3) AS r3,
+        arrayMin(f3) AS t3,
+        t3 - t2 AS d3,
+        arrayFilter(x -> x > t3, e4) AS f4,
+        r3 AND notEmpty(f4) AS r4,
+        arrayMin(f4) AS t4,
+        t4 - t3 AS d4,
+        arrayFilter(x -> x > t4, e5) AS f5,
+        r4 AND notEmpty(f5) AS r5,
+        arrayMin(f5) AS t5,
+        t5 - t4 AS d5,
+        r1 + r2 + r3 + r4 + r5 AS level
+      FROM (
+        SELECT
+          session_id,
+          toUnixTimestamp64Milli(ts) AS t,
+          kind,
+          label
+        FROM bard.conversion_events
+        WHERE
+          (
+            (
+              kind = {p9: String} AND label = {p10: String}
+            )
+            OR (
+              kind = {p11: String} AND label = {p12: String}
+            )
+            OR (
+              kind = {p13: String} AND label = {p14: String}
+            )
+            OR (
+              kind = {p15: String} AND label = {p16: String}
+            )
+            OR (
+              kind = {p17: String} AND label = {p18: String}
+            )
+          )
+          AND session_id IN (
+            SELECT
+              session_id
+            FROM entered
+          )
+      ) AS matching
+      GROUP BY
+        session_id
+    ) AS chain
+  ) AS reached
+    USING (session_id)
+)
+SELECT
+  session_id
+FROM levels
+WHERE
+  level >= {p0: UInt8}
+ORDER BY
+  sid NULLS FIRST
+LIMIT {p1: UInt32}
+OFFSET {p2: UInt32};

@@ -1,0 +1,159 @@
+WITH entered AS (
+  SELECT
+    session_id
+  FROM bard.sessions FINAL
+  WHERE
+    date >= {p0: DATE}
+)
+SELECT
+  (
+    SELECT
+      COUNT(*)
+    FROM entered
+  ),
+  countIf(r1)
+FROM (
+  SELECT
+    session_id,
+    countIf((
+      kind = {p1: String} AND label = {p2: String}
+    )) > 0 AS r1,
+    minIf(t, (
+      kind = {p1: String} AND label = {p2: String}
+    )) AS t1,
+    r1 AS level
+  FROM (
+    SELECT
+      session_id,
+      toUnixTimestamp64Milli(ts) AS t,
+      kind,
+      label
+    FROM bard.conversion_events
+    WHERE
+      (
+        kind = {p1: String} AND label = {p2: String}
+      )
+      AND session_id IN (
+        SELECT
+          session_id
+        FROM entered
+      )
+  ) AS matching
+  GROUP BY
+    session_id
+) AS chain;
+
+WITH entered AS (
+  SELECT
+    session_id
+  FROM bard.sessions FINAL
+  WHERE
+    date >= {p0: DATE}
+), levels AS (
+  SELECT
+    session_id,
+    toString(session_id) AS sid,
+    level
+  FROM entered
+  LEFT JOIN (
+    SELECT
+      session_id,
+      level
+    FROM (
+      SELECT
+        session_id,
+        countIf((
+          kind = {p1: String} AND label = {p2: String}
+        )) > 0 AS r1,
+        minIf(t, (
+          kind = {p1: String} AND label = {p2: String}
+        )) AS t1,
+        r1 AS level
+      FROM (
+        SELECT
+          session_id,
+          toUnixTimestamp64Milli(ts) AS t,
+          kind,
+          label
+        FROM bard.conversion_events
+        WHERE
+          (
+            kind = {p1: String} AND label = {p2: String}
+          )
+          AND session_id IN (
+            SELECT
+              session_id
+            FROM entered
+          )
+      ) AS matching
+      GROUP BY
+        session_id
+    ) AS chain
+  ) AS reached
+    USING (session_id)
+)
+SELECT
+  COUNT(*),
+  countIf(level >= 1),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level = 0))
+FROM levels;
+
+WITH entered AS (
+  SELECT
+    session_id
+  FROM bard.sessions FINAL
+  WHERE
+    date >= {p3: DATE}
+), levels AS (
+  SELECT
+    session_id,
+    toString(session_id) AS sid,
+    level
+  FROM entered
+  LEFT JOIN (
+    SELECT
+      session_id,
+      level
+    FROM (
+      SELECT
+        session_id,
+        countIf((
+          kind = {p4: String} AND label = {p5: String}
+        )) > 0 AS r1,
+        minIf(t, (
+          kind = {p4: String} AND label = {p5: String}
+        )) AS t1,
+        r1 AS level
+      FROM (
+        SELECT
+          session_id,
+          toUnixTimestamp64Milli(ts) AS t,
+          kind,
+          label
+        FROM bard.conversion_events
+        WHERE
+          (
+            kind = {p4: String} AND label = {p5: String}
+          )
+          AND session_id IN (
+            SELECT
+              session_id
+            FROM entered
+          )
+      ) AS matching
+      GROUP BY
+        session_id
+    ) AS chain
+  ) AS reached
+    USING (session_id)
+)
+SELECT
+  session_id
+FROM levels
+WHERE
+  level >= {p0: UInt8}
+ORDER BY
+  sid NULLS FIRST
+LIMIT {p1: UInt32}
+OFFSET {p2: UInt32};

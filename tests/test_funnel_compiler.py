@@ -1,0 +1,198 @@
+"""The compiler without a database: the text depends on the shape only, values only travel as parameters, the
+size grows with the steps, identifiers come from allow-lists, and snapshots show every change to a query.
+
+Snapshots live in ``tests/snapshots/funnels/``; after an intended change, rewrite them with
+``BARD_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/test_funnel_compiler.py`` and review the diff."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlglot
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from funnels import (
+    AppNameFilter,
+    DurationFilter,
+    ErrorsFilter,
+    FunnelDefinition,
+    InvalidFunnel,
+    StartedFilter,
+    Step,
+    compile_funnel,
+)
+from funnels.compiler import FunnelCompiler
+
+SNAPSHOTS = Path(__file__).parent / "snapshots" / "funnels"
+
+HOSTILE = [
+    "a'b",
+    "back\\slash",
+    "{p0: String}",
+    "x; DROP TABLE sessions; --",
+    "SELECT",
+    "ünï😀",
+    "nul\x00",
+    "x" * 10_000,
+]
+
+
+def definition(labels: list[str], *, apps: tuple[str, ...] = ("shop",), window: int | None = None) -> FunnelDefinition:
+    return FunnelDefinition(
+        name="shape",
+        steps=tuple(Step(kind="click" if i % 2 == 0 else "custom", label=label) for i, label in enumerate(labels)),
+        filters=(
+            AppNameFilter(names=apps),
+            StartedFilter(start=dt.date(2026, 1, 1), end=dt.date(2026, 1, 31)),
+            DurationFilter(min_ms=1_000),
+            ErrorsFilter(has_errors=True),
+        ),
+        window_seconds=window,
+    )
+
+
+def every_query(funnel: FunnelDefinition, database: str = "bard") -> list[tuple[str, dict]]:
+    compiler = FunnelCompiler(funnel, database)
+    queries = [
+        compiler.counts_query(),
+        compiler.all_ids_query(),
+        compiler.page_ids_query(50, 100, None),
+        compiler.page_ids_query(50, 0, uuid.UUID(int=7)),
+        compiler.step_sessions_query(1, "dropped", 50, 0, None),
+        compiler.window_funnel_levels(),
+    ]
+    return [(q.sql, q.parameters) for q in queries]
+
+
+# --- snapshots ---------------------------------------------------------------------------------------------------
+
+SNAPSHOT_SHAPES = {
+    "one_step": FunnelDefinition(name="s", steps=(Step(kind="click", label="Buy"),)),
+    "three_steps_filters_window": definition(["a", "b", "c"], window=600),
+    "five_steps_filters": definition(["a", "b", "c", "d", "e"]),
+}
+
+
+@pytest.mark.parametrize("shape", SNAPSHOT_SHAPES)
+def test_compiled_sql_snapshot(shape: str) -> None:
+    """Counts, every id, and one page, each with an extra date filter given at evaluation time."""
+    compiler = FunnelCompiler(SNAPSHOT_SHAPES[shape], "bard", (StartedFilter(start=dt.date(2026, 2, 1)),))
+    text = "\n\n".join(
+        sqlglot.transpile(q.sql, read="clickhouse", write="clickhouse", pretty=True)[0] + ";"
+        for q in (
+            compiler.counts_query(),
+            compiler.all_ids_query(),
+            compiler.step_sessions_query(1, "completed", 10, 0, None),
+        )
+    )
+    path = SNAPSHOTS / f"{shape}.sql"
+    if os.environ.get("BARD_UPDATE_SNAPSHOTS") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    assert path.read_text() == text + "\n", f"compiled SQL changed; review and update {path}"
+
+
+# --- the text depends on the shape only -------------------------------------------------------------------------
+
+label_text = st.text(min_size=1, max_size=60) | st.sampled_from(HOSTILE)
+
+
+@hypothesis_settings(max_examples=30, deadline=None)
+@given(
+    labels=st.lists(label_text, min_size=1, max_size=5),
+    other=st.data(),
+    apps=st.lists(label_text, min_size=1, max_size=4).map(tuple),
+    window=st.integers(1, 86_400),
+)
+def test_text_never_changes_with_values(labels, other, apps, window) -> None:
+    """Two funnels of the same shape compile to the same text; values appear only in the parameters."""
+    others = other.draw(st.lists(label_text, min_size=len(labels), max_size=len(labels)))
+    first = every_query(definition(labels, apps=apps, window=window))
+    second = every_query(definition(others, apps=("shop",), window=1))
+    assert [sql for sql, _ in first] == [sql for sql, _ in second]
+    for sql, parameters in first:
+        # Every value is bound, and every placeholder of the text has its value.
+        assert set(labels) <= {v for v in parameters.values() if isinstance(v, str)}
+        assert set(re.findall(r"\{(p\d+): ", sql)) == set(parameters)
+
+
+def test_values_travel_as_parameters() -> None:
+    funnel = definition(["Buy", "paid"], apps=("shop", "blog"), window=60)
+    compiled = compile_funnel(funnel, "bard")
+    values = list(compiled.parameters.values())
+    assert ["shop", "blog"] in values
+    assert {"click", "Buy", "custom", "paid", dt.date(2026, 1, 1), dt.date(2026, 1, 31), 1_000, True, 60_000} <= {
+        v for v in values if not isinstance(v, list)
+    }
+    for name in compiled.parameters:
+        assert "{" + name + ":" in compiled.sql
+    for value in ("Buy", "paid", "shop", "blog", "2026", "1000", "60000"):
+        assert value not in compiled.sql
+
+
+def test_the_error_flag_is_a_value_too() -> None:
+    def with_flag(flag: bool) -> str:
+        return compile_funnel(
+            FunnelDefinition(name="e", steps=(Step("click", "x"),), filters=(ErrorsFilter(flag),)), "b"
+        ).sql
+
+    assert with_flag(True) == with_flag(False)
+
+
+def test_repeated_values_do_not_change_the_text() -> None:
+    same = definition(["a", "a", "a"])
+    different = definition(["a", "b", "c"])
+    assert every_query(same) == [
+        (sql, {k: ("a" if v in ("b", "c") else v) for k, v in params.items()}) for sql, params in every_query(different)
+    ]
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5, 10, 20])
+def test_size_grows_with_steps_only(steps: int) -> None:
+    small = compile_funnel(definition(["x"] * steps, apps=("a",)), "bard").sql
+    many_apps = compile_funnel(definition(["y"] * steps, apps=tuple(f"app{i}" for i in range(100))), "bard").sql
+    assert small == many_apps
+    if steps > 1:
+        fewer = compile_funnel(definition(["x"] * (steps - 1)), "bard").sql
+        # Each step adds a bounded number of characters: linear growth, not quadratic.
+        assert 0 < len(small) - len(fewer) < 500
+
+
+@pytest.mark.parametrize(
+    "database", ["", "1abc", "bard; DROP TABLE x", "bard.sessions", "bård", "a" * 65, "bard`", "bard--"]
+)
+def test_database_name_comes_from_an_allow_list(database: str) -> None:
+    with pytest.raises(InvalidFunnel) as caught:
+        compile_funnel(definition(["a"]), database)
+    assert caught.value.path == "database"
+
+
+def test_invalid_definitions_are_refused_by_the_compiler() -> None:
+    with pytest.raises(InvalidFunnel) as caught:
+        compile_funnel(FunnelDefinition(name="x", steps=()), "bard")
+    assert caught.value.path == "steps"
+    with pytest.raises(InvalidFunnel) as caught:
+        FunnelCompiler(definition(["a"]), "bard", (DurationFilter(min_ms=5, max_ms=1),))
+    assert caught.value.path == "extra_filters[0]"
+
+
+def test_step_kinds_are_values_too() -> None:
+    clicks = FunnelDefinition(name="k", steps=(Step("click", "a"), Step("click", "b")))
+    customs = FunnelDefinition(name="k", steps=(Step("custom", "a"), Step("custom", "b")))
+    assert [sql for sql, _ in every_query(clicks)] == [sql for sql, _ in every_query(customs)]
+
+
+def test_shape_changes_change_the_text() -> None:
+    """The converse: what is shape (number of steps, kinds of filters, a window) does show in the text."""
+    base = every_query(definition(["a", "b"]))
+    assert every_query(definition(["a", "b", "c"]))[0][0] != base[0][0]
+    assert every_query(definition(["a", "b"], window=5))[0][0] != base[0][0]
+    no_filters = FunnelDefinition(name="f", steps=(Step("click", "a"), Step("custom", "b")))
+    assert every_query(no_filters)[0][0] != base[0][0]
