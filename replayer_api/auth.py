@@ -1,0 +1,159 @@
+"""Access to the dashboard API: the dashboard token as a bearer credential, or a session cookie for browsers.
+
+``POST /login`` takes the token (form or JSON) and answers with a signed cookie: ``<issued_at>.<hmac>``, the HMAC
+(SHA-256) of the issue time under a key derived from the token, so changing the token ends every session, and
+nothing is stored server-side. The cookie is HttpOnly and SameSite=Lax (a cross-site page cannot post with it).
+Every comparison of a secret is constant-time. Only health and login are open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import time
+from urllib.parse import parse_qs, quote
+
+import msgspec
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bard.settings import Settings
+from replayer_api.parameters import limited_body
+
+COOKIE_NAME = "bard_session"
+COOKIE_MAX_AGE = 7 * 24 * 3600
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/login", "/logout"})
+API_PREFIXES = ("/api/", "/v1/")
+MAX_LOGIN_BODY = 16 * 1024
+
+
+class Credentials:
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise ValueError("the replayer API needs BARD_DASHBOARD_TOKEN (bard up generates one)")
+        self._token = token.encode()
+        self._cookie_key = hashlib.sha256(b"bard dashboard cookie\0" + self._token).digest()
+
+    def token_matches(self, candidate: str) -> bool:
+        return hmac.compare_digest(candidate.encode(), self._token)
+
+    def issue_cookie(self, now: float | None = None) -> str:
+        issued = str(int(now if now is not None else time.time()))
+        return f"{issued}.{self._sign(issued)}"
+
+    def cookie_valid(self, value: str, now: float | None = None) -> bool:
+        issued, _, signature = value.partition(".")
+        if not issued.isdigit() or not hmac.compare_digest(signature.encode(), self._sign(issued).encode()):
+            return False
+        age = (now if now is not None else time.time()) - int(issued)
+        return -60 <= age <= COOKIE_MAX_AGE
+
+    def _sign(self, issued: str) -> str:
+        return hmac.new(self._cookie_key, issued.encode(), hashlib.sha256).hexdigest()
+
+    def allows(self, headers: Headers, cookies: dict[str, str]) -> bool:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token and self.token_matches(token.strip()):
+            return True
+        cookie = cookies.get(COOKIE_NAME)
+        return cookie is not None and self.cookie_valid(cookie)
+
+
+class RequireCredentials:
+    """ASGI middleware: a request without a valid credential gets a 401 (API paths) or the login page (the
+    served dashboard). A pure ASGI middleware, so streamed responses pass through untouched."""
+
+    def __init__(self, app: ASGIApp, credentials: Credentials) -> None:
+        self.app = app
+        self.credentials = credentials
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if self.credentials.allows(request.headers, request.cookies):
+            await self.app(scope, receive, send)
+            return
+        response: Response
+        if scope["path"].startswith(API_PREFIXES) or scope["path"] in ("/api", "/v1"):
+            response = JSONResponse(
+                {"error": "authentication required: send Authorization: Bearer <BARD_DASHBOARD_TOKEN> "
+                          "or log in at /login for a session cookie"},
+                status_code=401, headers={"WWW-Authenticate": "Bearer"},
+            )
+        else:
+            target = scope["path"] + ("?" + request.url.query if request.url.query else "")
+            response = RedirectResponse("/login?next=" + quote(target, safe=""), status_code=303)
+        await response(scope, receive, send)
+
+
+def _safe_next(target: str | None) -> str:
+    # Only a path on this server: never an open redirect to another host.
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def login_page(next_path: str = "/", problem: str = "", status_code: int = 200) -> HTMLResponse:
+    message = f'<p class="problem">{html.escape(problem)}</p>' if problem else ""
+    body = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Bard: log in</title>
+<style>body{{font-family:sans-serif;max-width:24rem;margin:4rem auto}}input{{width:100%;margin:.4rem 0}}
+.problem{{color:#a00}}</style></head>
+<body><h1>Bard</h1>{message}
+<form method="post" action="/login">
+<label for="token">Dashboard token (BARD_DASHBOARD_TOKEN; <code>bard up</code> prints it)</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+<input type="hidden" name="next" value="{html.escape(_safe_next(next_path))}">
+<button type="submit">Log in</button>
+</form></body></html>"""
+    return HTMLResponse(body, status_code=status_code)
+
+
+async def show_login(request: Request) -> Response:
+    return login_page(request.query_params.get("next", "/"))
+
+
+async def log_in(request: Request) -> Response:
+    """Exchange the token for a session cookie: JSON ``{"token"}`` answers JSON, a form answers a redirect."""
+    credentials: Credentials = request.app.state.credentials
+    body = await limited_body(request, MAX_LOGIN_BODY)
+    is_json = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
+    token: object
+    next_path = "/"
+    if is_json:
+        try:
+            document = msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            return JSONResponse({"error": "body: not valid JSON", "parameter": "body"}, status_code=400)
+        token = document.get("token") if isinstance(document, dict) else None
+    else:
+        fields = parse_qs(body.decode("utf-8", errors="replace"))
+        token = fields["token"][0] if fields.get("token") else None
+        next_path = _safe_next((fields.get("next") or ["/"])[0])
+    if not isinstance(token, str) or not token:
+        if is_json:
+            return JSONResponse({"error": "token: required", "parameter": "token"}, status_code=400)
+        return login_page(next_path, "Enter the dashboard token.", status_code=400)
+    if not credentials.token_matches(token):
+        if is_json:
+            return JSONResponse({"error": "token: not the dashboard token", "parameter": "token"}, status_code=401)
+        return login_page(next_path, "That is not the dashboard token.", status_code=401)
+    response: Response = JSONResponse({"ok": True}) if is_json else RedirectResponse(next_path, status_code=303)
+    response.set_cookie(COOKIE_NAME, credentials.issue_cookie(), max_age=COOKIE_MAX_AGE, httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https", path="/")
+    return response
+
+
+async def log_out(request: Request) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE_NAME, path="/")
+    return response
+
+
+def credentials_for(settings: Settings) -> Credentials:
+    return Credentials(settings.dashboard_token)

@@ -1,0 +1,86 @@
+"""The errors handlers raise; :func:`error_response` turns each into the JSON answer the client needs.
+
+Bad input is a 400 naming the parameter, an unknown id a 404, a dependency that is down a 503 naming it.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+
+class ApiError(Exception):
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> dict[str, object]:
+        return {"error": self.message}
+
+
+class BadParameter(ApiError):
+    """A query parameter, path segment or body field is missing or malformed."""
+
+    status = 400
+
+    def __init__(self, parameter: str, problem: str) -> None:
+        super().__init__(f"{parameter}: {problem}")
+        self.parameter = parameter
+
+    def body(self) -> dict[str, object]:
+        return {"error": self.message, "parameter": self.parameter}
+
+
+class BodyTooLarge(ApiError):
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body: must be at most {limit} bytes")
+
+    def body(self) -> dict[str, object]:
+        return {"error": self.message, "parameter": "body"}
+
+
+class NotFound(ApiError):
+    status = 404
+
+    def __init__(self, what: str, identifier: object) -> None:
+        super().__init__(f"no {what} {identifier}")
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class DependencyDown(ApiError):
+    """PostgreSQL or ClickHouse did not answer; the message says which."""
+
+    status = 503
+
+    def __init__(self, dependency: str, detail: str) -> None:
+        super().__init__(f"{dependency} is unavailable: {detail}")
+        self.dependency = dependency
+
+    def body(self) -> dict[str, object]:
+        return {"error": self.message, "dependency": self.dependency}
+
+
+class DependencyFailed(ApiError):
+    """A dependency answered with an error (a query ClickHouse refused): a fault on our side, logged in full."""
+
+    status = 502
+
+    def __init__(self, dependency: str, detail: str) -> None:
+        super().__init__(f"{dependency} failed the request: {detail}")
+        self.dependency = dependency
+
+    def body(self) -> dict[str, object]:
+        return {"error": self.message, "dependency": self.dependency}
+
+
+async def error_response(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)

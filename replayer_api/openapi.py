@@ -1,0 +1,276 @@
+"""The ``/v1`` API described as OpenAPI 3.1, written by hand so that it says what the handlers mean.
+
+A test checks that every ``/v1`` route and method is described here, and every parameter the handlers accept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from replayer_api.errors import BadParameter
+
+
+def _query(name: str, description: str, schema: dict[str, Any], *, required: bool = False,
+           explode: bool | None = None) -> dict[str, Any]:
+    parameter: dict[str, Any] = {"name": name, "in": "query", "required": required, "description": description,
+                                 "schema": schema}
+    if explode is not None:
+        parameter["explode"] = explode
+    return parameter
+
+
+def _path(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": schema}
+
+
+def _json(schema_name: str, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}}}
+
+
+ERRORS = {
+    "400": _json("Error", "A bad parameter; `parameter` names it"),
+    "401": _json("Error", "No valid credential"),
+}
+NOT_FOUND = {"404": _json("Error", "No such id")}
+UUID = {"type": "string", "format": "uuid"}
+SESSION_ID = _path("session_id", "The session's id", UUID)
+FUNNEL_ID = _path("funnel_id", "The funnel's id", {"type": "integer", "minimum": 1})
+LIMIT = _query("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50})
+CURSOR = _query("cursor", "`next_cursor` of the previous page, made under the same sort and order (else 400)",
+                {"type": "string"})
+APP = _query("app", "Only these apps (repeat the parameter for several)",
+             {"type": "array", "items": {"type": "string", "minLength": 1}}, explode=True)
+START_DAY = _query("start", "Only sessions started on or after this UTC day", {"type": "string", "format": "date"})
+END_DAY = _query("end", "Only sessions started on or before this UTC day", {"type": "string", "format": "date"})
+INSTANT = {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer", "minimum": 0}],
+           "description": "ISO 8601 (UTC when no offset) or milliseconds since the epoch"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "string"}, "parameter": {"type": "string"},
+                       "dependency": {"type": "string"}},
+    },
+    "Session": {
+        "type": "object",
+        "required": ["session_id", "app_name", "started_at", "ended_at", "duration_ms", "event_count",
+                     "error_count"],
+        "properties": {
+            "session_id": UUID, "app_name": {"type": "string"},
+            "started_at": {"type": "string", "format": "date-time"},
+            "ended_at": {"type": "string", "format": "date-time"},
+            "duration_ms": {"type": "integer"}, "event_count": {"type": "integer"},
+            "error_count": {"type": "integer"},
+            "status": {"type": "string", "enum": ["ended", "active"]},
+        },
+    },
+    "SessionPage": {
+        "type": "object", "required": ["sessions", "next_cursor"],
+        "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}},
+                       "next_cursor": {"type": ["string", "null"],
+                                       "description": "null on the last page"}},
+    },
+    "ActiveSession": {
+        "type": "object",
+        "properties": {
+            "session_id": UUID, "app_name": {"type": "string"},
+            "started_at": {"type": "string", "format": "date-time"},
+            "last_event_at": {"type": "string", "format": "date-time"},
+            "duration_ms": {"type": "integer"}, "event_count": {"type": "integer"},
+            "error_count": {"type": "integer"},
+            "last_seen_at": {"type": "string", "format": "date-time"},
+            "expires_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "ActiveSessionPage": {
+        "type": "object", "required": ["sessions", "next_cursor"],
+        "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/ActiveSession"}},
+                       "next_cursor": {"type": ["string", "null"]}},
+    },
+    "RrwebEvent": {
+        "type": "object", "required": ["type", "timestamp"],
+        "properties": {"type": {"type": "integer"}, "timestamp": {"type": "integer"}, "data": {}},
+        "additionalProperties": True,
+    },
+    "FunnelDefinition": {
+        "type": "object", "required": ["name", "steps"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 1000},
+            "steps": {"type": "array", "minItems": 1, "maxItems": 20, "items": {
+                "type": "object", "required": ["kind", "label"],
+                "properties": {"kind": {"type": "string", "enum": ["click", "custom"]},
+                               "label": {"type": "string", "minLength": 1}}}},
+            "filters": {"type": "array", "maxItems": 32, "items": {"oneOf": [
+                {"type": "object", "required": ["type", "names"], "properties": {
+                    "type": {"const": "app_name"}, "names": {"type": "array", "items": {"type": "string"}}}},
+                {"type": "object", "required": ["type"], "properties": {
+                    "type": {"const": "started"}, "start": {"type": ["string", "null"], "format": "date"},
+                    "end": {"type": ["string", "null"], "format": "date"}}},
+                {"type": "object", "required": ["type"], "properties": {
+                    "type": {"const": "duration"}, "min_ms": {"type": ["integer", "null"]},
+                    "max_ms": {"type": ["integer", "null"]}}},
+                {"type": "object", "required": ["type", "has_errors"], "properties": {
+                    "type": {"const": "errors"}, "has_errors": {"type": "boolean"}}},
+            ]}},
+            "window_seconds": {"type": ["integer", "null"], "minimum": 1,
+                               "description": "Every step within this many seconds of reaching step 1"},
+        },
+    },
+    "Funnel": {
+        "allOf": [{"$ref": "#/components/schemas/FunnelDefinition"}, {
+            "type": "object", "required": ["id", "created_at", "updated_at"],
+            "properties": {"id": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"},
+                           "updated_at": {"type": "string", "format": "date-time"}}}],
+    },
+    "FunnelResults": {
+        "type": "object",
+        "properties": {
+            "funnel": {"$ref": "#/components/schemas/Funnel"},
+            "entered": {"type": "integer", "description": "Sessions matching the funnel's filters"},
+            "ids_limit": {"type": "integer"},
+            "steps": {"type": "array", "items": {"type": "object", "properties": {
+                "number": {"type": "integer"}, "kind": {"type": "string"}, "label": {"type": "string"},
+                "completed": {"type": "integer"}, "dropped": {"type": "integer"},
+                "conversion_from_start": {"type": ["number", "null"]},
+                "conversion_from_previous": {"type": ["number", "null"]},
+                "median_ms_from_previous": {"type": ["number", "null"]},
+                "completed_ids": {"type": "array", "items": UUID,
+                                  "description": "The first ids_limit, by id text; page on with "
+                                                 ".../steps/{step}/completed"},
+                "dropped_ids": {"type": "array", "items": UUID},
+            }}},
+        },
+    },
+}
+
+PATHS: dict[str, Any] = {
+    "/v1/sessions": {"get": {
+        "summary": "Ended sessions, filtered and sorted, keyset-paged",
+        "parameters": [
+            APP,
+            _query("started_after", "Only sessions started at or after", INSTANT),
+            _query("started_before", "Only sessions started before", INSTANT),
+            _query("min_duration_ms", "Only sessions at least this long", {"type": "integer", "minimum": 0}),
+            _query("max_duration_ms", "Only sessions at most this long", {"type": "integer", "minimum": 0}),
+            _query("has_errors", "Only sessions with (true) or without (false) errors", {"type": "boolean"}),
+            _query("id_prefix", "Only sessions whose id starts with this", {"type": "string", "maxLength": 36}),
+            _query("sort", "Sort key; ties broken by session id in the same direction",
+                   {"type": "string", "enum": ["start", "duration", "app", "errors"], "default": "start"}),
+            _query("order", "Direction", {"type": "string", "enum": ["asc", "desc"], "default": "desc"}),
+            LIMIT, CURSOR,
+        ],
+        "responses": {"200": _json("SessionPage", "One page"), **ERRORS},
+    }},
+    "/v1/sessions/{session_id}": {"get": {
+        "summary": "One session's metadata (ended, or active if it has not ended yet)",
+        "parameters": [SESSION_ID],
+        "responses": {"200": _json("Session", "The session"), **ERRORS, **NOT_FOUND},
+    }},
+    "/v1/sessions/{session_id}/events": {"get": {
+        "summary": "The session's rrweb events in timestamp order, streamed (gzip when accepted); "
+                   "pass the array to rrweb's Replayer",
+        "parameters": [SESSION_ID],
+        "responses": {"200": {"description": "A JSON array of rrweb events", "content": {"application/json": {
+            "schema": {"type": "array", "items": {"$ref": "#/components/schemas/RrwebEvent"}}}}},
+            **ERRORS, **NOT_FOUND},
+    }},
+    "/v1/active-sessions": {"get": {
+        "summary": "Sessions still active (not yet ended), most recent activity first",
+        "parameters": [APP, LIMIT, _query("cursor", "`next_cursor` of the previous page", {"type": "string"})],
+        "responses": {"200": _json("ActiveSessionPage", "One page"), **ERRORS},
+    }},
+    "/v1/apps": {"get": {
+        "summary": "Distinct app names of ended sessions",
+        "responses": {"200": {"description": "Apps", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"apps": {"type": "array", "items": {"type": "string"}}}}}}},
+            **ERRORS},
+    }},
+    "/v1/conversion-labels": {"get": {
+        "summary": "Distinct labels of clicked buttons or custom events, for funnel steps",
+        "parameters": [
+            _query("kind", "Which labels", {"type": "string", "enum": ["click", "custom"]}, required=True),
+            _query("prefix", "Only labels starting with this", {"type": "string"}),
+            _query("limit", "At most this many", {"type": "integer", "minimum": 1, "maximum": 10000,
+                                                  "default": 1000}),
+        ],
+        "responses": {"200": {"description": "Labels", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"kind": {"type": "string"},
+                                             "labels": {"type": "array", "items": {"type": "string"}}}}}}},
+            **ERRORS},
+    }},
+    "/v1/funnels": {
+        "get": {"summary": "Every funnel (deleted ones excluded)", "responses": {
+            "200": {"description": "Funnels", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"funnels": {"type": "array", "items": {
+                    "$ref": "#/components/schemas/Funnel"}}}}}}}, **ERRORS}},
+        "post": {"summary": "Create a funnel",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "$ref": "#/components/schemas/FunnelDefinition"}}}},
+                 "responses": {"201": _json("Funnel", "Created"), **ERRORS}},
+    },
+    "/v1/funnels/{funnel_id}": {
+        "get": {"summary": "One funnel", "parameters": [FUNNEL_ID],
+                "responses": {"200": _json("Funnel", "The funnel"), **ERRORS, **NOT_FOUND}},
+        "put": {"summary": "Replace a funnel's definition", "parameters": [FUNNEL_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/FunnelDefinition"}}}},
+                "responses": {"200": _json("Funnel", "Updated"), **ERRORS, **NOT_FOUND}},
+        "delete": {"summary": "Delete a funnel (it is gone to every reader afterwards)", "parameters": [FUNNEL_ID],
+                   "responses": {"204": {"description": "Deleted"}, **ERRORS, **NOT_FOUND}},
+    },
+    "/v1/funnels/{funnel_id}/results": {"get": {
+        "summary": "Evaluate a funnel: sessions entered, and per step completed, dropped, conversion and timing",
+        "parameters": [FUNNEL_ID, START_DAY, END_DAY,
+                       _query("ids_limit", "Completed and dropped ids returned per step",
+                              {"type": "integer", "minimum": 0, "maximum": 500, "default": 100})],
+        "responses": {"200": _json("FunnelResults", "Results"), **ERRORS, **NOT_FOUND},
+    }},
+    "/v1/funnels/{funnel_id}/steps/{step}/{outcome}": {"get": {
+        "summary": "One page of the sessions that completed or dropped at one step, by id text",
+        "parameters": [
+            FUNNEL_ID, _path("step", "1-based step number", {"type": "integer", "minimum": 1}),
+            _path("outcome", "Which sessions", {"type": "string", "enum": ["completed", "dropped"]}),
+            START_DAY, END_DAY,
+            _query("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}),
+            _query("after", "`next_after` of the previous page", UUID),
+        ],
+        "responses": {"200": {"description": "One page", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"session_ids": {"type": "array", "items": UUID},
+                                             "next_after": {"oneOf": [UUID, {"type": "null"}]}}}}}},
+            **ERRORS, **NOT_FOUND},
+    }},
+    "/v1/openapi.json": {"get": {
+        "summary": "This document",
+        "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}, **ERRORS},
+    }},
+}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Bard replayer API",
+        "version": "1",
+        "description": "Session list, replay and funnels over Bard's warehouse. Authenticate with "
+                       "`Authorization: Bearer <BARD_DASHBOARD_TOKEN>` or the cookie `POST /login` sets.",
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}, {"cookie": []}],
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "cookie": {"type": "apiKey", "in": "cookie", "name": "bard_session"},
+        },
+    },
+}
+
+
+async def openapi_document(request: Request) -> Response:
+    for name in request.query_params:
+        raise BadParameter(name, "unknown parameter; this endpoint takes none")
+    return JSONResponse(OPENAPI)

@@ -1,0 +1,300 @@
+"""The documented API, ``/v1`` (described by :mod:`replayer_api.openapi`).
+
+Every query parameter is known by name: an unknown one is a 400 (a typo must not silently drop a filter).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Collection
+from typing import Any, Literal
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from funnels import FunnelDefinition, IdPage, InvalidFunnel, StartedFilter, from_clean
+from replayer_api import active_sessions, funnel_results, sessions
+from replayer_api.cursors import Cursor, decode_cursor
+from replayer_api.errors import BadParameter, NotFound
+from replayer_api.funnel_store import MAX_FUNNEL_ID, FunnelStore, clean_json
+from replayer_api.options import CONVERSION_KINDS, conversion_labels
+from replayer_api.parameters import (
+    MAX_INT,
+    int_param,
+    iso_ms,
+    limited_body,
+    optional_int,
+    parse_bool,
+    parse_day,
+    parse_instant,
+    parse_int,
+    parse_uuid,
+)
+from replayer_api.replay import event_chunks, json_array
+from replayer_api.warehouse import Warehouse
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+MAX_BODY = 1024 * 1024
+ID_PREFIX_CHARACTERS = frozenset("0123456789abcdef-")
+MISSING_OR_UNKNOWN = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
+
+
+def check_known(request: Request, known: Collection[str]) -> None:
+    for name in request.query_params:
+        if name not in known:
+            raise BadParameter(name, f"unknown parameter; this endpoint takes {', '.join(sorted(known)) or 'none'}")
+
+
+def session_json(session: sessions.Session) -> dict[str, Any]:
+    return {
+        "session_id": str(session.session_id),
+        "app_name": session.app_name,
+        "started_at": iso_ms(session.started_at_ms),
+        "ended_at": iso_ms(session.ended_at_ms),
+        "duration_ms": session.duration_ms,
+        "event_count": session.event_count,
+        "error_count": session.error_count,
+    }
+
+
+def cursor_text(cursor: Cursor | None) -> str | None:
+    return cursor.encode() if cursor is not None else None
+
+
+SESSION_PARAMETERS = ("app", "started_after", "started_before", "min_duration_ms", "max_duration_ms", "has_errors",
+                      "id_prefix", "sort", "order", "limit", "cursor")
+
+
+def session_filter_from(request: Request) -> sessions.SessionFilter:
+    params = request.query_params
+    apps = tuple(params.getlist("app"))
+    if any(not app for app in apps):
+        raise BadParameter("app", "must not be empty")
+    started_from = parse_instant(params["started_after"], "started_after") if params.get("started_after") else None
+    started_before = (parse_instant(params["started_before"], "started_before")
+                      if params.get("started_before") else None)
+    min_duration = optional_int(params, "min_duration_ms")
+    max_duration = optional_int(params, "max_duration_ms")
+    if min_duration is not None and max_duration is not None and min_duration > max_duration:
+        raise BadParameter("min_duration_ms", f"{min_duration} is greater than max_duration_ms {max_duration}")
+    has_errors = parse_bool(params["has_errors"], "has_errors") if params.get("has_errors") else None
+    prefix = params.get("id_prefix")
+    if prefix is not None:
+        prefix = prefix.lower()
+        if not prefix or len(prefix) > 36 or not set(prefix) <= ID_PREFIX_CHARACTERS:
+            raise BadParameter("id_prefix", "must be 1 to 36 characters of a session id (hex digits and '-')")
+    return sessions.SessionFilter(apps=apps, started_from_ms=started_from, started_before_ms=started_before,
+                                  min_duration_ms=min_duration, max_duration_ms=max_duration,
+                                  has_errors=has_errors, id_prefix=prefix)
+
+
+async def list_sessions(request: Request) -> Response:
+    check_known(request, SESSION_PARAMETERS)
+    params = request.query_params
+    session_filter = session_filter_from(request)
+    sort_name = params.get("sort", "start")
+    if sort_name not in sessions.SORT_KEYS:
+        raise BadParameter("sort", f"must be one of {', '.join(sessions.SORT_KEYS)}, got {sort_name!r}")
+    sort = sessions.SORT_KEYS[sort_name]
+    order = params.get("order", "desc")
+    if order not in sessions.DIRECTIONS:
+        raise BadParameter("order", f"must be asc or desc, got {order!r}")
+    limit = int_param(params, "limit", DEFAULT_PAGE, minimum=1, maximum=MAX_PAGE)
+    after = (decode_cursor(params["cursor"], sort=sort_name, order=order, key_type=sort.key_type)
+             if params.get("cursor") else None)
+    page = await sessions.session_page(request.state.warehouse, session_filter, sort, order, limit, after)
+    return JSONResponse({"sessions": [session_json(s) for s in page.sessions],
+                         "next_cursor": cursor_text(page.next_cursor)})
+
+
+async def get_session(request: Request) -> Response:
+    check_known(request, ())
+    session_id = parse_uuid(request.path_params["session_id"], "session_id")
+    ended = await sessions.find_session(request.state.warehouse, session_id)
+    if ended is not None:
+        return JSONResponse({**session_json(ended), "status": "ended"})
+    active = await active_sessions.find_active(request.state.pg, session_id)
+    if active is not None:
+        return JSONResponse({**active, "status": "active"})
+    raise NotFound("session", session_id)
+
+
+async def session_events(request: Request) -> Response:
+    check_known(request, ())
+    session_id = parse_uuid(request.path_params["session_id"], "session_id")
+    return await stream_events(request, session_id)
+
+
+async def stream_events(request: Request, session_id: uuid.UUID) -> Response:
+    """The session's events as one JSON array, streamed (the gzip middleware compresses it on the way)."""
+    warehouse: Warehouse = request.state.warehouse
+    chunks = event_chunks(warehouse, session_id)
+    first = await anext(chunks, None)
+    if first is None:
+        # No events: an empty replay for a known session, a 404 for an unknown one.
+        if await sessions.find_session(warehouse, session_id) is None and \
+                await active_sessions.find_active(request.state.pg, session_id) is None:
+            raise NotFound("session", session_id)
+        return JSONResponse([])
+    return StreamingResponse(json_array(first, chunks), media_type="application/json")
+
+
+async def list_active_sessions(request: Request) -> Response:
+    check_known(request, ("app", "limit", "cursor"))
+    params = request.query_params
+    apps = tuple(params.getlist("app"))
+    limit = int_param(params, "limit", DEFAULT_PAGE, minimum=1, maximum=MAX_PAGE)
+    # Keys are client milliseconds, which PostgreSQL keeps as they came (any bigint).
+    after = (decode_cursor(params["cursor"], sort=active_sessions.SORT, order=active_sessions.ORDER, key_type=int,
+                           minimum=-MAX_INT) if params.get("cursor") else None)
+    page = await active_sessions.active_page(request.state.pg, apps, limit, after)
+    return JSONResponse({"sessions": page.sessions, "next_cursor": cursor_text(page.next_cursor)})
+
+
+async def list_apps(request: Request) -> Response:
+    check_known(request, ())
+    return JSONResponse({"apps": await sessions.distinct_apps(request.state.warehouse)})
+
+
+async def list_conversion_labels(request: Request) -> Response:
+    check_known(request, ("kind", "prefix", "limit"))
+    params = request.query_params
+    kind = params.get("kind")
+    if kind not in CONVERSION_KINDS:
+        raise BadParameter("kind", f"must be click or custom, got {kind!r}")
+    limit = int_param(params, "limit", 1000, minimum=1, maximum=10_000)
+    labels = await conversion_labels(request.state.warehouse, kind, params.get("prefix", ""), limit)
+    return JSONResponse({"kind": kind, "labels": labels})
+
+
+# --- funnels ---------------------------------------------------------------------------------------------------
+
+
+def funnel_id_from(request: Request) -> int:
+    return parse_int(request.path_params["funnel_id"], "funnel_id", minimum=1, maximum=MAX_FUNNEL_ID)
+
+
+async def definition_from_body(request: Request) -> FunnelDefinition:
+    body = await limited_body(request, MAX_BODY)
+    try:
+        document = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise BadParameter("body", "must be a JSON object") from None
+    if not isinstance(document, dict):
+        raise BadParameter("body", "must be a JSON object")
+    try:
+        return from_clean(document)
+    except InvalidFunnel as error:
+        raise BadParameter(field_of(error), error.message) from None
+
+
+def field_of(error: InvalidFunnel) -> str:
+    """The field an invalid definition names; for a missing or unknown top-level field the engine says the
+    document as a whole, and the message names the field in backticks (msgspec's wording)."""
+    if error.path:
+        return error.path
+    match = MISSING_OR_UNKNOWN.search(error.message)
+    return match.group(1) if match else "body"
+
+
+def funnels_of(request: Request) -> FunnelStore:
+    store: FunnelStore = request.state.funnels
+    return store
+
+
+async def list_funnels(request: Request) -> Response:
+    check_known(request, ())
+    return JSONResponse({"funnels": [clean_json(f) for f in await funnels_of(request).list()]})
+
+
+async def create_funnel(request: Request) -> Response:
+    check_known(request, ())
+    definition = await definition_from_body(request)
+    funnel = await funnels_of(request).create(definition)
+    return JSONResponse(clean_json(funnel), status_code=201, headers={"Location": f"/v1/funnels/{funnel.id}"})
+
+
+async def get_funnel(request: Request) -> Response:
+    check_known(request, ())
+    return JSONResponse(clean_json(await funnels_of(request).get(funnel_id_from(request))))
+
+
+async def update_funnel(request: Request) -> Response:
+    check_known(request, ())
+    funnel_id = funnel_id_from(request)
+    definition = await definition_from_body(request)
+    return JSONResponse(clean_json(await funnels_of(request).update(funnel_id, definition)))
+
+
+async def delete_funnel(request: Request) -> Response:
+    check_known(request, ())
+    await funnels_of(request).delete(funnel_id_from(request))
+    return Response(status_code=204)
+
+
+def started_filter_from(request: Request) -> tuple[StartedFilter, ...]:
+    """``start``/``end`` (UTC days, inclusive) added to the funnel's own filters at evaluation time."""
+    params = request.query_params
+    start = parse_day(params["start"], "start") if params.get("start") else None
+    end = parse_day(params["end"], "end") if params.get("end") else None
+    if start is not None and end is not None and start > end:
+        raise BadParameter("start", f"{start} is after end {end}")
+    if start is None and end is None:
+        return ()
+    return (StartedFilter(start=start, end=end),)
+
+
+async def funnel_results_handler(request: Request) -> Response:
+    check_known(request, ("start", "end", "ids_limit"))
+    funnel_id = funnel_id_from(request)
+    extra = started_filter_from(request)
+    ids_limit = int_param(request.query_params, "ids_limit", 100, minimum=0, maximum=MAX_PAGE)
+    funnel = await funnels_of(request).get(funnel_id)
+    result = await funnel_results.evaluate(request.state.warehouse, request.state.database, funnel.definition,
+                                           extra, IdPage(limit=ids_limit))
+    return JSONResponse({"funnel": clean_json(funnel), **funnel_results.clean_results(result),
+                         "ids_limit": ids_limit})
+
+
+async def funnel_step_sessions(request: Request) -> Response:
+    check_known(request, ("start", "end", "limit", "after"))
+    funnel_id = funnel_id_from(request)
+    outcome = request.path_params["outcome"]
+    if outcome not in ("completed", "dropped"):
+        raise BadParameter("outcome", f"must be completed or dropped, got {outcome!r}")
+    extra = started_filter_from(request)
+    params = request.query_params
+    limit = int_param(params, "limit", 100, minimum=1, maximum=MAX_PAGE)
+    after = parse_uuid(params["after"], "after") if params.get("after") else None
+    funnel = await funnels_of(request).get(funnel_id)
+    step_number = parse_int(request.path_params["step"], "step", minimum=1, maximum=len(funnel.definition.steps))
+    ids = await funnel_results.one_step_sessions(request.state.warehouse, request.state.database,
+                                                 funnel.definition, step_number, _outcome(outcome), extra, limit,
+                                                 after)
+    return JSONResponse({"session_ids": [str(i) for i in ids],
+                         "next_after": str(ids[-1]) if len(ids) == limit else None})
+
+
+def _outcome(value: str) -> Literal["completed", "dropped"]:
+    return "completed" if value == "completed" else "dropped"
+
+
+ROUTES = [
+    Route("/v1/sessions", list_sessions, methods=["GET"]),
+    Route("/v1/sessions/{session_id}", get_session, methods=["GET"]),
+    Route("/v1/sessions/{session_id}/events", session_events, methods=["GET"]),
+    Route("/v1/active-sessions", list_active_sessions, methods=["GET"]),
+    Route("/v1/apps", list_apps, methods=["GET"]),
+    Route("/v1/conversion-labels", list_conversion_labels, methods=["GET"]),
+    Route("/v1/funnels", list_funnels, methods=["GET"]),
+    Route("/v1/funnels", create_funnel, methods=["POST"]),
+    Route("/v1/funnels/{funnel_id}", get_funnel, methods=["GET"]),
+    Route("/v1/funnels/{funnel_id}", update_funnel, methods=["PUT"]),
+    Route("/v1/funnels/{funnel_id}", delete_funnel, methods=["DELETE"]),
+    Route("/v1/funnels/{funnel_id}/results", funnel_results_handler, methods=["GET"]),
+    Route("/v1/funnels/{funnel_id}/steps/{step}/{outcome}", funnel_step_sessions, methods=["GET"]),
+]

@@ -1,0 +1,217 @@
+"""Funnels through both APIs: the lifecycle (create, list, read, update, soft delete -> 404) and results on known
+data, agreeing with the funnel engine's plain-Python reference evaluator."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from bard.settings import Settings
+from funnels import from_clean, from_dashboard
+from funnels.definition import dashboard_filters, filters_from_clean
+from funnels.reference import EventRow, SessionRow, evaluate_reference, insert_rows
+from tests.replayer_support import BASE_MS, open_api
+
+pytestmark = [pytest.mark.postgres, pytest.mark.clickhouse]
+
+DAY = 86_400_000
+
+DASHBOARD_FUNNEL: dict[str, Any] = {
+    "funnelName": "Checkout",
+    "sessionFilters": [{"filterType": "appName", "textContent": "shop"}],
+    "eventSequence": [{"eventType": "click", "textContent": "Add to cart"},
+                      {"eventType": "custom", "customEventType": "paid"}],
+}
+CLEAN_FUNNEL: dict[str, Any] = {
+    "name": "Signup",
+    "filters": [{"type": "errors", "has_errors": False}],
+    "steps": [{"kind": "custom", "label": "signup"}, {"kind": "click", "label": "Continue"}],
+    "window_seconds": None,
+}
+
+
+@pytest.fixture
+async def api(settings: Settings, pg_pool: asyncpg.Pool, ch: Client) -> AsyncIterator[httpx.AsyncClient]:
+    async with open_api(settings) as client:
+        yield client
+
+
+async def test_dashboard_funnel_lifecycle(api: httpx.AsyncClient) -> None:
+    created = await api.post("/api/funnels", json=DASHBOARD_FUNNEL)
+    assert created.status_code == 201, created.text
+    funnel = created.json()
+    funnel_id = funnel["id"]
+    assert funnel["funnel"] == {**DASHBOARD_FUNNEL}
+    assert {k: funnel[k] for k in DASHBOARD_FUNNEL} == DASHBOARD_FUNNEL
+
+    listed = (await api.get("/api/funnels")).json()
+    assert [f["id"] for f in listed] == [funnel_id]
+    assert (await api.get(f"/api/funnel/{funnel_id}")).json()["funnel"] == DASHBOARD_FUNNEL
+
+    changed = {**DASHBOARD_FUNNEL, "funnelName": "Checkout v2", "sessionFilters": [{}]}
+    updated = await api.put(f"/api/funnels/{funnel_id}", json=changed)
+    assert updated.status_code == 204
+    read = (await api.get(f"/api/funnel/{funnel_id}")).json()
+    assert read["funnelName"] == "Checkout v2"
+    assert read["sessionFilters"] == [{}]  # the original's way of writing "no filter"
+
+    assert (await api.delete(f"/api/funnels/{funnel_id}")).status_code == 204
+    for method, path in (("GET", f"/api/funnel/{funnel_id}"), ("GET", f"/api/funnels/{funnel_id}"),
+                         ("PUT", f"/api/funnels/{funnel_id}"), ("DELETE", f"/api/funnels/{funnel_id}")):
+        response = await api.request(method, path, json=changed if method == "PUT" else None)
+        assert response.status_code == 404, (method, path)
+        assert "no funnel" in response.json()["error"]
+    assert (await api.get("/api/funnels")).json() == []
+
+
+async def test_clean_funnel_lifecycle(api: httpx.AsyncClient, pg_pool: asyncpg.Pool) -> None:
+    created = await api.post("/v1/funnels", json=CLEAN_FUNNEL)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert {k: body[k] for k in CLEAN_FUNNEL} == CLEAN_FUNNEL
+    assert created.headers["location"] == f"/v1/funnels/{body['id']}"
+    assert (await api.get("/v1/funnels")).json()["funnels"] == [body]
+    assert (await api.get(f"/v1/funnels/{body['id']}")).json() == body
+
+    changed = {**CLEAN_FUNNEL, "name": "Signup v2", "window_seconds": 600}
+    updated = await api.put(f"/v1/funnels/{body['id']}", json=changed)
+    assert updated.status_code == 200
+    assert updated.json()["name"] == "Signup v2" and updated.json()["window_seconds"] == 600
+    assert updated.json()["updated_at"] >= body["updated_at"]
+    # Both APIs see the same funnels, each in its own form.
+    legacy = (await api.get(f"/api/funnel/{body['id']}")).json()
+    assert legacy["funnelName"] == "Signup v2"
+    assert legacy["eventSequence"] == [{"eventType": "custom", "customEventType": "signup"},
+                                       {"eventType": "click", "textContent": "Continue"}]
+
+    assert (await api.delete(f"/v1/funnels/{body['id']}")).status_code == 204
+    assert (await api.get(f"/v1/funnels/{body['id']}")).status_code == 404
+    assert (await api.get(f"/v1/funnels/{body['id']}/results")).status_code == 404
+    assert (await api.put(f"/v1/funnels/{body['id']}", json=changed)).status_code == 404
+    assert (await api.delete(f"/v1/funnels/{body['id']}")).status_code == 404
+    assert (await api.get("/v1/funnels")).json() == {"funnels": []}
+    # Soft: the row stays, marked.
+    assert await pg_pool.fetchval("SELECT deleted_at IS NOT NULL FROM funnels WHERE id = $1", body["id"])
+
+
+async def test_legacy_results_on_a_hand_checked_data_set(api: httpx.AsyncClient, ch: Client,
+                                                          settings: Settings) -> None:
+    a, b, c, d, blog = (uuid.UUID(int=i, version=4) for i in (1, 2, 3, 4, 5))
+    sessions = [SessionRow(sid, "shop", BASE_MS, BASE_MS + 60_000) for sid in (a, b, c)]
+    sessions += [SessionRow(d, "shop", BASE_MS + 3 * DAY, BASE_MS + 3 * DAY + 1),
+                 SessionRow(blog, "blog", BASE_MS, BASE_MS + 1)]
+    events = [
+        EventRow(a, BASE_MS + 10, "click", "Add to cart"), EventRow(a, BASE_MS + 20, "custom", "paid"),
+        EventRow(b, BASE_MS + 10, "custom", "paid"), EventRow(b, BASE_MS + 20, "click", "Add to cart"),
+        EventRow(d, BASE_MS + 3 * DAY + 1, "click", "Add to cart"),
+        EventRow(blog, BASE_MS + 1, "click", "Add to cart"),
+    ]
+    insert_rows(ch, settings.resolved_clickhouse_database, sessions, events)
+    funnel_id = (await api.post("/api/funnels", json=DASHBOARD_FUNNEL)).json()["id"]
+
+    response = await api.get(f"/api/funnels/{funnel_id}", params={"startDate": "2026-01-01",
+                                                                 "endDate": "2026-01-02"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["funnel"]["funnelName"] == "Checkout"
+    assert body["results"] == {
+        "totalFilteredSessions": 3,  # d started outside the range; blog is another app
+        "eventSequenceResults": [
+            {"numberCompleted": 2, "sessionsCompleted": [str(a), str(b)],
+             "numberNotCompleted": 1, "sessionsNotCompleted": [str(c)]},
+            {"numberCompleted": 1, "sessionsCompleted": [str(a)],  # b paid before adding to cart
+             "numberNotCompleted": 1, "sessionsNotCompleted": [str(b)]},
+        ],
+    }
+    everything = (await api.get(f"/api/funnels/{funnel_id}")).json()["results"]  # default: all until today
+    assert everything["totalFilteredSessions"] == 4
+    nothing = (await api.get(f"/api/funnels/{funnel_id}", params={"startDate": "2025-01-01",
+                                                                  "endDate": "2025-01-02"})).json()["results"]
+    assert nothing == {"totalFilteredSessions": 0, "eventSequenceResults": [
+        {"numberCompleted": 0, "sessionsCompleted": [], "numberNotCompleted": 0, "sessionsNotCompleted": []}] * 2}
+
+
+def random_data(seed: int) -> tuple[list[SessionRow], list[EventRow]]:
+    rng = random.Random(seed)
+    sessions = []
+    events = []
+    for _ in range(60):
+        sid = uuid.UUID(int=rng.getrandbits(128), version=4)
+        start = BASE_MS + rng.randrange(0, 5) * DAY + rng.randrange(0, DAY)
+        sessions.append(SessionRow(sid, rng.choice(("shop", "blog")), start, start + rng.randrange(0, 600_000),
+                                   rng.choice((0, 0, 2))))
+        for _ in range(rng.randrange(0, 8)):
+            kind, label = rng.choice((("click", "Add to cart"), ("custom", "paid"), ("click", "Back"),
+                                      ("custom", "signup")))
+            events.append(EventRow(sid, start + rng.randrange(0, 600_000), kind, label))
+    return sessions, events
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_results_agree_with_the_reference_evaluator(api: httpx.AsyncClient, ch: Client, settings: Settings,
+                                                          seed: int) -> None:
+    sessions, events = random_data(seed)
+    insert_rows(ch, settings.resolved_clickhouse_database, sessions, events)
+    dashboard = {"funnelName": "Mixed", "sessionFilters": [{"filterType": "length", "minLength": 1_000}],
+                 "eventSequence": [{"eventType": "click", "textContent": "Add to cart"},
+                                   {"eventType": "custom", "customEventType": "paid"},
+                                   {"eventType": "click", "textContent": "Back"}]}
+    funnel_id = (await api.post("/api/funnels", json=dashboard)).json()["id"]
+    date_range = {"filterType": "date", "startDate": "2026-01-02", "endDate": "2026-01-04"}
+    expected = evaluate_reference(from_dashboard(dashboard), sessions, events, dashboard_filters([date_range]))
+    assert expected.entered > 0 and expected.steps[1].completed > 0  # the data set exercises every step
+
+    legacy = (await api.get(f"/api/funnels/{funnel_id}", params={"startDate": "2026-01-02",
+                                                                 "endDate": "2026-01-04"})).json()["results"]
+    assert legacy["totalFilteredSessions"] == expected.entered
+    for got, want in zip(legacy["eventSequenceResults"], expected.steps, strict=True):
+        assert got == {"numberCompleted": want.completed, "sessionsCompleted": [str(i) for i in want.completed_ids],
+                       "numberNotCompleted": want.dropped, "sessionsNotCompleted": [str(i) for i in want.dropped_ids]}
+
+    clean = (await api.get(f"/v1/funnels/{funnel_id}/results", params={"start": "2026-01-02", "end": "2026-01-04",
+                                                                       "ids_limit": 3})).json()
+    assert clean["entered"] == expected.entered
+    for number, (got, want) in enumerate(zip(clean["steps"], expected.steps, strict=True), start=1):
+        assert (got["number"], got["completed"], got["dropped"]) == (number, want.completed, want.dropped)
+        assert got["median_ms_from_previous"] == want.median_ms_from_previous
+        assert got["conversion_from_start"] == pytest.approx(want.conversion_from_start)
+        assert got["completed_ids"] == [str(i) for i in want.completed_ids[:3]]
+        assert got["dropped_ids"] == [str(i) for i in want.dropped_ids[:3]]
+        for outcome, want_ids in (("completed", want.completed_ids), ("dropped", want.dropped_ids)):
+            seen: list[str] = []
+            after = None
+            while True:
+                params: dict[str, object] = {"start": "2026-01-02", "end": "2026-01-04", "limit": 4,
+                                             **({"after": after} if after else {})}
+                page = (await api.get(f"/v1/funnels/{funnel_id}/steps/{number}/{outcome}", params=params)).json()
+                seen += page["session_ids"]
+                after = page["next_after"]
+                if after is None:
+                    break
+            assert seen == [str(i) for i in want_ids], (number, outcome)
+
+
+async def test_clean_results_with_a_window(api: httpx.AsyncClient, ch: Client, settings: Settings) -> None:
+    sessions, events = random_data(3)
+    insert_rows(ch, settings.resolved_clickhouse_database, sessions, events)
+    document = {"name": "Fast signup", "filters": [{"type": "app_name", "names": ["shop", "blog"]}],
+                "steps": [{"kind": "custom", "label": "signup"}, {"kind": "click", "label": "Add to cart"}],
+                "window_seconds": 120}
+    funnel_id = (await api.post("/v1/funnels", json=document)).json()["id"]
+    expected = evaluate_reference(from_clean(document), sessions, events,
+                                  filters_from_clean([{"type": "started", "start": None, "end": "2026-01-03"}]))
+    body = (await api.get(f"/v1/funnels/{funnel_id}/results", params={"end": "2026-01-03"})).json()
+    assert body["entered"] == expected.entered
+    assert [(s["completed"], s["dropped"]) for s in body["steps"]] == [(s.completed, s.dropped)
+                                                                        for s in expected.steps]
+    # A funnel with two apps in one filter, read by the old dashboard: first app shown, all listed aside.
+    legacy = (await api.get(f"/api/funnel/{funnel_id}")).json()
+    assert legacy["sessionFilters"] == [{"filterType": "appName", "textContent": "shop"}]
+    assert legacy["appNamesAnyOf"] == [["shop", "blog"]]

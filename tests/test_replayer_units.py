@@ -1,0 +1,99 @@
+"""Pieces of the replayer API that need no service: cursors, parameter parsing, and the shape of the session
+queries (their text depends on which filters and which sort, never on values)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from replayer_api.cursors import Cursor, decode_cursor
+from replayer_api.errors import BadParameter
+from replayer_api.parameters import iso_ms, parse_instant, parse_int
+from replayer_api.sessions import (
+    SORT_KEYS,
+    START,
+    SessionFilter,
+    candidates_query,
+    legacy_ordering,
+    verified_query,
+)
+
+HOSTILE = "x'); DROP TABLE sessions; --"
+
+
+def test_cursor_round_trip_and_refusals() -> None:
+    cursor = Cursor("app", "asc", "shop", uuid.uuid4())
+    assert decode_cursor(cursor.encode(), sort="app", order="asc", key_type=str) == cursor
+    with pytest.raises(BadParameter, match="sort=app order=asc"):
+        decode_cursor(cursor.encode(), sort="app", order="desc", key_type=str)
+    with pytest.raises(BadParameter, match="not a cursor"):
+        decode_cursor(cursor.encode(), sort="app", order="asc", key_type=int)
+    for raw in ("", "%%%", "bm90IGpzb24", Cursor("app", "asc", -1, uuid.uuid4()).encode()[:-3], "é"):
+        with pytest.raises(BadParameter):
+            decode_cursor(raw, sort="app", order="asc", key_type=str)
+    negative = Cursor("start", "asc", -5, uuid.uuid4()).encode()
+    with pytest.raises(BadParameter, match="not a cursor"):
+        decode_cursor(negative, sort="start", order="asc", key_type=int)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("0", 0), ("1767225600000", 1_767_225_600_000), ("2026-01-01T00:00:00Z", 1_767_225_600_000),
+    ("2026-01-01T01:00:00+01:00", 1_767_225_600_000), ("2026-01-01T00:00:00.250", 1_767_225_600_250),
+    ("2026-01-01", 1_767_225_600_000),
+])
+def test_instants(raw: str, expected: int) -> None:
+    assert parse_instant(raw, "t") == expected
+
+
+@pytest.mark.parametrize("raw", ["", "soon", "1e9", "1969-12-31T00:00:00Z", "-5", "2026-02-30",
+                                 "9223372036854775807", "2300-01-01T00:00:00Z"])
+def test_bad_instants(raw: str) -> None:
+    with pytest.raises(BadParameter, match="^t: "):
+        parse_instant(raw, "t")
+
+
+@pytest.mark.parametrize("raw", ["", "1.5", "0x10", "١٢", "9" * 30, " ", "+-1"])
+def test_bad_integers(raw: str) -> None:
+    with pytest.raises(BadParameter, match="^n: "):
+        parse_int(raw, "n")
+
+
+def test_iso_ms() -> None:
+    assert iso_ms(1_767_225_600_999) == "2026-01-01T00:00:00.999Z"
+    assert iso_ms(10**20) == str(10**20)  # an untrusted client clock past any calendar
+
+
+def test_query_text_depends_on_shape_only_and_values_are_bound() -> None:
+    one = SessionFilter(apps=("shop",), min_duration_ms=5, has_errors=True, id_prefix="ab")
+    other = SessionFilter(apps=(HOSTILE, "blog"), min_duration_ms=10**12, has_errors=True, id_prefix="ff")
+    ordering = SORT_KEYS["app"].ordering("desc")
+    sql_one, params_one = candidates_query(one, ordering, (HOSTILE, uuid.uuid4()), 10)
+    sql_other, params_other = candidates_query(other, ordering, ("b", uuid.uuid4()), 99)
+    assert sql_one == sql_other
+    assert HOSTILE not in sql_one and HOSTILE in params_one.values()
+    assert params_other["p0"] == [HOSTILE, "blog"]
+    assert sql_one == (
+        "SELECT session_id, app_name, session_id FROM sessions "
+        "WHERE app_name IN {p0:Array(String)} AND duration_ms >= {p1:UInt64} AND error_count > 0 "
+        "AND startsWith(toString(session_id), {p2:String}) "
+        "AND ((app_name < {p3:String}) OR (app_name = {p3:String} AND session_id < {p4:UUID})) "
+        "ORDER BY app_name DESC, session_id DESC LIMIT {count:UInt64}"
+    )
+
+
+def test_verification_query_reads_newest_versions_within_bounds() -> None:
+    ordering = legacy_ordering(START, "DESC")
+    sql, params = verified_query(SessionFilter(has_errors=False), ordering, None, (5, "abc"), ["id-1", "id-2"], 6)
+    assert sql == (
+        "SELECT session_id, app_name, toUnixTimestamp64Milli(started_at), toUnixTimestamp64Milli(ended_at), "
+        "duration_ms, event_count, error_count FROM ("
+        "SELECT session_id, latest.1 AS app_name, latest.2 AS started_at, latest.3 AS ended_at, "
+        "latest.4 AS duration_ms, latest.5 AS event_count, latest.6 AS error_count FROM ("
+        "SELECT session_id, argMax((app_name, started_at, ended_at, duration_ms, event_count, error_count), "
+        "version) AS latest FROM sessions WHERE session_id IN {candidates:Array(UUID)} GROUP BY session_id)) "
+        "WHERE error_count = 0 AND NOT ((started_at < fromUnixTimestamp64Milli({p0:Int64}, 'UTC')) OR "
+        "(started_at = fromUnixTimestamp64Milli({p0:Int64}, 'UTC') AND toString(session_id) > {p1:String})) "
+        "ORDER BY started_at DESC, toString(session_id) ASC LIMIT {count:UInt64}"
+    )
+    assert params == {"p0": 5, "p1": "abc", "candidates": ["id-1", "id-2"], "count": 6}
