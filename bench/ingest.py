@@ -55,6 +55,7 @@ from typing import Any
 import aio_pika
 import aiohttp
 import asyncpg
+import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -73,6 +74,7 @@ EVENTS_PER_BATCH = 10
 @dataclass
 class Load:
     latencies_ms: list[float] = field(default_factory=list)
+    server_ms: list[float] = field(default_factory=list)  # the agent API's own Server-Timing
     statuses: Counter[int | str] = field(default_factory=Counter)
     events_accepted: int = 0
     batches_sent: int = 0
@@ -170,15 +172,18 @@ async def agent(http: aiohttp.ClientSession, base: str, args: argparse.Namespace
             return
         now = bardrr.now_ms()
         events = first_batch(now, args.snapshot_products) if n == 0 else later_batch(now, n)
-        body = json.dumps(bardrr.record_body(events, session), separators=(",", ":")).encode()
+        body = msgspec.json.encode(bardrr.record_body(events, session))
         sent = time.perf_counter()
         try:
             async with http.post(f"{base}/record", data=body, headers=headers) as answer:
                 await answer.read()
                 status: int | str = answer.status
+                timing = answer.headers.get("Server-Timing", "")
         except aiohttp.ClientError as exc:
-            status = type(exc).__name__
+            status, timing = type(exc).__name__, ""
         load.latencies_ms.append((time.perf_counter() - sent) * 1000)
+        if timing.startswith("record;dur="):
+            load.server_ms.append(float(timing.removeprefix("record;dur=")))
         load.statuses[status] += 1
         load.batches_sent += 1
         if isinstance(status, int) and 200 <= status < 300:
@@ -316,7 +321,7 @@ async def preload(args: argparse.Namespace, env: dict[str, str]) -> int:
             nth = n // len(sessions)
             now = bardrr.now_ms()
             events = first_batch(now, args.snapshot_products) if nth == 0 else later_batch(now, nth)
-            body = json.dumps(bardrr.record_body(events, session), separators=(",", ":")).encode()
+            body = msgspec.json.encode(bardrr.record_body(events, session))
             batch = parse_batch(body, f"bench-{n % 5}", max_idle_default_ms=60_000, max_idle_max_ms=3_600_000)
             rows = batch.ingest_rows(uuid.uuid4(), now)
             message = aio_pika.Message(rows, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
@@ -420,6 +425,9 @@ def main() -> None:
                               "p99": round(quantile(load.latencies_ms, 0.99), 2),
                               "max": round(max(load.latencies_ms, default=float("nan")), 2),
                               "mean": round(statistics.fmean(load.latencies_ms), 2) if load.latencies_ms else None},
+        "record_server_ms": {"p50": round(quantile(load.server_ms, 0.5), 2),
+                             "p99": round(quantile(load.server_ms, 0.99), 2),
+                             "max": round(max(load.server_ms, default=float("nan")), 2)},
         "landed_events": warehouse["landed"],
         "landed_per_s": round(warehouse["landed_per_s"], 1),
         "every_accepted_event_landed_once": warehouse["landed"] == warehouse["distinct"] == load.events_accepted,
@@ -441,6 +449,9 @@ def main() -> None:
           f"answers {report['statuses']}")
     lat = report["record_latency_ms"]
     print(f"/record latency ms: p50 {lat['p50']}, p99 {lat['p99']}, max {lat['max']}")
+    inside = report["record_server_ms"]
+    print(f"/record time inside the agent API (Server-Timing) ms: p50 {inside['p50']}, p99 {inside['p99']}, "
+          f"max {inside['max']}")
     print(f"landed: {warehouse['landed']} events, {report['landed_per_s']:.0f} events/s; every accepted event "
           f"landed once: {report['every_accepted_event_landed_once']}; broken messages: {warehouse['broken']}")
     lag = warehouse["lag_ms"]
