@@ -8,6 +8,7 @@ gone: reads, updates and deletes of it answer "not found".
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,10 @@ def _encode(definition: FunnelDefinition) -> str:
     return msgspec.json.encode(to_clean(definition)).decode()
 
 
+ORDER_COLUMNS = {"name": "name", "created": "created_at", "lastModified": "updated_at"}
+DIRECTIONS = {"ascending": "ASC", "descending": "DESC"}
+
+
 class FunnelStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -56,6 +61,20 @@ class FunnelStore:
             "WHERE deleted_at IS NULL ORDER BY id"
         )
         return [StoredFunnel.from_record(r) for r in records]
+
+    async def page(self, order_by: str, direction: str, limit: int, offset: int) -> tuple[Sequence[StoredFunnel], int]:
+        """One page of live funnels, and how many there are. ``order_by`` and ``direction`` come from the
+        allow-lists :data:`ORDER_COLUMNS` and :data:`DIRECTIONS`; ties break on ``id``."""
+        column, way = ORDER_COLUMNS[order_by], DIRECTIONS[direction]
+        query = (
+            "SELECT id, definition::text AS definition, created_at, updated_at, count(*) OVER () AS total "  # noqa: S608
+            f"FROM funnels WHERE deleted_at IS NULL ORDER BY {column} {way}, id {way} LIMIT $1 OFFSET $2"
+        )
+        records = await self._pool.fetch(query, limit, offset)
+        if records:
+            return [StoredFunnel.from_record(r) for r in records], records[0]["total"]
+        total = await self._pool.fetchval("SELECT count(*) FROM funnels WHERE deleted_at IS NULL")
+        return [], total
 
     async def get(self, funnel_id: int) -> StoredFunnel:
         record = await self._pool.fetchrow(

@@ -7,8 +7,8 @@ gone to every read; replay events come in timestamp order; an empty filter list 
 filter; the default end of a results date range is today (the original's was fixed in 2022).
 
 Where the original's behaviour is unknown: ``GET /api/sessions`` without parameters lists every ended session
-(newest first, 5 a page); a funnel is answered with the stored form's keys both at the top level and under
-``funnel``, plus ``id``, so that the dashboard finds them whichever way it reads a row.
+(newest first, 5 a page). ``GET /api/funnel/:id`` answers the stored form (``funnelName``, ``sessionFilters``,
+``eventSequence``) as the original did, with ``id``, the times and the same form under ``funnel`` added.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from funnels import AllIds, InvalidFunnel, dashboard_filters, from_dashboard, to
 from funnels.definition import AppNameFilter, FunnelDefinition
 from replayer_api import funnel_results, sessions
 from replayer_api.errors import BadParameter
-from replayer_api.funnel_store import MAX_FUNNEL_ID, StoredFunnel, iso
+from replayer_api.funnel_store import MAX_FUNNEL_ID, ORDER_COLUMNS, StoredFunnel, iso
 from replayer_api.options import conversion_labels
 from replayer_api.parameters import (
     day_start_ms,
@@ -157,8 +157,31 @@ def funnel_id_from(request: Request) -> int:
     return parse_int(request.path_params["funnel_id"], "id", minimum=1, maximum=MAX_FUNNEL_ID)
 
 
+def short_day(moment: dt.datetime) -> str:
+    """The original's date text: UTC, without zero padding (``2026-1-5``)."""
+    day = moment.astimezone(dt.UTC)
+    return f"{day.year}-{day.month}-{day.day}"
+
+
 async def list_funnels(request: Request) -> Response:
-    return JSONResponse([legacy_funnel_json(f) for f in await funnels_of(request).list()])
+    """``{funnels: [{id, name, created, lastModified}], count}``, paged and sorted as the original did: by
+    ``sortBy`` (name, created, lastModified; default name), descending unless ``sortOrder=ascending``,
+    ``perPage`` (default 5) from ``pageNum`` 0. Deleted funnels are neither listed nor counted."""
+    params = request.query_params
+    sort_by = params.get("sortBy", "name")
+    if sort_by not in ORDER_COLUMNS:
+        raise BadParameter("sortBy", f"must be one of {', '.join(ORDER_COLUMNS)}, got {sort_by!r}")
+    sort_order = params.get("sortOrder", "descending")
+    if sort_order not in LEGACY_DIRECTIONS:
+        raise BadParameter("sortOrder", f"must be ascending or descending, got {sort_order!r}")
+    per_page = int_param(params, "perPage", DEFAULT_PER_PAGE, minimum=1, maximum=MAX_PER_PAGE)
+    page_number = int_param(params, "pageNum", 0, minimum=0, maximum=10**9)
+    page, count = await funnels_of(request).page(sort_by, sort_order, per_page, per_page * page_number)
+    return JSONResponse({
+        "funnels": [{"id": f.id, "name": f.definition.name, "created": short_day(f.created_at),
+                     "lastModified": short_day(f.updated_at)} for f in page],
+        "count": count,
+    })
 
 
 async def create_funnel(request: Request) -> Response:
@@ -178,7 +201,7 @@ async def update_funnel(request: Request) -> Response:
 
 async def delete_funnel(request: Request) -> Response:
     await funnels_of(request).delete(funnel_id_from(request))
-    return Response(status_code=204)
+    return Response(status_code=200)  # the original's answer
 
 
 async def funnel_results_handler(request: Request) -> Response:

@@ -3,6 +3,7 @@ data, agreeing with the funnel engine's plain-Python reference evaluator."""
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -52,7 +53,10 @@ async def test_dashboard_funnel_lifecycle(api: httpx.AsyncClient) -> None:
     assert {k: funnel[k] for k in DASHBOARD_FUNNEL} == DASHBOARD_FUNNEL
 
     listed = (await api.get("/api/funnels")).json()
-    assert [f["id"] for f in listed] == [funnel_id]
+    today = dt.datetime.now(dt.UTC).date()
+    short_today = f"{today.year}-{today.month}-{today.day}"  # the original's unpadded UTC date
+    assert listed == {"funnels": [{"id": funnel_id, "name": "Checkout", "created": short_today,
+                                   "lastModified": short_today}], "count": 1}
     assert (await api.get(f"/api/funnel/{funnel_id}")).json()["funnel"] == DASHBOARD_FUNNEL
 
     changed = {**DASHBOARD_FUNNEL, "funnelName": "Checkout v2", "sessionFilters": [{}]}
@@ -62,13 +66,44 @@ async def test_dashboard_funnel_lifecycle(api: httpx.AsyncClient) -> None:
     assert read["funnelName"] == "Checkout v2"
     assert read["sessionFilters"] == [{}]  # the original's way of writing "no filter"
 
-    assert (await api.delete(f"/api/funnels/{funnel_id}")).status_code == 204
+    assert (await api.delete(f"/api/funnels/{funnel_id}")).status_code == 200  # as the original answered
     for method, path in (("GET", f"/api/funnel/{funnel_id}"), ("GET", f"/api/funnels/{funnel_id}"),
                          ("PUT", f"/api/funnels/{funnel_id}"), ("DELETE", f"/api/funnels/{funnel_id}")):
         response = await api.request(method, path, json=changed if method == "PUT" else None)
         assert response.status_code == 404, (method, path)
         assert "no funnel" in response.json()["error"]
-    assert (await api.get("/api/funnels")).json() == []
+    assert (await api.get("/api/funnels")).json() == {"funnels": [], "count": 0}
+
+
+async def test_dashboard_funnel_list_pages_and_sorts(api: httpx.AsyncClient, pg_pool: asyncpg.Pool) -> None:
+    names = ["Bravo", "alpha", "Charlie", "delta", "Echo", "foxtrot", "Golf"]
+    ids = {}
+    for name in names:
+        ids[name] = (await api.post("/api/funnels", json={**DASHBOARD_FUNNEL, "funnelName": name})).json()["id"]
+    # Distinct modification times, in an order unlike both the names and the ids.
+    for minutes, name in enumerate(["delta", "Bravo", "Golf", "alpha", "Echo", "Charlie", "foxtrot"]):
+        await pg_pool.execute("UPDATE funnels SET updated_at = now() + make_interval(mins => $1) WHERE id = $2",
+                              minutes, ids[name])
+    await api.delete(f"/api/funnels/{ids['Echo']}")
+    live = [n for n in names if n != "Echo"]
+
+    async def listed(**params: str) -> list[str]:
+        body = (await api.get("/api/funnels", params=params)).json()
+        assert body["count"] == len(live)  # every page tells the whole count; deleted funnels are not in it
+        return [f["name"] for f in body["funnels"]]
+
+    # PostgreSQL's collation decides how case sorts; compare with its own order of the live names.
+    db_order = [r["name"] for r in await pg_pool.fetch(
+        "SELECT name FROM funnels WHERE deleted_at IS NULL ORDER BY name DESC, id DESC")]
+    assert sorted(db_order) == sorted(live)
+    assert await listed() == db_order[:5]  # defaults: by name, descending, 5 a page
+    assert await listed(pageNum="1") == db_order[5:]
+    assert await listed(pageNum="2") == []
+    assert await listed(sortOrder="ascending", perPage="10") == db_order[::-1]
+    assert await listed(sortBy="created", sortOrder="ascending", perPage="3") == live[:3]
+    assert await listed(sortBy="created", perPage="3", pageNum="1") == live[::-1][3:6]
+    assert await listed(sortBy="lastModified", sortOrder="ascending", perPage="10") == [
+        "delta", "Bravo", "Golf", "alpha", "Charlie", "foxtrot"]
 
 
 async def test_clean_funnel_lifecycle(api: httpx.AsyncClient, pg_pool: asyncpg.Pool) -> None:
