@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import msgspec
@@ -83,6 +84,21 @@ def legacy_session_filter(params: Any) -> sessions.SessionFilter:
                                   min_duration_ms=min_length, max_duration_ms=max_length, has_errors=has_errors)
 
 
+def legacy_paging(params: Mapping[str, str], sort_columns: Collection[str], default_sort: str
+                  ) -> tuple[str, str, int, int]:
+    """The original's list parameters: ``sortBy`` (one of ``sort_columns``), ``sortOrder`` (descending unless
+    ``ascending``), ``perPage`` (default 5) and ``pageNum`` (from 0)."""
+    sort_by = params.get("sortBy", default_sort)
+    if sort_by not in sort_columns:
+        raise BadParameter("sortBy", f"must be one of {', '.join(sort_columns)}, got {sort_by!r}")
+    sort_order = params.get("sortOrder", "descending")
+    if sort_order not in LEGACY_DIRECTIONS:
+        raise BadParameter("sortOrder", f"must be ascending or descending, got {sort_order!r}")
+    per_page = int_param(params, "perPage", DEFAULT_PER_PAGE, minimum=1, maximum=MAX_PER_PAGE)
+    page_number = int_param(params, "pageNum", 0, minimum=0, maximum=10**9)
+    return sort_by, sort_order, per_page, page_number
+
+
 def legacy_session_json(session: sessions.Session) -> dict[str, Any]:
     day = dt.datetime.fromtimestamp(session.started_at_ms // 1000, tz=dt.UTC).date()
     return {"sessionId": str(session.session_id), "length": session.duration_ms, "date": day.isoformat(),
@@ -92,14 +108,7 @@ def legacy_session_json(session: sessions.Session) -> dict[str, Any]:
 async def list_sessions(request: Request) -> Response:
     params = request.query_params
     session_filter = legacy_session_filter(params)
-    sort_by = params.get("sortBy", "date")
-    if sort_by not in sessions.LEGACY_SORT_COLUMNS:
-        raise BadParameter("sortBy", f"must be one of {', '.join(sessions.LEGACY_SORT_COLUMNS)}, got {sort_by!r}")
-    sort_order = params.get("sortOrder", "descending")
-    if sort_order not in LEGACY_DIRECTIONS:
-        raise BadParameter("sortOrder", f"must be ascending or descending, got {sort_order!r}")
-    per_page = int_param(params, "perPage", DEFAULT_PER_PAGE, minimum=1, maximum=MAX_PER_PAGE)
-    page_number = int_param(params, "pageNum", 0, minimum=0, maximum=10**9)
+    sort_by, sort_order, per_page, page_number = legacy_paging(params, sessions.LEGACY_SORT_COLUMNS, "date")
     warehouse = request.state.warehouse
     # Two queries on two ClickHouse clients at once.
     page, count = await asyncio.gather(
@@ -167,15 +176,7 @@ async def list_funnels(request: Request) -> Response:
     """``{funnels: [{id, name, created, lastModified}], count}``, paged and sorted as the original did: by
     ``sortBy`` (name, created, lastModified; default name), descending unless ``sortOrder=ascending``,
     ``perPage`` (default 5) from ``pageNum`` 0. Deleted funnels are neither listed nor counted."""
-    params = request.query_params
-    sort_by = params.get("sortBy", "name")
-    if sort_by not in ORDER_COLUMNS:
-        raise BadParameter("sortBy", f"must be one of {', '.join(ORDER_COLUMNS)}, got {sort_by!r}")
-    sort_order = params.get("sortOrder", "descending")
-    if sort_order not in LEGACY_DIRECTIONS:
-        raise BadParameter("sortOrder", f"must be ascending or descending, got {sort_order!r}")
-    per_page = int_param(params, "perPage", DEFAULT_PER_PAGE, minimum=1, maximum=MAX_PER_PAGE)
-    page_number = int_param(params, "pageNum", 0, minimum=0, maximum=10**9)
+    sort_by, sort_order, per_page, page_number = legacy_paging(request.query_params, ORDER_COLUMNS, "name")
     page, count = await funnels_of(request).page(sort_by, sort_order, per_page, per_page * page_number)
     return JSONResponse({
         "funnels": [{"id": f.id, "name": f.definition.name, "created": short_day(f.created_at),

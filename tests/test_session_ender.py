@@ -14,6 +14,7 @@ import pytest
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobEvent
 from clickhouse_connect.driver.client import Client
 
+from agent_api.sessions import UPSERT_ACTIVE_SESSIONS
 from bard.settings import Settings
 from clickhouse.client import create_client
 from session_ender import service
@@ -27,21 +28,6 @@ GRACE = timedelta(seconds=10)
 IDLE = timedelta(milliseconds=MAX_IDLE_MS)
 T0 = 1_700_000_000_000  # client milliseconds; deliberately far from the server's clock
 
-# The agent API's upsert, statement for statement; `seen_at` replaces now() only where a test pins the clock.
-UPSERT = """
-INSERT INTO active_sessions AS s (session_id, app_name, first_event_at, last_event_at, max_idle_ms,
-                                  event_count, error_count, last_seen_at, expires_at)
-VALUES ($1, $2, $3, $4, $5::integer, $6, $7, COALESCE($8::timestamptz, now()),
-        COALESCE($8::timestamptz, now()) + $5::integer * interval '1 millisecond')
-ON CONFLICT (session_id) DO UPDATE SET
-    first_event_at = LEAST(s.first_event_at, EXCLUDED.first_event_at),
-    last_event_at = GREATEST(s.last_event_at, EXCLUDED.last_event_at),
-    max_idle_ms = EXCLUDED.max_idle_ms,
-    event_count = s.event_count + EXCLUDED.event_count,
-    error_count = s.error_count + EXCLUDED.error_count,
-    last_seen_at = EXCLUDED.last_seen_at,
-    expires_at = EXCLUDED.expires_at
-"""
 
 
 class InjectedCrash(Exception):
@@ -64,7 +50,14 @@ async def upsert(
     conn: asyncpg.Pool | asyncpg.Connection, session_id: uuid.UUID, *, first: int, last: int, events: int,
     errors: int = 0, app: str = "shop", seen_at: datetime | None = None,
 ) -> None:
-    await conn.execute(UPSERT, session_id, app, first, last, MAX_IDLE_MS, events, errors, seen_at)
+    """The agent API's own upsert; ``seen_at`` then pins the server time where a test controls the clock."""
+    await conn.execute(UPSERT_ACTIVE_SESSIONS, [session_id], [app], [first], [last], [MAX_IDLE_MS], [events], [errors])
+    if seen_at is not None:
+        await conn.execute(
+            "UPDATE active_sessions SET last_seen_at = $2::timestamptz,"
+            " expires_at = $2::timestamptz + max_idle_ms * interval '1 millisecond' WHERE session_id = $1",
+            session_id, seen_at,
+        )
 
 
 async def server_now(pool: asyncpg.Pool) -> datetime:
