@@ -1,10 +1,17 @@
-"""Publishing accepted batches to RabbitMQ: one persistent message per batch, the broker's confirm awaited.
+"""Publishing accepted batches to RabbitMQ: persistent JSONEachRow messages, the broker's confirm awaited (the
+rows of one or more batches per message, see :mod:`agent_api.storage`).
 
 The connection is aio-pika's robust connection: it reconnects and restores the channel by itself after a broker
 restart or a dropped connection. A publish made while it is down fails at once (or at the timeout) with
 :class:`DependencyUnavailable`; the caller rolls back and answers 503, and the agent's next batch goes through
 once the connection is back. Messages are ``mandatory``, so a message the exchange cannot route to the queue is
 an error, never silently dropped.
+
+The publish itself goes through the robust channel's current aiormq channel (aio-pika's lower layer, same
+maintainers): aio-pika's ``Exchange.publish`` wraps the same ``basic_publish`` in a ``Message`` and its own
+layers, which doubles the Python time per publish (~190 us against ~100 us measured here). A refusal still
+arrives as aiormq's ``DeliveryError`` (nack) or ``PublishError`` (returned, unroutable), both of
+``CONNECTION_EXCEPTIONS``.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import logging
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aiormq import spec
 
 from agent_api.errors import DependencyUnavailable
 from bard.broker import declare_topology
@@ -23,6 +31,7 @@ from bard.settings import Settings
 log = logging.getLogger(__name__)
 
 RABBITMQ = "RabbitMQ"
+PERSISTENT = 2  # AMQP delivery mode
 
 
 class BatchPublisher:
@@ -54,20 +63,27 @@ class BatchPublisher:
             and not self._channel.is_closed
         )
 
-    async def publish_batch(self, rows: bytes) -> None:
-        """Publish one batch's JSONEachRow message and wait for the broker's confirm."""
-        if self._exchange is None:
+    async def publish_message(self, rows: bytes) -> None:
+        """Publish one message of JSONEachRow rows and wait for the broker's confirm."""
+        if self._exchange is None or self._channel is None:
             raise DependencyUnavailable(RABBITMQ, "the publisher is not started")
-        message = aio_pika.Message(
-            rows,
-            content_type="application/x-ndjson",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        )
+        if self._channel.is_closed:
+            # Fail at once, as aio-pika's publish does: the underlying channel would be awaited until it is back.
+            raise DependencyUnavailable(RABBITMQ, "publishing failed (the channel is closed)")
         try:
             async with asyncio.timeout(self._timeout_seconds):
-                await self._exchange.publish(message, routing_key=self._settings.amqp_queue)
+                # The robust channel's current channel: a new one after each reconnect.
+                channel = await self._channel.get_underlay_channel()
+                await channel.basic_publish(
+                    rows,
+                    exchange=self._exchange.name,
+                    routing_key=self._settings.amqp_queue,
+                    # A fresh object each time: aiormq writes the message id, which maps a return to its publish.
+                    properties=spec.Basic.Properties(content_type="application/x-ndjson", delivery_mode=PERSISTENT),
+                    mandatory=True,
+                )
         except TimeoutError:
             raise DependencyUnavailable(RABBITMQ, "no publisher confirm within the timeout") from None
         except CONNECTION_EXCEPTIONS as exc:
-            log.warning("publishing a batch to RabbitMQ failed: %r", exc)
+            log.warning("publishing a message to RabbitMQ failed: %r", exc)
             raise DependencyUnavailable(RABBITMQ, f"publishing failed ({type(exc).__name__})") from None

@@ -9,10 +9,16 @@ the next ones queue, and a free worker takes everything queued as its group. Alo
 and waits for nobody. For a group, inside one transaction:
 
 1. upsert the sessions of every batch (one statement, see :mod:`agent_api.sessions`);
-2. publish every batch's message and await the confirms;
-3. all confirmed: commit. Some refused: roll back, then upsert and commit again for the confirmed batches
-   only (their events are on their way to ClickHouse, so their sessions must be recorded); the refused
-   batches get 503 naming RabbitMQ and leave nothing anywhere.
+2. publish the group's rows as few messages as :data:`MESSAGE_BYTES` allows (the rows of a batch are never
+   split across messages) and await the confirms;
+3. all confirmed: commit. Some refused: roll back, then upsert and commit again for the batches of the
+   confirmed messages only (their events are on their way to ClickHouse, so their sessions must be recorded);
+   the batches of a refused message get 503 naming RabbitMQ and leave nothing anywhere.
+
+A message per group rather than per batch: RabbitMQ's work, the publisher's and the consumer's are per message,
+and at 10,000 events/s one message per 10-event batch made them most of the machine's CPU and the wait for
+confirms most of a ``/record``'s time (BENCHMARKS.md). The rows are the same JSONEachRow rows, each with its
+batch's id, so a reader cannot tell how they travelled.
 
 If PostgreSQL fails before the publishes, nothing is published. One gap remains, on the safe side of
 invariant 1: if a commit fails after the broker confirmed, those events still reach ClickHouse though the
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -33,6 +40,10 @@ from agent_api.publisher import BatchPublisher
 from agent_api.sessions import upsert_active_sessions
 
 log = logging.getLogger(__name__)
+
+MESSAGE_BYTES = 1024 * 1024
+"""A message holds the rows of as many batches of a group as fit in this many bytes (a larger batch goes
+alone): big enough that a busy group is one message, small enough to stay far below RabbitMQ's message limit."""
 
 POSTGRESQL = "PostgreSQL"
 # PostgreSQL is down, restarting, out of connections or unreachable. Any other PostgresError is a bug of ours
@@ -71,12 +82,14 @@ class BatchStore:
         *,
         workers: int = 4,
         max_group: int = 256,
+        message_bytes: int = MESSAGE_BYTES,
         timeout_seconds: float = 5.0,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
         self._workers = workers
         self._max_group = max_group
+        self._message_bytes = message_bytes
         self._timeout_seconds = timeout_seconds
         self._queued: list[_Pending] = []
         self._tasks: set[asyncio.Task[None]] = set()  # references, so running workers are not collected
@@ -124,16 +137,19 @@ class BatchStore:
                 await transaction.start()
                 try:
                     await upsert_active_sessions(conn, (p.batch for p in group))
+                    messages = [[group[i] for i in run]
+                                for run in pack_messages([len(p.rows) for p in group], self._message_bytes)]
                     results = await asyncio.gather(
-                        *(self._publisher.publish_batch(p.rows) for p in group), return_exceptions=True
+                        *(self._publisher.publish_message(b"".join(p.rows for p in message)) for message in messages),
+                        return_exceptions=True,
                     )
-                    for pending, result in zip(group, results, strict=True):
+                    for message, result in zip(messages, results, strict=True):
                         if isinstance(result, DependencyUnavailable):
-                            refused.append((pending, result))
+                            refused.extend((pending, result) for pending in message)
                         elif isinstance(result, BaseException):
                             raise result
                         else:
-                            confirmed.append(pending)
+                            confirmed.extend(message)
                     if refused:
                         await transaction.rollback()
                     else:
@@ -154,3 +170,18 @@ class BatchStore:
             pending.settle(None)
         for pending, error in refused:
             pending.settle(error)
+
+
+def pack_messages(sizes: Sequence[int], max_bytes: int) -> list[range]:
+    """Cut batches of these sizes, in order, into runs of at most ``max_bytes`` (a larger batch alone); each run
+    is the indexes of one message's batches."""
+    messages: list[range] = []
+    first, size = 0, 0
+    for index, batch_size in enumerate(sizes):
+        if index > first and size + batch_size > max_bytes:
+            messages.append(range(first, index))
+            first, size = index, 0
+        size += batch_size
+    if sizes:
+        messages.append(range(first, len(sizes)))
+    return messages

@@ -16,7 +16,9 @@ data directory with a fresh chDB):
 When the load ends, the bench waits until the queue is empty, reads the peak memory of the processes, stops the
 consumer (which inserts what it holds), then opens the chDB directory itself and reports:
 
-- events/s accepted: events in 2xx answers / load time; ``/record`` latency p50, p99, max;
+- events/s accepted: events in 2xx answers / load time; ``/record`` latency p50, p99, max, as the client saw it
+  and inside the agent API (its ``Server-Timing: record;dur=``), and any other ``Server-Timing`` entry by name
+  (stage timings, when an investigation adds them to the agent API);
 - events/s landed: events visible in ``events`` (``FINAL``) / (last ``inserted_at`` - first ``received_at``),
   and whether every accepted event landed exactly once;
 - accepted-to-queryable lag p50, p99, max: ``inserted_at - received_at`` per event (both server clocks);
@@ -26,7 +28,8 @@ The load generator shares the machine with what it measures: on 2 cores it takes
 
 ``--consumer-only --events N`` measures the consumer alone: N events, built into queue messages by the agent
 API's own code (``parse_batch`` then ``ingest_rows``) for ``--agents`` sessions, are published straight to the
-queue first; then the consumer (the ``Consumer`` class ``bard consumer`` runs, here in the bench's process so
+queue first, one message per batch (the agent API's worst case: a lone batch; under load it sends a group's rows
+as one message); then the consumer (the ``Consumer`` class ``bard consumer`` runs, here in the bench's process so
 that its CPU time can be read) takes them all, and the bench reports the wall time, the events/s and the CPU
 time per message (chDB's insert threads included). No HTTP, no lag (the messages waited on purpose).
 
@@ -75,6 +78,8 @@ EVENTS_PER_BATCH = 10
 class Load:
     latencies_ms: list[float] = field(default_factory=list)
     server_ms: list[float] = field(default_factory=list)  # the agent API's own Server-Timing
+    # Every other Server-Timing entry, by name (stages of a /record, when the agent API reports them)
+    stages_ms: dict[str, list[float]] = field(default_factory=dict)
     statuses: Counter[int | str] = field(default_factory=Counter)
     events_accepted: int = 0
     batches_sent: int = 0
@@ -182,14 +187,29 @@ async def agent(http: aiohttp.ClientSession, base: str, args: argparse.Namespace
         except aiohttp.ClientError as exc:
             status, timing = type(exc).__name__, ""
         load.latencies_ms.append((time.perf_counter() - sent) * 1000)
-        if timing.startswith("record;dur="):
-            load.server_ms.append(float(timing.removeprefix("record;dur=")))
+        for name, value in server_timing(timing):
+            if name == "record":
+                load.server_ms.append(value)
+            else:
+                load.stages_ms.setdefault(name, []).append(value)
         load.statuses[status] += 1
         load.batches_sent += 1
         if isinstance(status, int) and 200 <= status < 300:
             load.events_accepted += len(events)
         # Keep the schedule, but a late agent does not burst to catch up.
         next_at = max(next_at + interval, time.monotonic() - interval)
+
+
+def server_timing(header: str) -> list[tuple[str, float]]:
+    """``name;dur=1.5, other;dur=2`` -> ``[("name", 1.5), ("other", 2.0)]``; entries without a duration skipped."""
+    entries = []
+    for entry in header.split(","):
+        name, _, params = entry.strip().partition(";")
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "dur":
+                entries.append((name, float(value)))
+    return entries
 
 
 async def generate(args: argparse.Namespace, base: str) -> Load:
@@ -428,6 +448,9 @@ def main() -> None:
         "record_server_ms": {"p50": round(quantile(load.server_ms, 0.5), 2),
                              "p99": round(quantile(load.server_ms, 0.99), 2),
                              "max": round(max(load.server_ms, default=float("nan")), 2)},
+        "record_stages_ms": {name: {"p50": round(quantile(values, 0.5), 2), "p90": round(quantile(values, 0.9), 2),
+                                    "p99": round(quantile(values, 0.99), 2), "max": round(max(values), 2)}
+                             for name, values in load.stages_ms.items()},
         "landed_events": warehouse["landed"],
         "landed_per_s": round(warehouse["landed_per_s"], 1),
         "every_accepted_event_landed_once": warehouse["landed"] == warehouse["distinct"] == load.events_accepted,
@@ -452,6 +475,9 @@ def main() -> None:
     inside = report["record_server_ms"]
     print(f"/record time inside the agent API (Server-Timing) ms: p50 {inside['p50']}, p99 {inside['p99']}, "
           f"max {inside['max']}")
+    for name, stage in report["record_stages_ms"].items():
+        print(f"  stage {name:<10} p50 {stage['p50']:>8}  p90 {stage['p90']:>8}  p99 {stage['p99']:>8}  "
+              f"max {stage['max']:>8}")
     print(f"landed: {warehouse['landed']} events, {report['landed_per_s']:.0f} events/s; every accepted event "
           f"landed once: {report['every_accepted_event_landed_once']}; broken messages: {warehouse['broken']}")
     lag = warehouse["lag_ms"]

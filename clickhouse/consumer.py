@@ -12,9 +12,15 @@ Policy, in the order a batch lives:
   than one message.
 - **Inserting.** One ``raw_insert`` per batch, run in a thread: chDB blocks, and the event loop keeps taking
   deliveries (the next batch gathers while this one is inserted).
-- **Acknowledging only after the insert.** One ``ack(multiple=True)`` on the batch's last message acknowledges
-  exactly the batch: batches are taken in delivery order and every earlier one is settled first. (A
-  ``message.process()`` scope per message would cost one frame per message for the same guarantee.)
+- **Acknowledging only after the insert.** One ``basic_ack(multiple=True)`` on the batch's last message
+  acknowledges exactly the batch: batches are taken in delivery order and every earlier one is settled first.
+  (A ``message.process()`` scope per message would cost one frame per message for the same guarantee.)
+- **Deliveries are taken by aiormq** (aio-pika's lower layer, same maintainers) with a callback that only
+  appends the body: aio-pika's ``queue.consume`` also wraps every delivery in an ``IncomingMessage`` and a second
+  task, ~20 us of the ~135-160 us of CPU a 10-event message costs, chDB included (BENCHMARKS.md). The channel is
+  still aio-pika's: on a robust connection it comes back after a reconnect with its QoS and queue, and the
+  consumer subscribes again on the new channel. Deliveries held from the old channel are redelivered by the broker;
+  acknowledging them on the dead channel fails harmlessly (below).
 - **A broken message** (ClickHouse says the data is bad: a parse, type or enum error) makes the batch fail as a
   whole; the batch is split in halves until each broken message fails alone. The good pieces land; each broken
   message is kept in ``ingest_errors`` with ClickHouse's error and then acknowledged: never lost, never blocking
@@ -38,8 +44,11 @@ import time
 from dataclasses import dataclass, field
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, MessageProcessError
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractRobustChannel
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from aiormq import spec
+from aiormq.abc import DeliveredMessage
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
@@ -108,12 +117,17 @@ def blames_data(exc: BaseException) -> bool:
     return isinstance(exc, DatabaseError) and getattr(exc, "code", None) in BROKEN_DATA_CODES
 
 
-@dataclass
+@dataclass(slots=True)
 class Delivery:
-    message: AbstractIncomingMessage
+    body: bytes
+    channel: aiormq.abc.AbstractChannel  # the channel it came on, the only one that can acknowledge it
+    delivery_tag: int
     rows: int
-    size: int
     arrived_at: float
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
 
 
 @dataclass
@@ -156,8 +170,7 @@ class Consumer:
         self._changed = asyncio.Event()
         self._stopping = False
         self._channel: AbstractChannel | None = None
-        self._queue: AbstractQueue | None = None
-        self._consumer_tag: str | None = None
+        self._subscription: tuple[aiormq.abc.AbstractChannel, str] | None = None  # (channel, consumer tag)
         self._task: asyncio.Task[None] | None = None
         self._failures_in_a_row = 0
         self.stats = ConsumerStats()
@@ -177,10 +190,12 @@ class Consumer:
     async def start(self) -> None:
         self._channel = await self._connection.channel()
         await self._channel.set_qos(prefetch_count=prefetch_for(self._settings))
-        _, self._queue = await declare_topology(self._channel, self._settings)
+        await declare_topology(self._channel, self._settings)
         self._task = asyncio.create_task(self._gather_and_insert(), name="bard-consumer")
         self._task.add_done_callback(_log_crash)
-        self._consumer_tag = await self._queue.consume(self._on_message)
+        await self._subscribe()
+        if isinstance(self._channel, AbstractRobustChannel):
+            self._channel.reopen_callbacks.add(self._subscribe_again)
         log.info("consuming %s into %s", self._settings.amqp_queue, self._table)
 
     async def wait(self) -> None:
@@ -191,13 +206,16 @@ class Consumer:
     async def stop(self) -> None:
         """Stop taking deliveries, insert what was delivered, requeue what cannot be inserted."""
         self._stopping = True
-        if self._queue is not None and self._consumer_tag is not None:
+        if isinstance(self._channel, AbstractRobustChannel):
+            self._channel.reopen_callbacks.discard(self._subscribe_again)
+        if self._subscription is not None:
+            channel, consumer_tag = self._subscription
+            self._subscription = None
             try:
-                await self._queue.cancel(self._consumer_tag)
+                await channel.basic_cancel(consumer_tag)
             except (AMQPError, ChannelInvalidStateError) as exc:
                 # The channel is gone: the broker requeues what it delivered on it.
                 log.warning("cancelling the consumer failed: %s", exc)
-            self._consumer_tag = None
         self._changed.set()
         if self._task is not None:
             await self._task
@@ -207,10 +225,24 @@ class Consumer:
             await self._channel.close()
         self._channel = None
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _subscribe(self) -> None:
+        assert self._channel is not None
+        channel = await self._channel.get_underlay_channel()
+        answer = await channel.basic_consume(self._settings.amqp_queue, self._on_delivery)
+        assert answer.consumer_tag is not None
+        self._subscription = (channel, answer.consumer_tag)
+
+    async def _subscribe_again(self, *_: object) -> None:
+        """After a robust channel came back: the broker forgot the subscription with the old channel."""
+        if not self._stopping:
+            await self._subscribe()
+
+    async def _on_delivery(self, message: DeliveredMessage) -> None:
         body = message.body
         rows = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
-        self._pending.append(Delivery(message, rows, len(body), time.monotonic()))
+        assert isinstance(message.delivery, spec.Basic.Deliver) and message.delivery.delivery_tag is not None
+        delivery_tag = message.delivery.delivery_tag
+        self._pending.append(Delivery(body, message.channel, delivery_tag, rows, time.monotonic()))
         self._pending_rows += rows
         self._pending_bytes += len(body)
         self._changed.set()
@@ -286,7 +318,7 @@ class Consumer:
         self._failures_in_a_row = 0
         self.stats.rows_inserted += rows
         self.stats.record_batch(rows)
-        await self._settle(batch[-1].message, ack=True)
+        await self._settle(batch[-1], ack=True)
         self.stats.messages_acked += len(batch)
         return True
 
@@ -306,7 +338,7 @@ class Consumer:
     async def _land_pieces(self, batch: list[Delivery], suspects: list[tuple[Delivery, Exception]], *,
                            isolating: bool) -> int:
         try:
-            await self._insert(b"".join(_line_terminated(d.message.body) for d in batch))
+            await self._insert(b"".join(_line_terminated(d.body) for d in batch))
         except Exception as exc:
             if not (blames_data(exc) or isolating):
                 raise ClickHouseFailing(exc) from exc
@@ -324,7 +356,7 @@ class Consumer:
         )
 
     async def _keep_broken(self, delivery: Delivery, error: Exception) -> None:
-        body = delivery.message.body
+        body = delivery.body
         log.warning("kept a broken message of %d bytes in %s: %s", len(body), self._errors_table, error)
         try:
             await asyncio.to_thread(
@@ -339,16 +371,16 @@ class Consumer:
 
     async def _requeue(self, batch: list[Delivery]) -> None:
         if batch:
-            await self._settle(batch[-1].message, ack=False)
+            await self._settle(batch[-1], ack=False)
             self.stats.messages_requeued += len(batch)
 
-    async def _settle(self, last: AbstractIncomingMessage, *, ack: bool) -> None:
+    async def _settle(self, last: Delivery, *, ack: bool) -> None:
         try:
             if ack:
-                await last.ack(multiple=True)
+                await last.channel.basic_ack(last.delivery_tag, multiple=True)
             else:
-                await last.nack(multiple=True, requeue=True)
-        except (AMQPError, ChannelInvalidStateError, MessageProcessError) as exc:
+                await last.channel.basic_nack(last.delivery_tag, multiple=True, requeue=True)
+        except (AMQPError, ChannelInvalidStateError) as exc:
             # The channel these messages came on is closed, so the broker has requeued them already and will
             # deliver them again: rows already inserted come back as copies readers do not see.
             log.warning("could not %s a batch (its channel is gone; it will be redelivered): %s",

@@ -22,7 +22,7 @@ import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agent_api.app import create_app
-from agent_api.batches import parse_batch
+from agent_api.batches import Batch, parse_batch
 from agent_api.errors import DependencyUnavailable
 from agent_api.publisher import BatchPublisher
 from agent_api.storage import BatchStore
@@ -121,6 +121,14 @@ class Queue:
             assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
             batches.append([json.loads(line) for line in message.body.split(b"\n")[:-1]])
         return batches
+
+    async def take_batches(self) -> list[list[dict[str, Any]]]:
+        """The rows on the queue grouped by batch, in order: batches stored together share a message."""
+        by_batch: dict[str, list[dict[str, Any]]] = {}
+        for rows in await self.take_rows():
+            for row in rows:
+                by_batch.setdefault(row["batch_id"], []).append(row)
+        return list(by_batch.values())
 
 
 @pytest.fixture
@@ -230,7 +238,7 @@ async def test_two_racing_first_batches_of_one_session_both_succeed(
               agent.record_body(agent.first_batch(start + 100), session_id)]
     responses = await asyncio.gather(*(post_record(client, b, agent.record_headers(token)) for b in bodies))
     assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
-    assert len(await queue.take_rows()) == 2
+    assert len(await queue.take_batches()) == 2
     [session] = await session_rows(pg_pool)
     assert (session["event_count"], session["error_count"]) == (20, 2)
     assert (session["first_event_at"], session["last_event_at"]) == (start, start + 2100)
@@ -262,7 +270,7 @@ async def test_after_an_idle_timeout_the_new_session_id_gets_its_own_row(
     rows = {str(r["session_id"]): r for r in await session_rows(pg_pool)}
     assert (rows[old]["first_event_at"], rows[old]["last_event_at"]) == (start, start + 2000)
     assert (rows[new]["first_event_at"], rows[new]["event_count"]) == (start + 69_999, 10)
-    [_, restarted] = await queue.take_rows()
+    [_, restarted] = await queue.take_batches()
     assert [r["type"] for r in restarted[:3]] == [4, 2, 3] and restarted[2]["kind"] == "click"
 
 
@@ -709,7 +717,7 @@ async def test_concurrent_batches_of_a_few_sessions_add_up(
               for i in range(60)]
     responses = await asyncio.gather(*(post_record(client, b, agent.record_headers(token)) for b in bodies))
     assert {r.status_code for r in responses} == {200}
-    assert len(await queue.take_all()) == 60
+    assert len(await queue.take_batches()) == 60
     by_session = {str(r["session_id"]): r for r in await session_rows(pg_pool)}
     assert sorted(by_session) == sorted(sessions)
     for n, session_id in enumerate(sessions):
@@ -720,17 +728,67 @@ async def test_concurrent_batches_of_a_few_sessions_add_up(
 
 
 class RefusingPublisher(BatchPublisher):
-    """The real publisher, except that it refuses the messages it is told to, as a broker may refuse one
-    message of several in flight."""
+    """The real publisher, except that it refuses every message holding one of the batches it is told to, as a
+    broker may refuse one message of several in flight."""
 
     def __init__(self, settings: Settings, refuse: set[bytes]) -> None:
         super().__init__(settings)
         self.refuse = refuse
 
-    async def publish_batch(self, rows: bytes) -> None:
-        if rows in self.refuse:
+    async def publish_message(self, rows: bytes) -> None:
+        if any(refused in rows for refused in self.refuse):
             raise DependencyUnavailable("RabbitMQ", "refused by the test")
-        await super().publish_batch(rows)
+        await super().publish_message(rows)
+
+
+def three_batches_of_two_sessions(shared: uuid.UUID, other: uuid.UUID, start: int) -> list[Batch]:
+    return [
+        parse_batch(json.dumps(agent.record_body(events, str(session))).encode(), "shop",
+                    max_idle_default_ms=60_000, max_idle_max_ms=3_600_000)
+        for events, session in ((agent.later_batch(start), shared), (agent.first_batch(start - 500), shared),
+                                (agent.later_batch(start, 4), other))
+    ]
+
+
+async def store_as_one_group(store: BatchStore, batches: list[Batch], messages: list[bytes]) -> list[Any]:
+    return await asyncio.gather(*(store.store(b, m) for b, m in zip(batches, messages, strict=True)),
+                                return_exceptions=True)
+
+
+async def test_a_group_goes_to_the_queue_as_one_message_of_every_batch(
+    api_settings: Settings, pg_pool: asyncpg.Pool, queue: Queue
+) -> None:
+    start = agent.now_ms()
+    batches = three_batches_of_two_sessions(uuid.uuid4(), uuid.uuid4(), start)
+    messages = [b.ingest_rows(uuid.uuid4(), start) for b in batches]
+    publisher = BatchPublisher(api_settings)
+    await publisher.start()
+    try:
+        store = BatchStore(pg_pool, publisher, workers=1)  # one worker: the three form one group
+        assert await store_as_one_group(store, batches, messages) == [None, None, None]
+    finally:
+        await publisher.close()
+    assert store.groups_stored == 1
+    assert [m.body for m in await queue.take_all()] == [b"".join(messages)]
+    assert len(await session_rows(pg_pool)) == 2
+
+
+async def test_a_refused_group_message_keeps_all_its_batches_out(
+    api_settings: Settings, pg_pool: asyncpg.Pool, queue: Queue
+) -> None:
+    start = agent.now_ms()
+    batches = three_batches_of_two_sessions(uuid.uuid4(), uuid.uuid4(), start)
+    messages = [b.ingest_rows(uuid.uuid4(), start) for b in batches]
+    publisher = RefusingPublisher(api_settings, refuse={messages[1]})
+    await publisher.start()
+    try:
+        store = BatchStore(pg_pool, publisher, workers=1)
+        outcomes = await store_as_one_group(store, batches, messages)
+    finally:
+        await publisher.close()
+    assert store.groups_stored == 1
+    assert all(isinstance(o, DependencyUnavailable) and o.dependency == "RabbitMQ" for o in outcomes), outcomes
+    await assert_nothing_written(pg_pool, queue)
 
 
 async def test_a_refused_message_in_a_group_keeps_its_batch_out_and_the_others_in(
@@ -738,19 +796,14 @@ async def test_a_refused_message_in_a_group_keeps_its_batch_out_and_the_others_i
 ) -> None:
     shared, other = uuid.uuid4(), uuid.uuid4()
     start = agent.now_ms()
-    batches = [
-        parse_batch(json.dumps(agent.record_body(events, str(session))).encode(), "shop",
-                    max_idle_default_ms=60_000, max_idle_max_ms=3_600_000)
-        for events, session in ((agent.later_batch(start), shared), (agent.first_batch(start - 500), shared),
-                                (agent.later_batch(start, 4), other))
-    ]
+    batches = three_batches_of_two_sessions(shared, other, start)
     messages = [b.ingest_rows(uuid.uuid4(), start) for b in batches]
     publisher = RefusingPublisher(api_settings, refuse={messages[1]})
     await publisher.start()
     try:
-        store = BatchStore(pg_pool, publisher, workers=1)  # one worker: the three form one group
-        outcomes = await asyncio.gather(*(store.store(b, m) for b, m in zip(batches, messages, strict=True)),
-                                        return_exceptions=True)
+        # One worker: the three form one group; one byte per message: each batch goes alone.
+        store = BatchStore(pg_pool, publisher, workers=1, message_bytes=1)
+        outcomes = await store_as_one_group(store, batches, messages)
     finally:
         await publisher.close()
     assert store.groups_stored == 1
@@ -760,3 +813,24 @@ async def test_a_refused_message_in_a_group_keeps_its_batch_out_and_the_others_i
     rows = {r["session_id"]: r for r in await session_rows(pg_pool)}
     assert (rows[shared]["event_count"], rows[shared]["error_count"], rows[shared]["first_event_at"]) == (10, 0, start)
     assert rows[other]["event_count"] == 4
+
+
+async def test_an_unroutable_message_is_refused_and_the_next_ones_still_confirmed(
+    api_settings: Settings, amqp: aio_pika.abc.AbstractRobustConnection, queue: Queue
+) -> None:
+    """Messages are mandatory: one the exchange cannot route comes back as a refusal (never dropped silently), and
+    the channel goes on confirming the next ones."""
+    publisher = BatchPublisher(api_settings)
+    await publisher.start()
+    try:
+        async with amqp.channel() as channel:
+            exchange, bound = await declare_topology(channel, api_settings)
+            await bound.unbind(exchange, routing_key=api_settings.amqp_queue)
+            with pytest.raises(DependencyUnavailable) as refused:
+                await publisher.publish_message(b'{"unroutable":1}\n')
+            assert refused.value.dependency == "RabbitMQ"
+            await bound.bind(exchange, routing_key=api_settings.amqp_queue)
+        await asyncio.gather(*(publisher.publish_message(b'{"n":%d}\n' % n) for n in range(3)))
+    finally:
+        await publisher.close()
+    assert sorted(m.body for m in await queue.take_all()) == [b'{"n":%d}\n' % n for n in range(3)]

@@ -12,6 +12,7 @@ import pytest
 from agent_api.batches import Batch, parse_app_name, parse_batch
 from agent_api.errors import InvalidRequest, Unauthorized
 from agent_api.rate_limit import TokenBucketLimiter, retry_after_seconds
+from agent_api.storage import pack_messages
 from agent_api.tagging import MAX_LABEL_CHARS, collapse_whitespace
 from agent_api.tokens import TokenAuthority, signing_key
 from clickhouse.schema import INGEST_NAMES
@@ -225,6 +226,20 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.mark.parametrize(
+    ("sizes", "max_bytes", "messages"),
+    [
+        pytest.param([], 100, [], id="no-batch"),
+        pytest.param([3, 3, 3], 100, [[0, 1, 2]], id="all-in-one"),
+        pytest.param([3, 3, 3], 6, [[0, 1], [2]], id="cut-at-the-limit"),
+        pytest.param([3, 10, 3], 5, [[0], [1], [2]], id="a-larger-batch-goes-alone"),
+        pytest.param([3, 3], 1, [[0], [1]], id="one-byte-one-batch-each"),
+    ],
+)
+def test_a_group_is_packed_into_messages_in_order(sizes: list[int], max_bytes: int, messages: list[list[int]]) -> None:
+    assert [list(run) for run in pack_messages(sizes, max_bytes)] == messages
 
 
 def test_token_bucket_allows_a_burst_then_refills_at_the_rate() -> None:
