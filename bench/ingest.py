@@ -105,6 +105,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="agent API port (default: a free one)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--consumer-only", action="store_true", help="measure the consumer alone (see above)")
+    parser.add_argument("--up", action="store_true",
+                        help="run `bard up` (every part in one process) instead of separate agent API and consumer")
     parser.add_argument("--events", type=int, default=200_000, help="events to preload with --consumer-only")
     return parser.parse_args()
 
@@ -414,9 +416,14 @@ def main() -> None:
         processes: list[subprocess.Popen[bytes]] = []
         try:
             subprocess.run([str(BARD), "migrate"], env=env, check=True)
-            consumer = subprocess.Popen([str(BARD), "consumer"], env=env)
-            api = subprocess.Popen([str(BARD), "agent-api", "--workers", str(args.workers)], env=env)
-            processes += [consumer, api]
+            if args.up:  # everything in one `bard up` process: the consumer's and the API's figures are its own
+                env["BARD_REPLAYER_API_PORT"] = str(free_port())
+                consumer = api = subprocess.Popen([str(BARD), "up"], env=env, stdout=subprocess.DEVNULL)
+                processes.append(consumer)
+            else:
+                consumer = subprocess.Popen([str(BARD), "consumer"], env=env)
+                api = subprocess.Popen([str(BARD), "agent-api", "--workers", str(args.workers)], env=env)
+                processes += [consumer, api]
             asyncio.run(wait_ready(base, 120, processes))
             load = asyncio.run(generate(args, base))
             load_end_ms = time.time() * 1000
@@ -467,7 +474,7 @@ def main() -> None:
         return
     print(f"machine: {report['machine']['cores']} cores, load average {report['machine']['load_average_1m']:.2f}")
     print(f"target {report['target_events_per_s']:.0f} events/s from {args.agents} agents for {seconds:.1f} s "
-          f"({args.workers} agent API workers)")
+          + ("(bard up: one process)" if args.up else f"({args.workers} agent API workers)"))
     print(f"accepted: {load.events_accepted} events, {report['accepted_per_s']:.0f} events/s; "
           f"answers {report['statuses']}")
     lat = report["record_latency_ms"]
