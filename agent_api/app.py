@@ -73,8 +73,7 @@ async def record(request: Request) -> Response:
         body, app_name, max_idle_default_ms=settings.max_idle_default_ms, max_idle_max_ms=settings.max_idle_max_ms
     )
     batch_id = uuid.uuid4()
-    rows = batch.ingest_rows(batch_id, int(time.time() * 1000))
-    await request.state.batch_store.store(batch, rows)
+    await request.state.batch_store.store(batch, batch_id, int(time.time() * 1000))
     # Server-Timing: the time spent in Bard, apart from what the network and a busy client add.
     elapsed_ms = (time.perf_counter() - started) * 1000
     return JSONResponse({"batchId": str(batch_id), "events": len(batch.timestamps)},

@@ -12,17 +12,25 @@ column as its text). Rows are assembled from bytes: the hot path builds no dict 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field, replace
+from typing import Annotated, NamedTuple
 
 import msgspec
 from msgspec import Meta, Raw, Struct, UnsetType
 
+from agent_api.click_targets import (
+    MAX_NODE_ID,
+    MAX_TARGETS_PER_BATCH,
+    may_hold_targets,
+    mutation_targets,
+    snapshot_targets,
+)
 from agent_api.errors import InvalidRequest
-from agent_api.events import EVENT_TYPE_NUMBERS, event_decoder
+from agent_api.events import EVENT_TYPE_NUMBERS, FullSnapshot, Incremental, event_decoder
 from agent_api.tagging import UNTAGGED, Tag, tag_event
 
 MAX_APP_NAME_CHARS = 200
+TOO_DEEP = "JSON nested too deeply to read (about a thousand levels; a DOM is nowhere near that deep)"
 
 
 class RecordBody(Struct, frozen=True):
@@ -36,6 +44,22 @@ class RecordBody(Struct, frozen=True):
 record_body_decoder = msgspec.json.Decoder(RecordBody)
 
 
+class TargetsFound(NamedTuple):
+    """The links and buttons one event brought: a full snapshot (a new page, even with none) or a mutation."""
+
+    since: int  # the event's timestamp
+    starts_page: bool
+    labels: dict[int, str]  # rrweb node id -> label
+
+
+class OpenClick(NamedTuple):
+    """A click the agent did not mark: tagged if its node turns out to be a link or button."""
+
+    position: int  # of the event in the batch
+    node_id: int
+    at: int  # the event's timestamp
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
     session_id: uuid.UUID
@@ -45,6 +69,10 @@ class Batch:
     timestamps: list[int]
     types: list[int]
     tags: list[Tag]
+    # For clicks on links and buttons (see agent_api.click_targets): the targets of its full snapshots and
+    # mutations, and its clicks the agent did not mark.
+    targets: list[TargetsFound] = field(default_factory=list)
+    open_clicks: list[OpenClick] = field(default_factory=list)
 
     @property
     def first_event_at(self) -> int:
@@ -57,6 +85,13 @@ class Batch:
     @property
     def error_count(self) -> int:
         return sum(1 for tag in self.tags if tag.is_error)
+
+    def with_click_labels(self, labels: dict[int, str]) -> Batch:
+        """This batch with the events at these indexes tagged as clicks with these labels."""
+        tags = list(self.tags)
+        for index, label in labels.items():
+            tags[index] = Tag("click", label, False)
+        return replace(self, tags=tags)
 
     def ingest_rows(self, batch_id: uuid.UUID, received_at_ms: int) -> bytes:
         """The queue message: newline-terminated JSONEachRow rows, one per event."""
@@ -102,6 +137,8 @@ def parse_batch(body: bytes, app_name: str, *, max_idle_default_ms: int, max_idl
         raise InvalidRequest.from_validation(exc) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest("body", f"not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("body", TOO_DEEP) from None
 
     if isinstance(record.MAX_IDLE_TIME, UnsetType):
         max_idle_ms = max_idle_default_ms
@@ -117,14 +154,44 @@ def parse_batch(body: bytes, app_name: str, *, max_idle_default_ms: int, max_idl
     timestamps: list[int] = []
     types: list[int] = []
     tags: list[Tag] = []
+    targets: list[TargetsFound] = []
+    open_clicks: list[OpenClick] = []
+    budget = MAX_TARGETS_PER_BATCH
+    # The targets this batch itself shows, for its own clicks; complete once it has a full snapshot.
+    seen: dict[int, str] = {}
+    page_known = False
     for index, raw in enumerate(record.events):
         where = f"events[{index}]"
         try:
             event = event_decoder.decode(raw)
         except msgspec.ValidationError as exc:
             raise InvalidRequest.from_validation(exc, where) from None
+        except RecursionError:
+            raise InvalidRequest(where, TOO_DEEP) from None
         timestamps.append(event.timestamp)
         types.append(EVENT_TYPE_NUMBERS[type(event)])
-        tags.append(tag_event(event, where))
-    return Batch(record.sessionId, app_name, max_idle_ms, raw_events, timestamps, types, tags)
+        tag = tag_event(event, where)
+        if isinstance(event, FullSnapshot):
+            page_known = True
+            seen.clear()
+            labels = dict(snapshot_targets(raw, budget)) if may_hold_targets(raw) else {}
+            targets.append(TargetsFound(event.timestamp, True, labels))
+            seen.update(labels)
+            budget -= len(labels)
+        elif isinstance(event, Incremental):
+            if event.is_click and tag is UNTAGGED:
+                node_id = event.data.id
+                if type(node_id) is int and 0 < node_id <= MAX_NODE_ID:
+                    if node_id in seen:
+                        tag = Tag("click", seen[node_id], False)
+                    elif not page_known:  # the target may be in an earlier batch
+                        open_clicks.append(OpenClick(index, node_id, event.timestamp))
+            elif event.is_mutation and budget > 0 and may_hold_targets(raw):
+                labels = dict(mutation_targets(raw, budget))
+                if labels:
+                    targets.append(TargetsFound(event.timestamp, False, labels))
+                    seen.update(labels)
+                    budget -= len(labels)
+        tags.append(tag)
+    return Batch(record.sessionId, app_name, max_idle_ms, raw_events, timestamps, types, tags, targets, open_clicks)
 

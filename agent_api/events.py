@@ -38,9 +38,11 @@ class FullSnapshot(RrwebEvent, tag=2, frozen=True):
 
 
 class IncrementalData(Struct, frozen=True):
-    # Any: rrweb's sources put different things here; only source 2 with type 2 (a click) matters to Bard.
+    # Any: rrweb's sources put different things here; Bard reads a click (source 2, type 2, on node ``id``)
+    # and looks into mutations (source 0) for the links and buttons they add.
     source: Any = None
     type: Any = None
+    id: Any = None
 
 
 class Incremental(RrwebEvent, tag=3, frozen=True):
@@ -52,6 +54,11 @@ class Incremental(RrwebEvent, tag=3, frozen=True):
     def is_click(self) -> bool:
         source, kind = self.data.source, self.data.type
         return type(source) is int and type(kind) is int and source == 2 and kind == 2
+
+    @property
+    def is_mutation(self) -> bool:
+        source = self.data.source
+        return type(source) is int and source == 0
 
 
 class MetaEvent(RrwebEvent, tag=4, frozen=True):

@@ -13,10 +13,11 @@ order, so two groups in flight lock shared sessions in the same order and cannot
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
+import msgspec
 
 from agent_api.batches import Batch
 
@@ -38,6 +39,26 @@ ON CONFLICT (session_id) DO UPDATE SET
     error_count    = s.error_count + EXCLUDED.error_count,
     last_seen_at   = EXCLUDED.last_seen_at,
     expires_at     = EXCLUDED.expires_at
+"""
+
+
+STORE_CLICK_TARGETS = """
+INSERT INTO active_session_click_targets (session_id, since, starts_page, targets)
+SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::boolean[], $4::jsonb[])
+"""
+
+# For each open click (c.i numbers them): the latest row at or before the click that has its node or starts a
+# page (at one time, a page's own mutations come after its snapshot); the label if that row has the node.
+RESOLVE_OPEN_CLICKS = """
+SELECT c.i, t.targets ->> c.node_id::text
+FROM unnest($1::uuid[], $2::integer[], $3::bigint[]) WITH ORDINALITY AS c(session_id, node_id, at, i)
+CROSS JOIN LATERAL (
+    SELECT t.targets FROM active_session_click_targets AS t
+    WHERE t.session_id = c.session_id AND t.since <= c.at AND (t.starts_page OR t.targets ? c.node_id::text)
+    ORDER BY t.since DESC, t.starts_page
+    LIMIT 1
+) AS t
+WHERE t.targets ? c.node_id::text
 """
 
 
@@ -85,3 +106,40 @@ async def upsert_active_sessions(conn: asyncpg.Connection, batches: Iterable[Bat
         [a.event_count for a in activities],
         [a.error_count for a in activities],
     )
+
+
+async def store_click_targets(conn: asyncpg.Connection, batches: Iterable[Batch]) -> None:
+    """Keep the pages and targets the batches bring (after their sessions' upsert: the rows refer to them)."""
+    sessions: list[uuid.UUID] = []
+    since: list[int] = []
+    starts_page: list[bool] = []
+    targets: list[str] = []
+    for batch in batches:
+        for found in batch.targets:
+            sessions.append(batch.session_id)
+            since.append(found.since)
+            starts_page.append(found.starts_page)
+            targets.append(msgspec.json.encode(found.labels).decode())
+    if sessions:
+        await conn.execute(STORE_CLICK_TARGETS, sessions, since, starts_page, targets)
+
+
+async def resolve_open_clicks(conn: asyncpg.Connection, batches: Sequence[Batch]) -> dict[int, dict[int, str]]:
+    """The open clicks that are on a link or button: ``{batch position: {event index: label}}``."""
+    owners: list[tuple[int, int]] = []  # (batch position, event index) of each open click, in order
+    sessions: list[uuid.UUID] = []
+    node_ids: list[int] = []
+    times: list[int] = []
+    for position, batch in enumerate(batches):
+        for click in batch.open_clicks:
+            owners.append((position, click.position))
+            sessions.append(batch.session_id)
+            node_ids.append(click.node_id)
+            times.append(click.at)
+    if not owners:
+        return {}
+    found: dict[int, dict[int, str]] = {}
+    for number, label in await conn.fetch(RESOLVE_OPEN_CLICKS, sessions, node_ids, times):
+        position, index = owners[number - 1]  # ORDINALITY counts from 1
+        found.setdefault(position, {})[index] = label
+    return found

@@ -8,7 +8,9 @@ Batches arriving together are stored together, as PostgreSQL does group commit: 
 the next ones queue, and a free worker takes everything queued as its group. Alone, a batch is a group of one
 and waits for nobody. For a group, inside one transaction:
 
-1. upsert the sessions of every batch (one statement, see :mod:`agent_api.sessions`);
+1. upsert the sessions of every batch (one statement, see :mod:`agent_api.sessions`), keep the links and buttons
+   their pages show, and name the clicks the agent left unmarked that landed on one (each a statement only
+   when some batch needs it; see :mod:`agent_api.click_targets`);
 2. publish the group's rows as few messages as :data:`MESSAGE_BYTES` allows (the rows of a batch are never
    split across messages) and await the confirms;
 3. all confirmed: commit. Some refused: roll back, then upsert and commit again for the batches of the
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -37,7 +40,7 @@ import asyncpg
 from agent_api.batches import Batch
 from agent_api.errors import DependencyUnavailable
 from agent_api.publisher import BatchPublisher
-from agent_api.sessions import upsert_active_sessions
+from agent_api.sessions import resolve_open_clicks, store_click_targets, upsert_active_sessions
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +65,17 @@ POSTGRES_EXCEPTIONS = (
 @dataclass(slots=True)
 class _Pending:
     batch: Batch
-    rows: bytes
+    batch_id: uuid.UUID
+    received_at_ms: int
+    rows: bytes = b""
     outcome: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def __post_init__(self) -> None:
+        self.rows = self.batch.ingest_rows(self.batch_id, self.received_at_ms)
+
+    def name_clicks(self, labels: dict[int, str]) -> None:
+        self.batch = self.batch.with_click_labels(labels)
+        self.rows = self.batch.ingest_rows(self.batch_id, self.received_at_ms)
 
     def settle(self, error: BaseException | None) -> None:
         if self.outcome.done():  # the request went away; nobody waits for the answer
@@ -96,9 +108,9 @@ class BatchStore:
         self._active = 0
         self.groups_stored = 0  # with the batches, tells how much grouping the load gives
 
-    async def store(self, batch: Batch, rows: bytes) -> None:
+    async def store(self, batch: Batch, batch_id: uuid.UUID, received_at_ms: int) -> None:
         """Return once the batch is kept; raise :class:`DependencyUnavailable` when it was not."""
-        pending = _Pending(batch, rows)
+        pending = _Pending(batch, batch_id, received_at_ms)
         self._queued.append(pending)
         if self._active < self._workers:
             self._active += 1
@@ -136,7 +148,9 @@ class BatchStore:
                 transaction = conn.transaction()
                 await transaction.start()
                 try:
-                    await upsert_active_sessions(conn, (p.batch for p in group))
+                    await keep_sessions(conn, group)
+                    for position, labels in (await resolve_open_clicks(conn, [p.batch for p in group])).items():
+                        group[position].name_clicks(labels)
                     messages = [[group[i] for i in run]
                                 for run in pack_messages([len(p.rows) for p in group], self._message_bytes)]
                     results = await asyncio.gather(
@@ -160,7 +174,7 @@ class BatchStore:
                     raise
                 if refused and confirmed:
                     async with conn.transaction():
-                        await upsert_active_sessions(conn, (p.batch for p in confirmed))
+                        await keep_sessions(conn, confirmed)
         except POSTGRES_EXCEPTIONS as exc:
             log.warning("storing %d batch(es) failed in PostgreSQL: %r", len(group), exc)
             for pending in group:
@@ -170,6 +184,11 @@ class BatchStore:
             pending.settle(None)
         for pending, error in refused:
             pending.settle(error)
+
+
+async def keep_sessions(conn: asyncpg.Connection, group: list[_Pending]) -> None:
+    await upsert_active_sessions(conn, (p.batch for p in group))
+    await store_click_targets(conn, (p.batch for p in group))
 
 
 def pack_messages(sizes: Sequence[int], max_bytes: int) -> list[range]:

@@ -2,7 +2,8 @@
 
 - click: an incremental mouse click (type 3, data.source 2, data.type 2) that the agent marked
   ``conversionData.eventType == "click"``; the label is its ``textContent``, whitespace collapsed, trimmed,
-  capped at 256 characters. (The agent marks clicks on ``BUTTON`` nodes only; links are never marked.)
+  capped at 256 characters. (The agent marks clicks on ``BUTTON`` nodes only; the clicks it leaves unmarked on
+  links and buttons are named in :mod:`agent_api.click_targets`.)
 - custom: every type 5 event; the label is ``data.tag`` (capped likewise), whatever ``conversionData`` says.
 - error: a type 6 console-plugin event at level ``error`` counts toward the session's error count.
 - ``conversionData`` on any other event is ignored.
@@ -39,7 +40,7 @@ CONSOLE_ERROR = Tag("", "", True)
 
 
 def collapse_whitespace(text: str) -> str:
-    return " ".join(text.split())[:MAX_LABEL_CHARS]
+    return " ".join(text.split())[:MAX_LABEL_CHARS].rstrip()  # a cut between two words leaves no space
 
 
 def tag_event(event: Event, where: str) -> Tag:

@@ -53,6 +53,25 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX IF NOT EXISTS funnels_live ON funnels (id) WHERE deleted_at IS NULL;
         """,
     ),
+    (
+        3,
+        "active_session_click_targets",
+        """
+        -- The links and buttons of an active session's pages, so that a click the agent did not mark can be
+        -- named (agent_api/click_targets.py): one row per full snapshot or mutation that brought any, with
+        -- {"<rrweb node id>": "<label>"}. Times are client milliseconds. A full snapshot starts a page (also
+        -- with no targets): rrweb numbers nodes afresh, so ids of earlier rows name nothing after it.
+        -- The rows go with the session: the session ender's delete cascades.
+        CREATE TABLE IF NOT EXISTS active_session_click_targets (
+            session_id   uuid NOT NULL REFERENCES active_sessions ON DELETE CASCADE,
+            since        bigint NOT NULL,
+            starts_page  boolean NOT NULL,
+            targets      jsonb NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS active_session_click_targets_session
+            ON active_session_click_targets (session_id, since);
+        """,
+    ),
 )
 
 

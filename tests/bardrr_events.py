@@ -7,7 +7,8 @@ Read from the agent's source (``npm pack bardrr@2.3.1``) and rrweb's recorder an
 - Incremental (type 3): mouse moves are ``source`` 1 with ``positions``; a click is ``source`` 2, ``type`` 2
   with the node ``id`` and ``x``/``y``. The agent adds ``conversionData {"eventType": "click", "textContent"}``
   only when the clicked node's ``nodeName`` is ``BUTTON`` (it also checks ``ANCHOR``, which is no nodeName, so
-  links — ``A`` — are never tagged). ``textContent`` is the raw DOM text, whitespace and all.
+  links — ``A`` — are never marked; Bard names them from the snapshot). ``textContent`` is the raw DOM text,
+  whitespace and all.
 - Custom (type 5): ``{"tag", "payload": null}`` (``Agent.handleCustomEvent`` passes ``null``), with
   ``conversionData {"eventType": "custom", "customEventType": tag}``.
 - Plugin (type 6) from the console plugin, recording level ``error`` only: ``{"plugin": "rrweb/console@1",
@@ -28,6 +29,11 @@ Event = dict[str, Any]
 
 BUTTON_ID = 42
 LINK_ID = 57
+LINK_LABEL = "Cart"
+ACCOUNT_LINK_ID = 60
+ACCOUNT_ICON_PATH_ID = 62
+ACCOUNT_LABEL = "Your account"
+"""An icon-only link: ``<a aria-label="Your account"><svg><path/></svg></a>``; a click lands on the path."""
 BUTTON_TEXT = "\n      Add to   cart\n    "
 """What ``textContent`` gives for ``<button>\\n      Add to   cart\\n    </button>``."""
 BUTTON_LABEL = "Add to cart"
@@ -75,7 +81,12 @@ def full_snapshot(ts: int, products: int = 60) -> Event:
         )
     body = _element(5, "body", {}, [
         _element(6, "header", {"class": "site-header"}, [
-            _element(LINK_ID, "a", {"href": "/cart", "class": "nav-link"}, [_text(58, "Cart")]),
+            _element(LINK_ID, "a", {"href": "/cart", "class": "nav-link"}, [_text(58, LINK_LABEL)]),
+            _element(ACCOUNT_LINK_ID, "a", {"href": "/account", "aria-label": ACCOUNT_LABEL}, [
+                _element(61, "svg", {"viewBox": "0 0 24 24"}, [
+                    _element(ACCOUNT_ICON_PATH_ID, "path", {"d": "M0 0h24v24"}, []),
+                ]),
+            ]),
             _element(BUTTON_ID, "button", {"class": "btn btn-primary", "type": "button"}, [_text(43, BUTTON_TEXT)]),
         ]),
         _element(7, "ul", {"class": "product-list"}, cards),
@@ -115,9 +126,31 @@ def button_click(ts: int, text: str = BUTTON_TEXT) -> Event:
     }
 
 
-def link_click(ts: int) -> Event:
-    """A click on an ``<a>``: the agent does not tag it (it looks for ``ANCHOR``)."""
-    return {"type": 3, "data": {"source": 2, "type": 2, "id": LINK_ID, "x": 700, "y": 34}, "timestamp": ts}
+def link_click(ts: int, node_id: int = LINK_ID) -> Event:
+    """A click on an ``<a>`` (or, with ``node_id``, on any node): the agent does not mark it (it looks for
+    ``ANCHOR``)."""
+    return {"type": 3, "data": {"source": 2, "type": 2, "id": node_id, "x": 700, "y": 34}, "timestamp": ts}
+
+
+def mutation_adding_link(ts: int, link_id: int, text: str, parent_id: int = 6) -> Event:
+    """A mutation (incremental, source 0) adding ``<a href="/sale"><b>{text}</b>!</a>`` under ``parent_id``.
+    rrweb sends each added node on its own (``skipChild``), children naming their parent and next sibling,
+    and not in document order: here the ``!`` comes before the ``<b>``."""
+    return {
+        "type": 3,
+        "data": {
+            "source": 0, "texts": [], "attributes": [], "removes": [],
+            "adds": [
+                {"parentId": parent_id, "nextId": None,
+                 "node": {"type": 2, "tagName": "a", "attributes": {"href": "/sale"}, "childNodes": [], "id": link_id}},
+                {"parentId": link_id, "nextId": None, "node": {"type": 3, "textContent": "!", "id": link_id + 3}},
+                {"parentId": link_id, "nextId": link_id + 3,
+                 "node": {"type": 2, "tagName": "b", "attributes": {}, "childNodes": [], "id": link_id + 1}},
+                {"parentId": link_id + 1, "nextId": None, "node": {"type": 3, "textContent": text, "id": link_id + 2}},
+            ],
+        },
+        "timestamp": ts,
+    }
 
 
 def custom_event(ts: int, tag: str = CUSTOM_TAG) -> Event:

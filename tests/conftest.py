@@ -84,7 +84,7 @@ async def pg_pool(request: pytest.FixtureRequest, pg_url: str) -> AsyncIterator[
     """A pool on the run's database, emptied first; at teardown every connection must be back."""
     _require_marker(request, "postgres")
     pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=10)
-    await pool.execute("TRUNCATE active_sessions, funnels RESTART IDENTITY")
+    await pool.execute("TRUNCATE active_sessions, active_session_click_targets, funnels RESTART IDENTITY")
     yield pool
     in_use = pool.get_size() - pool.get_idle_size()
     await asyncio.wait_for(pool.close(), timeout=10)

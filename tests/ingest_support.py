@@ -20,7 +20,8 @@ WAIT_SECONDS = 60.0  # a ceiling for a busy machine, never a performance asserti
 
 
 def ingest_rows(events: list[dict[str, Any]], session_id: str, app_name: str = "shop") -> list[dict[str, Any]]:
-    """Rows in the queue's format (``clickhouse.schema.INGEST_COLUMNS``), tagged as the agent API tags them."""
+    """Rows in the queue's format (``clickhouse.schema.INGEST_COLUMNS``), tagged as the agent API tags what the
+    agent marked (clicks it names from the page's snapshot are left untagged here)."""
     batch_id = str(uuid.uuid4())
     rows = []
     for seq, event in enumerate(events):

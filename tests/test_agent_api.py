@@ -148,6 +148,7 @@ async def session_rows(pool: asyncpg.Pool) -> list[asyncpg.Record]:
 
 async def assert_nothing_written(pool: asyncpg.Pool, queue: Queue) -> None:
     assert await session_rows(pool) == []
+    assert await pool.fetchval("SELECT count(*) FROM active_session_click_targets") == 0
     assert await queue.count() == 0
 
 
@@ -181,7 +182,7 @@ async def test_authenticate_record_then_the_queue_and_the_session_hold_the_batch
     assert [row["event"] for row in rows] == events
     assert [(row["ts"], row["type"]) for row in rows] == [(e["timestamp"], e["type"]) for e in events]
     assert [(row["kind"], row["label"]) for row in rows if row["kind"]] == [
-        ("click", agent.BUTTON_LABEL), ("custom", agent.CUSTOM_TAG)
+        ("click", agent.BUTTON_LABEL), ("click", agent.LINK_LABEL), ("custom", agent.CUSTOM_TAG)
     ]
     assert sum(row["is_error"] for row in rows) == 1
     assert before * 1000 - 1 <= rows[0]["received_at"] <= time.time() * 1000 + 1
@@ -358,6 +359,8 @@ BAD_BODIES: dict[str, tuple[Callable[[], object], str]] = {
     "max-idle-float": (lambda: _body(MAX_IDLE_TIME=1.5), "MAX_IDLE_TIME"),
     "max-idle-string": (lambda: _body(MAX_IDLE_TIME="60000"), "MAX_IDLE_TIME"),
     "max-idle-null": (lambda: _body(MAX_IDLE_TIME=None), "MAX_IDLE_TIME"),
+    "nested-too-deep": (lambda: b'{"sessionId":"%s","events":[{"type":3,"timestamp":%d,"data":%s%s}]}' % (
+        str(uuid.uuid4()).encode(), NOW, b"[" * 10_000, b"]" * 10_000), "body"),
 }
 
 
@@ -704,6 +707,91 @@ async def test_rabbitmq_down_is_503_with_the_session_rolled_back_then_recovers(
 
 
 
+# --- Clicks on links and buttons, named from the snapshot kept in PostgreSQL --------------------------------
+
+
+async def record_all(client: httpx.AsyncClient, session_id: str, *batches: list[dict[str, Any]]) -> None:
+    token = await token_for(client)
+    for events in batches:
+        response = await post_record(client, agent.record_body(events, session_id), agent.record_headers(token))
+        assert response.status_code == 200, response.text
+
+
+def clicks_of(batch_rows: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
+    """(node id, kind, label) of each click in a batch's rows."""
+    return [(row["event"]["data"]["id"], row["kind"], row["label"]) for row in batch_rows
+            if row["type"] == 3 and row["event"]["data"].get("source") == 2]
+
+
+async def test_clicks_in_later_batches_are_named_from_the_pages_snapshot(
+    client: httpx.AsyncClient, pg_pool: asyncpg.Pool, queue: Queue
+) -> None:
+    session_id, start = str(uuid.uuid4()), agent.now_ms()
+    later = [agent.mouse_move(start + 5000), agent.link_click(start + 5100),
+             agent.link_click(start + 5200, agent.ACCOUNT_ICON_PATH_ID),
+             agent.link_click(start + 5300, node_id=7),  # the product list: no link, no button
+             agent.link_click(start + 5400, node_id=99_999),  # a node the snapshot does not have
+             agent.button_click(start + 5500, "Add to cart (1)")]  # marked by the agent: its text stands
+
+    await record_all(client, session_id, agent.first_batch(start), later)
+
+    _, second = await queue.take_batches()
+    assert clicks_of(second) == [
+        (agent.LINK_ID, "click", agent.LINK_LABEL),
+        (agent.ACCOUNT_ICON_PATH_ID, "click", agent.ACCOUNT_LABEL),
+        (7, "", ""),
+        (99_999, "", ""),
+        (agent.BUTTON_ID, "click", "Add to cart (1)"),
+    ]
+    [kept] = await pg_pool.fetch("SELECT since, starts_page, targets FROM active_session_click_targets")
+    assert (kept["since"], kept["starts_page"]) == (start + 1, True)
+    assert json.loads(kept["targets"]) == {"42": agent.BUTTON_LABEL, "57": agent.LINK_LABEL, "60": agent.ACCOUNT_LABEL,
+                                           "61": agent.ACCOUNT_LABEL, "62": agent.ACCOUNT_LABEL}
+
+
+async def test_a_new_page_forgets_the_old_pages_targets_except_for_clicks_made_before_it(
+    client: httpx.AsyncClient, queue: Queue
+) -> None:
+    session_id, start = str(uuid.uuid4()), agent.now_ms()
+    # The user followed the link to /cart: a new page, where rrweb's ids start again and 57 is no link.
+    cart_page = [agent.meta(start + 10_000, "https://shop.example.com/cart"), {
+        "type": 2, "timestamp": start + 10_001, "data": {"initialOffset": {"left": 0, "top": 0}, "node": {
+            "type": 0, "id": 1, "childNodes": [{"type": 2, "tagName": "div", "attributes": {}, "id": agent.LINK_ID,
+                                                "childNodes": [{"type": 3, "textContent": "Your cart", "id": 58}]}]}}}]
+    on_cart_page = [agent.link_click(start + 11_000)]
+    on_first_page_arriving_late = [agent.link_click(start + 9_000)]
+
+    await record_all(client, session_id, agent.first_batch(start), cart_page, on_cart_page,
+                     on_first_page_arriving_late)
+
+    *_, cart_click, late_click = await queue.take_batches()
+    assert clicks_of(cart_click) == [(agent.LINK_ID, "", "")]
+    assert clicks_of(late_click) == [(agent.LINK_ID, "click", agent.LINK_LABEL)]
+
+
+async def test_a_link_a_mutation_added_is_named_when_clicked_later(
+    client: httpx.AsyncClient, queue: Queue
+) -> None:
+    session_id, start = str(uuid.uuid4()), agent.now_ms()
+    await record_all(client, session_id,
+                     agent.first_batch(start),
+                     [agent.mutation_adding_link(start + 3000, 500, "Summer sale")],
+                     [agent.link_click(start + 4000, 501), agent.link_click(start + 2000, 500)])
+    *_, clicks = await queue.take_batches()
+    # The bold text inside the new link is the link; a click from before the link existed is nothing.
+    assert clicks_of(clicks) == [(501, "click", "Summer sale!"), (500, "", "")]
+
+
+async def test_clicks_of_another_session_are_not_named_by_this_ones_page(
+    client: httpx.AsyncClient, queue: Queue
+) -> None:
+    start = agent.now_ms()
+    await record_all(client, str(uuid.uuid4()), agent.first_batch(start))
+    await record_all(client, str(uuid.uuid4()), [agent.link_click(start + 100)])
+    _, other = await queue.take_batches()
+    assert clicks_of(other) == [(agent.LINK_ID, "", "")]
+
+
 # --- Batches stored together ----------------------------------------------------------------------------------
 
 
@@ -750,8 +838,8 @@ def three_batches_of_two_sessions(shared: uuid.UUID, other: uuid.UUID, start: in
     ]
 
 
-async def store_as_one_group(store: BatchStore, batches: list[Batch], messages: list[bytes]) -> list[Any]:
-    return await asyncio.gather(*(store.store(b, m) for b, m in zip(batches, messages, strict=True)),
+async def store_as_one_group(store: BatchStore, batches: list[Batch], ids: list[uuid.UUID], start: int) -> list[Any]:
+    return await asyncio.gather(*(store.store(b, i, start) for b, i in zip(batches, ids, strict=True)),
                                 return_exceptions=True)
 
 
@@ -760,12 +848,13 @@ async def test_a_group_goes_to_the_queue_as_one_message_of_every_batch(
 ) -> None:
     start = agent.now_ms()
     batches = three_batches_of_two_sessions(uuid.uuid4(), uuid.uuid4(), start)
-    messages = [b.ingest_rows(uuid.uuid4(), start) for b in batches]
+    ids = [uuid.uuid4() for _ in batches]
+    messages = [b.ingest_rows(i, start) for b, i in zip(batches, ids, strict=True)]
     publisher = BatchPublisher(api_settings)
     await publisher.start()
     try:
         store = BatchStore(pg_pool, publisher, workers=1)  # one worker: the three form one group
-        assert await store_as_one_group(store, batches, messages) == [None, None, None]
+        assert await store_as_one_group(store, batches, ids, start) == [None, None, None]
     finally:
         await publisher.close()
     assert store.groups_stored == 1
@@ -778,12 +867,13 @@ async def test_a_refused_group_message_keeps_all_its_batches_out(
 ) -> None:
     start = agent.now_ms()
     batches = three_batches_of_two_sessions(uuid.uuid4(), uuid.uuid4(), start)
-    messages = [b.ingest_rows(uuid.uuid4(), start) for b in batches]
+    ids = [uuid.uuid4() for _ in batches]
+    messages = [b.ingest_rows(i, start) for b, i in zip(batches, ids, strict=True)]
     publisher = RefusingPublisher(api_settings, refuse={messages[1]})
     await publisher.start()
     try:
         store = BatchStore(pg_pool, publisher, workers=1)
-        outcomes = await store_as_one_group(store, batches, messages)
+        outcomes = await store_as_one_group(store, batches, ids, start)
     finally:
         await publisher.close()
     assert store.groups_stored == 1
@@ -797,13 +887,14 @@ async def test_a_refused_message_in_a_group_keeps_its_batch_out_and_the_others_i
     shared, other = uuid.uuid4(), uuid.uuid4()
     start = agent.now_ms()
     batches = three_batches_of_two_sessions(shared, other, start)
-    messages = [b.ingest_rows(uuid.uuid4(), start) for b in batches]
+    ids = [uuid.uuid4() for _ in batches]
+    messages = [b.ingest_rows(i, start) for b, i in zip(batches, ids, strict=True)]
     publisher = RefusingPublisher(api_settings, refuse={messages[1]})
     await publisher.start()
     try:
         # One worker: the three form one group; one byte per message: each batch goes alone.
         store = BatchStore(pg_pool, publisher, workers=1, message_bytes=1)
-        outcomes = await store_as_one_group(store, batches, messages)
+        outcomes = await store_as_one_group(store, batches, ids, start)
     finally:
         await publisher.close()
     assert store.groups_stored == 1

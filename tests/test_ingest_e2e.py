@@ -84,14 +84,16 @@ async def test_recorded_batches_land_in_clickhouse_and_the_session_in_postgres(
 
     tagged = rows(ch, "SELECT session_id, app_name, kind, label, toUnixTimestamp64Milli(ts) FROM conversion_events "
                       "FINAL ORDER BY session_id, ts")
-    click_at, custom_at = first[4]["timestamp"], first[7]["timestamp"]
-    late_click_at, late_custom_at = late[4]["timestamp"], late[7]["timestamp"]
+    click_at, link_at, custom_at = (first[i]["timestamp"] for i in (4, 6, 7))
+    late_click_at, late_link_at, late_custom_at = (late[i]["timestamp"] for i in (4, 6, 7))
     assert sorted((str(s), app, kind, label, ts) for s, app, kind, label, ts in tagged) == sorted([
         (shop, "shop", "click", bardrr.BUTTON_LABEL, click_at),
+        (shop, "shop", "click", bardrr.LINK_LABEL, link_at),  # never marked by the agent: named from the page
         (shop, "shop", "custom", bardrr.CUSTOM_TAG, custom_at),
         (blog, "blog", "click", bardrr.BUTTON_LABEL, late_click_at),
+        (blog, "blog", "click", bardrr.LINK_LABEL, late_link_at),
         (blog, "blog", "custom", bardrr.CUSTOM_TAG, late_custom_at),
-    ])  # the link click is not tagged: the agent never marks links
+    ])
 
     lag = rows(ch, "SELECT min(inserted_at >= received_at), max(received_at > '2020-01-01') FROM events")
     assert lag == [(1, 1)]

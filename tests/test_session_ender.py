@@ -225,6 +225,23 @@ async def test_a_move_writes_what_readers_expect(pg_pool: asyncpg.Pool, ch: Clie
 
 @pytest.mark.postgres
 @pytest.mark.clickhouse
+async def test_a_moved_session_takes_its_click_targets_along(
+    pg_pool: asyncpg.Pool, ch: Client, settings: Settings
+) -> None:
+    seen_at = await server_now(pg_pool)
+    moved, staying = uuid.uuid4(), uuid.uuid4()
+    for sid, at in ((moved, seen_at), (staying, None)):
+        await upsert(pg_pool, sid, first=T0, last=T0 + 10, events=2, seen_at=at)
+        await pg_pool.execute("INSERT INTO active_session_click_targets VALUES ($1, $2, true, '{\"57\": \"Cart\"}')",
+                              sid, T0)
+
+    assert (await make_ender(settings, pg_pool, ch, expired_clock(seen_at)).expire_sessions()).ended == 1
+
+    assert [r[0] for r in await pg_pool.fetch("SELECT session_id FROM active_session_click_targets")] == [staying]
+
+
+@pytest.mark.postgres
+@pytest.mark.clickhouse
 async def test_one_run_moves_every_batch(pg_pool: asyncpg.Pool, ch: Client, settings: Settings) -> None:
     seen_at = await server_now(pg_pool)
     ids = [uuid.uuid4() for _ in range(25)]
