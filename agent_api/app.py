@@ -38,6 +38,8 @@ from agent_api.storage import POSTGRES_EXCEPTIONS, BatchStore
 from agent_api.tokens import TokenAuthority
 from bard.settings import Settings, split_origins, with_secrets
 
+log = logging.getLogger(__name__)
+
 # Groups of batches stored at once; each holds one PostgreSQL connection. Two more serve /readyz and slack,
 # so N processes need N * 6 PostgreSQL connections.
 STORE_WORKERS = 4
@@ -152,6 +154,7 @@ def create_app(settings: Settings) -> Starlette:
             reset=keep_session,
         )
         publisher = BatchPublisher(settings, timeout_seconds=DEPENDENCY_TIMEOUT_SECONDS)
+        batch_store = BatchStore(pg_pool, publisher, workers=STORE_WORKERS, timeout_seconds=DEPENDENCY_TIMEOUT_SECONDS)
         try:
             await publisher.start()
             yield {
@@ -160,11 +163,10 @@ def create_app(settings: Settings) -> Starlette:
                 "authenticate_limiter": TokenBucketLimiter(settings.authenticate_rate_per_minute),
                 "pg_pool": pg_pool,
                 "publisher": publisher,
-                "batch_store": BatchStore(
-                    pg_pool, publisher, workers=STORE_WORKERS, timeout_seconds=DEPENDENCY_TIMEOUT_SECONDS
-                ),
+                "batch_store": batch_store,
             }
         finally:
+            log.info("stopping: %d batches stored in %d groups", batch_store.batches_stored, batch_store.groups_stored)
             await publisher.close()
             await pg_pool.close()
 

@@ -1,4 +1,4 @@
-"""The active sessions in PostgreSQL, upserted for a group of accepted batches in one statement.
+"""The active sessions in PostgreSQL, kept for a group of accepted batches in one statement.
 
 Event times are client milliseconds (they only widen a session's span); ``last_seen_at`` and ``expires_at``
 are server time, which alone decides expiry (invariant 5). ``segment_id`` and ``app_name`` stay as the first
@@ -8,6 +8,11 @@ the later waits for the earlier's row and adds to it.
 One statement per group (``unnest`` of arrays) costs PostgreSQL about what one row does. Batches of one
 session within a group are merged first (a statement may not update a row twice), and rows go in session
 order, so two groups in flight lock shared sessions in the same order and cannot deadlock.
+
+The same statement keeps the links and buttons the batches' pages show and looks up the clicks the agent left
+unmarked (:mod:`agent_api.click_targets`): one round trip for all three, as the group's transaction already has
+two more (BEGIN, COMMIT) around the publish. Its lookup sees the table as it was before the statement, so a
+target brought by another batch of the same group is matched in Python, and the later of the two wins.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 import asyncpg
 import msgspec
 
-from agent_api.batches import Batch
+from agent_api.batches import Batch, OpenClick, TargetsFound
 
 UPSERT_ACTIVE_SESSIONS = """
 INSERT INTO active_sessions AS s (
@@ -42,23 +47,23 @@ ON CONFLICT (session_id) DO UPDATE SET
 """
 
 
-STORE_CLICK_TARGETS = """
-INSERT INTO active_session_click_targets (session_id, since, starts_page, targets)
-SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::boolean[], $4::jsonb[])
-"""
-
-# For each open click (c.i numbers them): the latest row at or before the click that has its node or starts a
-# page (at one time, a page's own mutations come after its snapshot); the label if that row has the node.
-RESOLVE_OPEN_CLICKS = """
-SELECT c.i, t.targets ->> c.node_id::text
-FROM unnest($1::uuid[], $2::integer[], $3::bigint[]) WITH ORDINALITY AS c(session_id, node_id, at, i)
+# Parameters $8-$11: the click-target rows; $12-$14: the open clicks. For each click (c.i numbers them): the
+# latest row at or before it that has its node or starts a page (at one time, a page's own mutations come after
+# its snapshot), with the label if that row has the node.
+KEEP_GROUP = f"""
+WITH upserted AS ({UPSERT_ACTIVE_SESSIONS}),
+kept_targets AS (
+    INSERT INTO active_session_click_targets (session_id, since, starts_page, targets)
+    SELECT * FROM unnest($8::uuid[], $9::bigint[], $10::boolean[], $11::jsonb[])
+)
+SELECT c.i, t.since, t.targets ->> c.node_id::text AS label
+FROM unnest($12::uuid[], $13::integer[], $14::bigint[]) WITH ORDINALITY AS c(session_id, node_id, at, i)
 CROSS JOIN LATERAL (
-    SELECT t.targets FROM active_session_click_targets AS t
+    SELECT t.since, t.targets FROM active_session_click_targets AS t
     WHERE t.session_id = c.session_id AND t.since <= c.at AND (t.starts_page OR t.targets ? c.node_id::text)
     ORDER BY t.since DESC, t.starts_page
     LIMIT 1
 ) AS t
-WHERE t.targets ? c.node_id::text
 """
 
 
@@ -93,11 +98,17 @@ def merge_by_session(batches: Iterable[Batch]) -> dict[uuid.UUID, SessionActivit
     return merged
 
 
-async def upsert_active_sessions(conn: asyncpg.Connection, batches: Iterable[Batch]) -> None:
+async def keep_sessions(conn: asyncpg.Connection, batches: Sequence[Batch]) -> dict[int, dict[int, str]]:
+    """Upsert the batches' sessions, keep their click targets, and name their open clicks that landed on a link
+    or button: ``{batch position: {event index: label}}``."""
     merged = merge_by_session(batches)
     activities = list(merged.values())
-    await conn.execute(
-        UPSERT_ACTIVE_SESSIONS,
+    targets: list[tuple[uuid.UUID, TargetsFound]] = [(b.session_id, t) for b in batches for t in b.targets]
+    clicks: list[tuple[int, uuid.UUID, OpenClick]] = [
+        (position, b.session_id, click) for position, b in enumerate(batches) for click in b.open_clicks
+    ]
+    rows = await conn.fetch(
+        KEEP_GROUP,
         list(merged),
         [a.app_name for a in activities],
         [a.first_event_at for a in activities],
@@ -105,41 +116,27 @@ async def upsert_active_sessions(conn: asyncpg.Connection, batches: Iterable[Bat
         [a.max_idle_ms for a in activities],
         [a.event_count for a in activities],
         [a.error_count for a in activities],
+        [session for session, _ in targets],
+        [t.since for _, t in targets],
+        [t.starts_page for _, t in targets],
+        [msgspec.json.encode(t.labels).decode() for _, t in targets],
+        [session for _, session, _ in clicks],
+        [click.node_id for *_, click in clicks],
+        [click.at for *_, click in clicks],
     )
-
-
-async def store_click_targets(conn: asyncpg.Connection, batches: Iterable[Batch]) -> None:
-    """Keep the pages and targets the batches bring (after their sessions' upsert: the rows refer to them)."""
-    sessions: list[uuid.UUID] = []
-    since: list[int] = []
-    starts_page: list[bool] = []
-    targets: list[str] = []
-    for batch in batches:
-        for found in batch.targets:
-            sessions.append(batch.session_id)
-            since.append(found.since)
-            starts_page.append(found.starts_page)
-            targets.append(msgspec.json.encode(found.labels).decode())
-    if sessions:
-        await conn.execute(STORE_CLICK_TARGETS, sessions, since, starts_page, targets)
-
-
-async def resolve_open_clicks(conn: asyncpg.Connection, batches: Sequence[Batch]) -> dict[int, dict[int, str]]:
-    """The open clicks that are on a link or button: ``{batch position: {event index: label}}``."""
-    owners: list[tuple[int, int]] = []  # (batch position, event index) of each open click, in order
-    sessions: list[uuid.UUID] = []
-    node_ids: list[int] = []
-    times: list[int] = []
-    for position, batch in enumerate(batches):
-        for click in batch.open_clicks:
-            owners.append((position, click.position))
-            sessions.append(batch.session_id)
-            node_ids.append(click.node_id)
-            times.append(click.at)
-    if not owners:
+    if not clicks:
         return {}
-    found: dict[int, dict[int, str]] = {}
-    for number, label in await conn.fetch(RESOLVE_OPEN_CLICKS, sessions, node_ids, times):
-        position, index = owners[number - 1]  # ORDINALITY counts from 1
-        found.setdefault(position, {})[index] = label
-    return found
+    stored: dict[int, tuple[int, str | None]] = {number: (since, label) for number, since, label in rows}
+    in_group: dict[uuid.UUID, list[TargetsFound]] = {}
+    for session, found in targets:
+        in_group.setdefault(session, []).append(found)
+    named: dict[int, dict[int, str]] = {}
+    for number, (position, session, click) in enumerate(clicks, start=1):  # ORDINALITY counts from 1
+        best = stored.get(number)
+        for found in in_group.get(session, ()):
+            if found.since <= click.at and (found.starts_page or click.node_id in found.labels):
+                if best is None or found.since >= best[0]:
+                    best = (found.since, found.labels.get(click.node_id))
+        if best is not None and best[1] is not None:
+            named.setdefault(position, {})[click.position] = best[1]
+    return named

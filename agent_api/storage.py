@@ -8,9 +8,8 @@ Batches arriving together are stored together, as PostgreSQL does group commit: 
 the next ones queue, and a free worker takes everything queued as its group. Alone, a batch is a group of one
 and waits for nobody. For a group, inside one transaction:
 
-1. upsert the sessions of every batch (one statement, see :mod:`agent_api.sessions`), keep the links and buttons
-   their pages show, and name the clicks the agent left unmarked that landed on one (each a statement only
-   when some batch needs it; see :mod:`agent_api.click_targets`);
+1. upsert the sessions of every batch, keep the links and buttons their pages show, and name the clicks the
+   agent left unmarked that landed on one (one statement, see :mod:`agent_api.sessions`);
 2. publish the group's rows as few messages as :data:`MESSAGE_BYTES` allows (the rows of a batch are never
    split across messages) and await the confirms;
 3. all confirmed: commit. Some refused: roll back, then upsert and commit again for the batches of the
@@ -40,7 +39,7 @@ import asyncpg
 from agent_api.batches import Batch
 from agent_api.errors import DependencyUnavailable
 from agent_api.publisher import BatchPublisher
-from agent_api.sessions import resolve_open_clicks, store_click_targets, upsert_active_sessions
+from agent_api.sessions import keep_sessions
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +106,7 @@ class BatchStore:
         self._tasks: set[asyncio.Task[None]] = set()  # references, so running workers are not collected
         self._active = 0
         self.groups_stored = 0  # with the batches, tells how much grouping the load gives
+        self.batches_stored = 0
 
     async def store(self, batch: Batch, batch_id: uuid.UUID, received_at_ms: int) -> None:
         """Return once the batch is kept; raise :class:`DependencyUnavailable` when it was not."""
@@ -141,6 +141,7 @@ class BatchStore:
 
     async def _store_group(self, group: list[_Pending]) -> None:
         self.groups_stored += 1
+        self.batches_stored += len(group)
         confirmed: list[_Pending] = []
         refused: list[tuple[_Pending, DependencyUnavailable]] = []
         try:
@@ -148,8 +149,7 @@ class BatchStore:
                 transaction = conn.transaction()
                 await transaction.start()
                 try:
-                    await keep_sessions(conn, group)
-                    for position, labels in (await resolve_open_clicks(conn, [p.batch for p in group])).items():
+                    for position, labels in (await keep_sessions(conn, [p.batch for p in group])).items():
                         group[position].name_clicks(labels)
                     messages = [[group[i] for i in run]
                                 for run in pack_messages([len(p.rows) for p in group], self._message_bytes)]
@@ -173,8 +173,8 @@ class BatchStore:
                         await transaction.rollback()
                     raise
                 if refused and confirmed:
-                    async with conn.transaction():
-                        await keep_sessions(conn, confirmed)
+                    async with conn.transaction():  # their clicks went out named: nothing to look up again
+                        await keep_sessions(conn, [p.batch for p in confirmed])
         except POSTGRES_EXCEPTIONS as exc:
             log.warning("storing %d batch(es) failed in PostgreSQL: %r", len(group), exc)
             for pending in group:
@@ -184,11 +184,6 @@ class BatchStore:
             pending.settle(None)
         for pending, error in refused:
             pending.settle(error)
-
-
-async def keep_sessions(conn: asyncpg.Connection, group: list[_Pending]) -> None:
-    await upsert_active_sessions(conn, (p.batch for p in group))
-    await store_click_targets(conn, (p.batch for p in group))
 
 
 def pack_messages(sizes: Sequence[int], max_bytes: int) -> list[range]:

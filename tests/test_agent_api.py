@@ -906,6 +906,50 @@ async def test_a_refused_message_in_a_group_keeps_its_batch_out_and_the_others_i
     assert rows[other]["event_count"] == 4
 
 
+def parsed(events: list[dict[str, Any]], session: uuid.UUID) -> Batch:
+    return parse_batch(json.dumps(agent.record_body(events, str(session))).encode(), "shop",
+                       max_idle_default_ms=60_000, max_idle_max_ms=3_600_000)
+
+
+async def store_groups(api_settings: Settings, pg_pool: asyncpg.Pool, *groups: list[Batch]) -> None:
+    publisher = BatchPublisher(api_settings)
+    await publisher.start()
+    try:
+        store = BatchStore(pg_pool, publisher, workers=1)  # one worker: each list is one group
+        for group in groups:
+            ids = [uuid.uuid4() for _ in group]
+            assert await store_as_one_group(store, group, ids, agent.now_ms()) == [None] * len(group)
+    finally:
+        await publisher.close()
+    assert store.groups_stored == len(groups)
+
+
+async def test_a_click_is_named_from_a_snapshot_that_came_in_the_same_group(
+    api_settings: Settings, pg_pool: asyncpg.Pool, queue: Queue
+) -> None:
+    session, start = uuid.uuid4(), agent.now_ms()
+    # The statement's lookup cannot see rows the same statement adds: the group's own targets are matched apart.
+    await store_groups(api_settings, pg_pool, [
+        parsed([agent.link_click(start + 5000)], session),  # stored first in the group, yet clicked later
+        parsed(agent.first_batch(start), session),
+    ])
+    clicks, _ = await queue.take_batches()
+    assert clicks_of(clicks) == [(agent.LINK_ID, "click", agent.LINK_LABEL)]
+
+
+async def test_a_page_started_in_the_group_outranks_an_older_stored_target(
+    api_settings: Settings, pg_pool: asyncpg.Pool, queue: Queue
+) -> None:
+    session, start = uuid.uuid4(), agent.now_ms()
+    empty_page = {"type": 2, "timestamp": start + 10_000, "data": {"node": {"type": 0, "id": 1, "childNodes": []}}}
+    await store_groups(api_settings, pg_pool,
+                       [parsed(agent.first_batch(start), session)],
+                       [parsed([empty_page], session),
+                        parsed([agent.link_click(start + 11_000), agent.link_click(start + 9_000)], session)])
+    *_, clicks = await queue.take_batches()
+    assert clicks_of(clicks) == [(agent.LINK_ID, "", ""), (agent.LINK_ID, "click", agent.LINK_LABEL)]
+
+
 async def test_an_unroutable_message_is_refused_and_the_next_ones_still_confirmed(
     api_settings: Settings, amqp: aio_pika.abc.AbstractRobustConnection, queue: Queue
 ) -> None:
