@@ -7,11 +7,13 @@ data directory with a fresh chDB):
 
 - ``bard migrate``; ``bard agent-api --workers W`` (uvicorn worker processes); ``bard consumer`` (the embedded
   consumer and chDB, one process, as in ``bard up``);
-- this process: N simulated agents (aiohttp), each one session sending 10-event batches at ``--rate`` events/s,
-  the first batch with Meta and a FullSnapshot of tens of KB (``--snapshot-products``), later ones mouse moves
-  and scrolls with a tagged click, a custom event and a console error now and then. Bounded by ``--duration``
-  seconds and ``--max-batches`` per agent. Each agent gets its token from ``/authenticate`` first
-  (the bench raises ``BARD_AUTHENTICATE_RATE_PER_MINUTE``: every agent comes from 127.0.0.1).
+- this process: N simulated agents, each one session on its own keep-alive connection, sending 10-event batches
+  at ``--rate`` events/s, the first batch with Meta and a FullSnapshot of tens of KB (``--snapshot-products``),
+  later ones mouse moves and scrolls with a marked button click, a custom event and a console error now and
+  then, and in every third batch a click the agent left unmarked (on the link, or on a plain node), which the
+  agent API looks up in PostgreSQL. Bounded by ``--duration`` seconds and ``--max-batches`` per agent. Each
+  agent gets its token from ``/authenticate`` first (the bench raises ``BARD_AUTHENTICATE_RATE_PER_MINUTE``:
+  every agent comes from 127.0.0.1).
 
 When the load ends, the bench waits until the queue is empty, reads the peak memory of the processes, stops the
 consumer (which inserts what it holds), then opens the chDB directory itself and reports:
@@ -24,7 +26,11 @@ consumer (which inserts what it holds), then opens the chDB directory itself and
 - accepted-to-queryable lag p50, p99, max: ``inserted_at - received_at`` per event (both server clocks);
 - peak RSS (VmHWM) of the consumer process and of the largest agent API worker.
 
-The load generator shares the machine with what it measures: on 2 cores it takes CPU from the agent API.
+The load generator shares the machine with what it measures: on 2 cores it takes CPU from the agent API. So
+by default (``--client lean``) each agent is a bare asyncio protocol on one keep-alive connection, writing
+pre-built request heads and parsing answers with httptools (uvicorn's parser): about a fifth of aiohttp's CPU per
+request, measured side by side (BENCHMARKS.md). Real agents run in browsers on other machines and cost Bard's
+machine nothing. ``--client aiohttp`` keeps the earlier generator for comparison.
 
 ``--consumer-only --events N`` measures the consumer alone: N events, built into queue messages by the agent
 API's own code (``parse_batch`` then ``ingest_rows``) for ``--agents`` sessions, are published straight to the
@@ -58,6 +64,7 @@ from typing import Any
 import aio_pika
 import aiohttp
 import asyncpg
+import httptools
 import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +92,10 @@ class Load:
     batches_sent: int = 0
     started: float = 0.0
     ended: float = 0.0
+    cpu_seconds: float = 0.0  # the load generator's own CPU time
+    system_seconds: float = 0.0  # the part of it in the kernel (sockets)
+    # How late the generator's own event loop wakes a 5 ms timer: what it adds to the latencies it measures.
+    loop_lag_ms: list[float] = field(default_factory=list)
 
 
 def arguments() -> argparse.Namespace:
@@ -107,8 +118,21 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--consumer-only", action="store_true", help="measure the consumer alone (see above)")
     parser.add_argument("--up", action="store_true",
                         help="run `bard up` (every part in one process) instead of separate agent API and consumer")
+    parser.add_argument("--client", choices=("lean", "aiohttp"), default="lean",
+                        help="the agents' HTTP client (see above)")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the load generator's event loop")
     parser.add_argument("--events", type=int, default=200_000, help="events to preload with --consumer-only")
     return parser.parse_args()
+
+
+def run_loop(coroutine: Any, loop: str) -> Any:
+    """Run the load on asyncio's own event loop or uvloop's (what uvicorn runs the agent API on)."""
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
 
 
 def free_port() -> int:
@@ -160,14 +184,141 @@ def later_batch(start: int, n: int) -> list[dict[str, Any]]:
         events[6] = bardrr.custom_event(start + 310)
     if n % 11 == 0:
         events[8] = bardrr.console_error(start + 410)
+    if n % 3 == 0:  # a click the agent leaves unmarked, on the link or a plain node: looked up in PostgreSQL
+        events[5] = bardrr.link_click(start + 260, node_id=bardrr.LINK_ID if n % 6 == 0 else 7)
     return events
 
 
-async def agent(http: aiohttp.ClientSession, base: str, args: argparse.Namespace, load: Load, deadline: float,
-                app_name: str) -> None:
+class Answer:
+    """What a load generator needs of an HTTP answer."""
+
+    __slots__ = ("status", "timing", "body")
+
+    def __init__(self, status: int | str, timing: str = "", body: bytes = b"") -> None:
+        self.status, self.timing, self.body = status, timing, body
+
+
+class LeanConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection carrying one request at a time, as an agent's ``fetch`` does; the
+    answer is parsed by httptools. Only what the bench needs: status, Server-Timing, body."""
+
+    def __init__(self) -> None:
+        self._transport: Any = None  # asyncio's Transport, or uvloop's (which is no subclass of it)
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[Answer] | None = None
+        self._timing = b""
+        self._body: list[bytes] = []
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> LeanConnection:
+        _, protocol = await asyncio.get_running_loop().create_connection(cls, host, port)
+        return protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(ConnectionError("the connection closed before the answer"))
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed_data(data)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"server-timing":
+            self._timing = value
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            answer = Answer(self._parser.get_status_code(), self._timing.decode(), b"".join(self._body))
+            self._waiter.set_result(answer)
+
+    @property
+    def is_open(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    async def request(self, head: bytes, body: bytes = b"") -> Answer:
+        assert self._transport is not None
+        self._timing, self._body = b"", []
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._transport.writelines((head, body))
+        return await self._waiter
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class LeanAgentClient:
+    """An agent's requests over a :class:`LeanConnection`, reconnecting when the server closed it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host, self._port = host, port
+        self._connection: LeanConnection | None = None
+
+    async def send(self, head: bytes, body: bytes = b"") -> Answer:
+        if self._connection is None or not self._connection.is_open:
+            self._connection = await LeanConnection.open(self._host, self._port)
+        try:
+            async with asyncio.timeout(30):
+                return await self._connection.request(head, body)
+        except (ConnectionError, TimeoutError) as exc:
+            self._connection.close()
+            self._connection = None
+            return Answer(type(exc).__name__)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+
+
+def request_head(method: str, path: str, host: str, headers: dict[str, str], length: int | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", *(f"{k}: {v}" for k, v in headers.items())]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def lean_agent(base: str, args: argparse.Namespace, load: Load, deadline: float, app_name: str) -> None:
+    host_port = base.removeprefix("http://")
+    host, _, port = host_port.partition(":")
+    client = LeanAgentClient(host, int(port))
+    try:
+        answer = await client.send(request_head("GET", "/authenticate", host_port, {}))
+        token = json.loads(answer.body)["accessToken"]
+        headers = bardrr.record_headers(token, app_name)
+
+        async def post(body: bytes) -> Answer:
+            return await client.send(request_head("POST", "/record", host_port, headers, len(body)), body)
+
+        await send_batches(post, args, load, deadline)
+    finally:
+        client.close()
+
+
+async def aiohttp_agent(http: aiohttp.ClientSession, base: str, args: argparse.Namespace, load: Load,
+                        deadline: float, app_name: str) -> None:
     async with http.get(f"{base}/authenticate") as answer:
         token = (await answer.json())["accessToken"]
     headers = bardrr.record_headers(token, app_name)
+
+    async def post(body: bytes) -> Answer:
+        try:
+            async with http.post(f"{base}/record", data=body, headers=headers) as answer:
+                await answer.read()
+                return Answer(answer.status, answer.headers.get("Server-Timing", ""))
+        except aiohttp.ClientError as exc:
+            return Answer(type(exc).__name__)
+
+    await send_batches(post, args, load, deadline)
+
+
+async def send_batches(post: Any, args: argparse.Namespace, load: Load, deadline: float) -> None:
+    """One agent's session: a batch every ``10 / rate`` seconds until the deadline."""
     session = str(uuid.uuid4())
     interval = EVENTS_PER_BATCH / args.rate
     next_at = time.monotonic() + random.uniform(0, interval)  # agents do not start in step
@@ -181,22 +332,16 @@ async def agent(http: aiohttp.ClientSession, base: str, args: argparse.Namespace
         events = first_batch(now, args.snapshot_products) if n == 0 else later_batch(now, n)
         body = msgspec.json.encode(bardrr.record_body(events, session))
         sent = time.perf_counter()
-        try:
-            async with http.post(f"{base}/record", data=body, headers=headers) as answer:
-                await answer.read()
-                status: int | str = answer.status
-                timing = answer.headers.get("Server-Timing", "")
-        except aiohttp.ClientError as exc:
-            status, timing = type(exc).__name__, ""
+        answer = await post(body)
         load.latencies_ms.append((time.perf_counter() - sent) * 1000)
-        for name, value in server_timing(timing):
+        for name, value in server_timing(answer.timing):
             if name == "record":
                 load.server_ms.append(value)
             else:
                 load.stages_ms.setdefault(name, []).append(value)
-        load.statuses[status] += 1
+        load.statuses[answer.status] += 1
         load.batches_sent += 1
-        if isinstance(status, int) and 200 <= status < 300:
+        if isinstance(answer.status, int) and 200 <= answer.status < 300:
             load.events_accepted += len(events)
         # Keep the schedule, but a late agent does not burst to catch up.
         next_at = max(next_at + interval, time.monotonic() - interval)
@@ -214,14 +359,30 @@ def server_timing(header: str) -> list[tuple[str, float]]:
     return entries
 
 
+async def watch_loop_lag(load: Load, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        asked = time.perf_counter()
+        await asyncio.sleep(0.005)
+        load.loop_lag_ms.append((time.perf_counter() - asked) * 1000 - 5)
+
+
 async def generate(args: argparse.Namespace, base: str) -> Load:
     load = Load()
-    connector = aiohttp.TCPConnector(limit=args.agents)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
-        load.started = time.monotonic()
-        deadline = load.started + args.duration
-        await asyncio.gather(*(agent(http, base, args, load, deadline, f"bench-{i % 5}") for i in range(args.agents)))
-        load.ended = time.monotonic()
+    cpu_before, system_before = time.process_time(), os.times().system
+    load.started = time.monotonic()
+    deadline = load.started + args.duration
+    apps = [f"bench-{i % 5}" for i in range(args.agents)]
+    ticker = asyncio.create_task(watch_loop_lag(load, deadline))
+    if args.client == "lean":
+        await asyncio.gather(*(lean_agent(base, args, load, deadline, app) for app in apps))
+    else:
+        connector = aiohttp.TCPConnector(limit=args.agents)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
+            await asyncio.gather(*(aiohttp_agent(http, base, args, load, deadline, app) for app in apps))
+    load.ended = time.monotonic()
+    await ticker
+    load.cpu_seconds = time.process_time() - cpu_before
+    load.system_seconds = os.times().system - system_before
     return load
 
 
@@ -425,7 +586,7 @@ def main() -> None:
                 api = subprocess.Popen([str(BARD), "agent-api", "--workers", str(args.workers)], env=env)
                 processes += [consumer, api]
             asyncio.run(wait_ready(base, 120, processes))
-            load = asyncio.run(generate(args, base))
+            load = run_loop(generate(args, base), args.loop)
             load_end_ms = time.time() * 1000
             drain_s = asyncio.run(wait_drained(env["BARD_AMQP_URL"], env["BARD_AMQP_QUEUE"], args.drain_timeout))
             consumer_rss = peak_rss_mb(consumer.pid)
@@ -445,6 +606,12 @@ def main() -> None:
         "target_events_per_s": args.agents * args.rate,
         "load_seconds": round(seconds, 2),
         "batches": load.batches_sent,
+        "generator_cpu": {"share_of_a_core": round(load.cpu_seconds / seconds, 3),
+                          "us_per_batch": round(load.cpu_seconds / max(1, load.batches_sent) * 1e6, 1),
+                          "kernel_share": round(load.system_seconds / max(load.cpu_seconds, 1e-9), 2),
+                          "loop_lag_ms": {"p50": round(quantile(load.loop_lag_ms, 0.5), 2),
+                                          "p99": round(quantile(load.loop_lag_ms, 0.99), 2),
+                                          "max": round(max(load.loop_lag_ms, default=float("nan")), 2)}},
         "statuses": {str(k): v for k, v in load.statuses.items()},
         "accepted_events": load.events_accepted,
         "accepted_per_s": round(load.events_accepted / seconds, 1),
@@ -475,6 +642,11 @@ def main() -> None:
     print(f"machine: {report['machine']['cores']} cores, load average {report['machine']['load_average_1m']:.2f}")
     print(f"target {report['target_events_per_s']:.0f} events/s from {args.agents} agents for {seconds:.1f} s "
           + ("(bard up: one process)" if args.up else f"({args.workers} agent API workers)"))
+    generator = report["generator_cpu"]
+    print(f"load generator ({args.client}): {generator['share_of_a_core']} of a core, "
+          f"{generator['us_per_batch']} us CPU per batch (building it included), "
+          f"{generator['kernel_share']:.0%} of it in the kernel; its own event loop late by p50 "
+          f"{generator['loop_lag_ms']['p50']} ms, p99 {generator['loop_lag_ms']['p99']} ms")
     print(f"accepted: {load.events_accepted} events, {report['accepted_per_s']:.0f} events/s; "
           f"answers {report['statuses']}")
     lat = report["record_latency_ms"]
