@@ -40,10 +40,9 @@ from bard.settings import Settings, split_origins, with_secrets
 
 log = logging.getLogger(__name__)
 
-# Groups of batches stored at once; each holds one PostgreSQL connection. Two more serve /readyz and slack,
-# so N processes need N * 6 PostgreSQL connections.
-STORE_WORKERS = 4
-PG_POOL_MAX_SIZE = STORE_WORKERS + 2
+# Beside the store workers' connections (BARD_AGENT_STORE_WORKERS), two serve /readyz and slack: N processes
+# need N * (workers + 2) PostgreSQL connections.
+SPARE_PG_CONNECTIONS = 2
 DEPENDENCY_TIMEOUT_SECONDS = 5.0
 
 
@@ -148,13 +147,15 @@ def create_app(settings: Settings) -> Starlette:
         pg_pool = await asyncpg.create_pool(
             settings.postgres_url,
             min_size=0,
-            max_size=PG_POOL_MAX_SIZE,
+            max_size=settings.agent_store_workers + SPARE_PG_CONNECTIONS,
             timeout=DEPENDENCY_TIMEOUT_SECONDS,
             command_timeout=DEPENDENCY_TIMEOUT_SECONDS,
             reset=keep_session,
         )
         publisher = BatchPublisher(settings, timeout_seconds=DEPENDENCY_TIMEOUT_SECONDS)
-        batch_store = BatchStore(pg_pool, publisher, workers=STORE_WORKERS, timeout_seconds=DEPENDENCY_TIMEOUT_SECONDS)
+        batch_store = BatchStore(
+            pg_pool, publisher, workers=settings.agent_store_workers, timeout_seconds=DEPENDENCY_TIMEOUT_SECONDS
+        )
         try:
             await publisher.start()
             yield {

@@ -91,7 +91,7 @@ class BatchStore:
         pool: asyncpg.Pool,
         publisher: BatchPublisher,
         *,
-        workers: int = 4,
+        workers: int = 1,
         max_group: int = 256,
         message_bytes: int = MESSAGE_BYTES,
         timeout_seconds: float = 5.0,

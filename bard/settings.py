@@ -52,14 +52,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_idle_default_ms: int = 60_000
     max_idle_max_ms: int = 3_600_000
     authenticate_rate_per_minute: int = 120
+    # Groups of batches one agent API process stores at once, each on its own PostgreSQL connection (a process
+    # opens this many + 2). Fewer means larger groups: fewer transactions and messages, a longer wait for each.
+    # At 10,000 events/s on 2 cores, 1 took ~10 % less CPU per batch than 2 and ~15 % less than 4 (BENCHMARKS.md).
+    agent_store_workers: int = 1
     # Session ender
     ender_interval_seconds: float = 10.0
     ender_grace_seconds: float = 10.0
     # Each ClickHouse insert costs a part; 5000 moves 100 k sessions ~2.5x faster than 1000 (BENCHMARKS.md).
     ender_batch_size: int = 5000
-    # Embedded consumer: a batch closes at this many rows or after this many seconds.
+    # Embedded consumer: a batch closes at this many rows or after this many seconds. Each insert makes parts
+    # that chDB merges on the same cores as everything else: at 10,000 events/s, 0.5 s instead of 0.25 s cut
+    # the /record p99 by ~15-25 % for a lag p99 of ~0.6 s instead of ~0.3 s (aim 1 s; BENCHMARKS.md).
     consumer_batch_rows: int = 10_000
-    consumer_batch_seconds: float = 0.25
+    consumer_batch_seconds: float = 0.5
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -68,7 +74,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if not 0 <= port <= 65535:
                 raise SettingsError(f"{env_name(name)} must be a port number, got {port}")
         for name in ("jwt_ttl_seconds", "max_body_bytes", "max_idle_default_ms", "max_idle_max_ms",
-                     "authenticate_rate_per_minute", "ender_batch_size", "consumer_batch_rows"):
+                     "authenticate_rate_per_minute", "agent_store_workers", "ender_batch_size", "consumer_batch_rows"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{env_name(name)} must be positive, got {getattr(self, name)}")
         if self.max_idle_default_ms > self.max_idle_max_ms:

@@ -77,6 +77,9 @@ from clickhouse.client import create_client  # noqa: E402
 from clickhouse.consumer import Consumer  # noqa: E402
 from tests import bardrr_events as bardrr  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from cpu_split import part_of, snapshot  # noqa: E402
+
 BARD = Path(sys.executable).with_name("bard")
 EVENTS_PER_BATCH = 10
 
@@ -447,6 +450,18 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
     return process.returncode
 
 
+def cpu_split_since(before: dict[str, tuple[int, str]], seconds: float) -> dict[str, float]:
+    """Each part's CPU over the load, as a share of one core (see bench/cpu_split.py)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    shares: Counter[str] = Counter()
+    for pid, (spent, command) in snapshot().items():
+        shares[part_of(command)] += spent - before.get(pid, (0, ""))[0]
+    return {name: round(spent / ticks / seconds, 3) for name, spent in shares.most_common() if spent > 0}
+
+
+BARD_PARTS = ("postgres", "rabbitmq", "bard consumer", "bard up", "agent API")
+
+
 def quantile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -586,7 +601,9 @@ def main() -> None:
                 api = subprocess.Popen([str(BARD), "agent-api", "--workers", str(args.workers)], env=env)
                 processes += [consumer, api]
             asyncio.run(wait_ready(base, 120, processes))
+            cpu_before, cpu_started = snapshot(), time.monotonic()
             load = run_loop(generate(args, base), args.loop)
+            cpu_shares = cpu_split_since(cpu_before, time.monotonic() - cpu_started)
             load_end_ms = time.time() * 1000
             drain_s = asyncio.run(wait_drained(env["BARD_AMQP_URL"], env["BARD_AMQP_QUEUE"], args.drain_timeout))
             consumer_rss = peak_rss_mb(consumer.pid)
@@ -625,6 +642,10 @@ def main() -> None:
         "record_stages_ms": {name: {"p50": round(quantile(values, 0.5), 2), "p90": round(quantile(values, 0.9), 2),
                                     "p99": round(quantile(values, 0.99), 2), "max": round(max(values), 2)}
                              for name, values in load.stages_ms.items()},
+        "cpu_during_load": cpu_shares,
+        "bard_cpu_ms_per_batch": round(
+            sum(v for k, v in cpu_shares.items() if k.startswith(BARD_PARTS)) * seconds / max(1, load.batches_sent)
+            * 1000, 3),
         "landed_events": warehouse["landed"],
         "landed_per_s": round(warehouse["landed_per_s"], 1),
         "every_accepted_event_landed_once": warehouse["landed"] == warehouse["distinct"] == load.events_accepted,
@@ -657,6 +678,10 @@ def main() -> None:
     for name, stage in report["record_stages_ms"].items():
         print(f"  stage {name:<10} p50 {stage['p50']:>8}  p90 {stage['p90']:>8}  p99 {stage['p99']:>8}  "
               f"max {stage['max']:>8}")
+    print("CPU during the load, share of one core: " + ", ".join(
+        f"{name} {share:.2f}" for name, share in cpu_shares.items() if share >= 0.01))
+    print(f"Bard's parts (agent API, consumer, RabbitMQ, PostgreSQL): {report['bard_cpu_ms_per_batch']} ms of CPU "
+          "per batch")
     print(f"landed: {warehouse['landed']} events, {report['landed_per_s']:.0f} events/s; every accepted event "
           f"landed once: {report['every_accepted_event_landed_once']}; broken messages: {warehouse['broken']}")
     lag = warehouse["lag_ms"]
