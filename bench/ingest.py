@@ -11,16 +11,20 @@ data directory with a fresh chDB):
   at ``--rate`` events/s, the first batch with Meta and a FullSnapshot of tens of KB (``--snapshot-products``),
   later ones mouse moves and scrolls with a marked button click, a custom event and a console error now and
   then, and in every third batch a click the agent left unmarked (on the link, or on a plain node), which the
-  agent API looks up in PostgreSQL. Bounded by ``--duration`` seconds and ``--max-batches`` per agent. Each
-  agent gets its token from ``/authenticate`` first (the bench raises ``BARD_AUTHENTICATE_RATE_PER_MINUTE``:
-  every agent comes from 127.0.0.1).
+  agent API looks up in PostgreSQL. The agents start at random moments of the first ``--ramp`` seconds (real
+  users do not all open the page in the same instant), then the load runs ``--duration`` seconds more at its
+  full rate; at most ``--max-batches`` per agent. Each agent gets its token from ``/authenticate`` first (the
+  bench raises ``BARD_AUTHENTICATE_RATE_PER_MINUTE``: every agent comes from 127.0.0.1).
 
 When the load ends, the bench waits until the queue is empty, reads the peak memory of the processes, stops the
 consumer (which inserts what it holds), then opens the chDB directory itself and reports:
 
 - events/s accepted: events in 2xx answers / load time; ``/record`` latency p50, p99, max, as the client saw it
   and inside the agent API (its ``Server-Timing: record;dur=``), and any other ``Server-Timing`` entry by name
-  (stage timings, when an investigation adds them to the agent API);
+  (stage timings, when an investigation adds them to the agent API); the same for the requests sent after the
+  ramp (the load at its full rate), and the client p99 of each 5 s of the run;
+- the CPU of each part over the load (as ``bench/cpu_split.py`` reads it) and the CPU Bard's parts spent per
+  batch; the generator's own CPU and how late its event loop ran;
 - events/s landed: events visible in ``events`` (``FINAL``) / (last ``inserted_at`` - first ``received_at``),
   and whether every accepted event landed exactly once;
 - accepted-to-queryable lag p50, p99, max: ``inserted_at - received_at`` per event (both server clocks);
@@ -28,9 +32,9 @@ consumer (which inserts what it holds), then opens the chDB directory itself and
 
 The load generator shares the machine with what it measures: on 2 cores it takes CPU from the agent API. So
 by default (``--client lean``) each agent is a bare asyncio protocol on one keep-alive connection, writing
-pre-built request heads and parsing answers with httptools (uvicorn's parser): about a fifth of aiohttp's CPU per
-request, measured side by side (BENCHMARKS.md). Real agents run in browsers on other machines and cost Bard's
-machine nothing. ``--client aiohttp`` keeps the earlier generator for comparison.
+pre-built request heads and parsing answers with httptools (uvicorn's parser), on uvloop: about 60 % of
+aiohttp's CPU per request, measured side by side (BENCHMARKS.md). Real agents run in browsers on other
+machines and cost Bard's machine nothing. ``--client aiohttp`` keeps the earlier generator for comparison.
 
 ``--consumer-only --events N`` measures the consumer alone: N events, built into queue messages by the agent
 API's own code (``parse_batch`` then ``ingest_rows``) for ``--agents`` sessions, are published straight to the
@@ -87,13 +91,17 @@ EVENTS_PER_BATCH = 10
 @dataclass
 class Load:
     latencies_ms: list[float] = field(default_factory=list)
+    sent_s: list[float] = field(default_factory=list)  # when each request left, seconds into the load
+    server_sent_s: list[float] = field(default_factory=list)  # the same, for each entry of server_ms
     server_ms: list[float] = field(default_factory=list)  # the agent API's own Server-Timing
     # Every other Server-Timing entry, by name (stages of a /record, when the agent API reports them)
     stages_ms: dict[str, list[float]] = field(default_factory=dict)
     statuses: Counter[int | str] = field(default_factory=Counter)
     events_accepted: int = 0
+    accepted_after_ramp: int = 0
     batches_sent: int = 0
     started: float = 0.0
+    started_perf: float = 0.0  # the same moment on perf_counter's clock
     ended: float = 0.0
     cpu_seconds: float = 0.0  # the load generator's own CPU time
     system_seconds: float = 0.0  # the part of it in the kernel (sockets)
@@ -105,7 +113,10 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, default=200, help="concurrent simulated agents (sessions)")
     parser.add_argument("--rate", type=float, default=50.0, help="events/s each agent sends")
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load after the ramp")
+    parser.add_argument("--ramp", type=float, default=5.0,
+                        help="seconds over which the agents start (each at a random moment), before --duration; "
+                             "throughput and latency are also reported for the requests after it")
     parser.add_argument("--max-batches", type=int, default=100_000, help="batches per agent, at most")
     parser.add_argument("--workers", type=int, default=2, help="agent API processes")
     parser.add_argument("--snapshot-products", type=int, default=30, help="size of the full snapshot (30: ~26 KB)")
@@ -324,7 +335,8 @@ async def send_batches(post: Any, args: argparse.Namespace, load: Load, deadline
     """One agent's session: a batch every ``10 / rate`` seconds until the deadline."""
     session = str(uuid.uuid4())
     interval = EVENTS_PER_BATCH / args.rate
-    next_at = time.monotonic() + random.uniform(0, interval)  # agents do not start in step
+    # Agents do not start in step: each starts at a random moment of the ramp (at least of its first interval).
+    next_at = time.monotonic() + random.uniform(0, max(interval, args.ramp))
     for n in range(args.max_batches):
         pause = next_at - time.monotonic()
         if pause > 0:
@@ -337,15 +349,20 @@ async def send_batches(post: Any, args: argparse.Namespace, load: Load, deadline
         sent = time.perf_counter()
         answer = await post(body)
         load.latencies_ms.append((time.perf_counter() - sent) * 1000)
+        sent_s = sent - load.started_perf
+        load.sent_s.append(sent_s)
         for name, value in server_timing(answer.timing):
             if name == "record":
                 load.server_ms.append(value)
+                load.server_sent_s.append(sent_s)
             else:
                 load.stages_ms.setdefault(name, []).append(value)
         load.statuses[answer.status] += 1
         load.batches_sent += 1
         if isinstance(answer.status, int) and 200 <= answer.status < 300:
             load.events_accepted += len(events)
+            if sent_s >= args.ramp:
+                load.accepted_after_ramp += len(events)
         # Keep the schedule, but a late agent does not burst to catch up.
         next_at = max(next_at + interval, time.monotonic() - interval)
 
@@ -372,8 +389,8 @@ async def watch_loop_lag(load: Load, deadline: float) -> None:
 async def generate(args: argparse.Namespace, base: str) -> Load:
     load = Load()
     cpu_before, system_before = time.process_time(), os.times().system
-    load.started = time.monotonic()
-    deadline = load.started + args.duration
+    load.started, load.started_perf = time.monotonic(), time.perf_counter()
+    deadline = load.started + args.ramp + args.duration
     apps = [f"bench-{i % 5}" for i in range(args.agents)]
     ticker = asyncio.create_task(watch_loop_lag(load, deadline))
     if args.client == "lean":
@@ -460,6 +477,24 @@ def cpu_split_since(before: dict[str, tuple[int, str]], seconds: float) -> dict[
 
 
 BARD_PARTS = ("postgres", "rabbitmq", "bard consumer", "bard up", "agent API")
+
+
+def after_ramp(load: Load, ramp_s: float) -> dict[str, Any]:
+    """``/record`` latency of the requests sent once every agent had started: the load at its full rate."""
+    client = [ms for sent, ms in zip(load.sent_s, load.latencies_ms, strict=True) if sent >= ramp_s]
+    inside = [ms for sent, ms in zip(load.server_sent_s, load.server_ms, strict=True) if sent >= ramp_s]
+    seconds = max(1e-9, load.ended - load.started - ramp_s)
+    return {"requests": len(client), "accepted_per_s": round(load.accepted_after_ramp / seconds, 1),
+            "client_ms": {"p50": round(quantile(client, 0.5), 2), "p99": round(quantile(client, 0.99), 2)},
+            "inside_ms": {"p50": round(quantile(inside, 0.5), 2), "p99": round(quantile(inside, 0.99), 2)}}
+
+
+def p99_by_window(load: Load, window_s: float) -> list[float]:
+    """The client p99 of the requests sent in each ``window_s`` of the load: where in the run the tail is."""
+    windows: dict[int, list[float]] = {}
+    for sent, latency in zip(load.sent_s, load.latencies_ms, strict=True):
+        windows.setdefault(int(sent // window_s), []).append(latency)
+    return [round(quantile(windows[w], 0.99), 1) for w in sorted(windows)]
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -636,6 +671,8 @@ def main() -> None:
                               "p99": round(quantile(load.latencies_ms, 0.99), 2),
                               "max": round(max(load.latencies_ms, default=float("nan")), 2),
                               "mean": round(statistics.fmean(load.latencies_ms), 2) if load.latencies_ms else None},
+        "record_latency_p99_by_5s": p99_by_window(load, 5.0),
+        "after_ramp": after_ramp(load, args.ramp),
         "record_server_ms": {"p50": round(quantile(load.server_ms, 0.5), 2),
                              "p99": round(quantile(load.server_ms, 0.99), 2),
                              "max": round(max(load.server_ms, default=float("nan")), 2)},
@@ -672,6 +709,11 @@ def main() -> None:
           f"answers {report['statuses']}")
     lat = report["record_latency_ms"]
     print(f"/record latency ms: p50 {lat['p50']}, p99 {lat['p99']}, max {lat['max']}")
+    steady = report["after_ramp"]
+    print(f"  after the {args.ramp:g} s ramp ({steady['requests']} requests, {steady['accepted_per_s']:.0f} events/s "
+          f"accepted): client p50 {steady['client_ms']['p50']}, p99 {steady['client_ms']['p99']}; inside p50 "
+          f"{steady['inside_ms']['p50']}, p99 {steady['inside_ms']['p99']}; client p99 by 5 s: "
+          f"{report['record_latency_p99_by_5s']}")
     inside = report["record_server_ms"]
     print(f"/record time inside the agent API (Server-Timing) ms: p50 {inside['p50']}, p99 {inside['p99']}, "
           f"max {inside['max']}")
