@@ -154,7 +154,8 @@ def create_app(settings: Settings) -> Starlette:
         )
         publisher = BatchPublisher(settings, timeout_seconds=DEPENDENCY_TIMEOUT_SECONDS)
         batch_store = BatchStore(
-            pg_pool, publisher, workers=settings.agent_store_workers, timeout_seconds=DEPENDENCY_TIMEOUT_SECONDS
+            pg_pool, publisher, workers=settings.agent_store_workers, message_bytes=settings.agent_message_bytes,
+            timeout_seconds=DEPENDENCY_TIMEOUT_SECONDS,
         )
         try:
             await publisher.start()

@@ -56,6 +56,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # opens this many + 2). Fewer means larger groups: fewer transactions and messages, a longer wait for each.
     # At 10,000 events/s on 2 cores, 1 took ~10 % less CPU per batch than 2 and ~15 % less than 4 (BENCHMARKS.md).
     agent_store_workers: int = 1
+    # Batches stored together share queue messages of up to this many bytes of rows (a batch is never split;
+    # one larger than this goes alone). 1 gives every batch its own message.
+    agent_message_bytes: int = 1024 * 1024
     # Session ender
     ender_interval_seconds: float = 10.0
     ender_grace_seconds: float = 10.0
@@ -74,7 +77,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if not 0 <= port <= 65535:
                 raise SettingsError(f"{env_name(name)} must be a port number, got {port}")
         for name in ("jwt_ttl_seconds", "max_body_bytes", "max_idle_default_ms", "max_idle_max_ms",
-                     "authenticate_rate_per_minute", "agent_store_workers", "ender_batch_size", "consumer_batch_rows"):
+                     "authenticate_rate_per_minute", "agent_store_workers", "agent_message_bytes",
+                     "ender_batch_size", "consumer_batch_rows"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{env_name(name)} must be positive, got {getattr(self, name)}")
         if self.max_idle_default_ms > self.max_idle_max_ms:

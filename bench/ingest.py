@@ -301,6 +301,7 @@ async def lean_agent(base: str, args: argparse.Namespace, load: Load, deadline: 
     host_port = base.removeprefix("http://")
     host, _, port = host_port.partition(":")
     client = LeanAgentClient(host, int(port))
+    await start_moment(args)
     try:
         answer = await client.send(request_head("GET", "/authenticate", host_port, {}))
         token = json.loads(answer.body)["accessToken"]
@@ -316,6 +317,7 @@ async def lean_agent(base: str, args: argparse.Namespace, load: Load, deadline: 
 
 async def aiohttp_agent(http: aiohttp.ClientSession, base: str, args: argparse.Namespace, load: Load,
                         deadline: float, app_name: str) -> None:
+    await start_moment(args)
     async with http.get(f"{base}/authenticate") as answer:
         token = (await answer.json())["accessToken"]
     headers = bardrr.record_headers(token, app_name)
@@ -331,12 +333,19 @@ async def aiohttp_agent(http: aiohttp.ClientSession, base: str, args: argparse.N
     await send_batches(post, args, load, deadline)
 
 
+async def start_moment(args: argparse.Namespace) -> None:
+    """Agents do not start in step: each waits for a random moment of the ramp (at least of its first batch
+    interval), then authenticates and sends its first batch at once, as a page load does. (Authenticating first
+    and waiting after would leave the connection idle long enough for the server's keep-alive timeout, 5 s in
+    uvicorn, to close it under the next request.)"""
+    await asyncio.sleep(random.uniform(0, max(EVENTS_PER_BATCH / args.rate, args.ramp)))
+
+
 async def send_batches(post: Any, args: argparse.Namespace, load: Load, deadline: float) -> None:
     """One agent's session: a batch every ``10 / rate`` seconds until the deadline."""
     session = str(uuid.uuid4())
     interval = EVENTS_PER_BATCH / args.rate
-    # Agents do not start in step: each starts at a random moment of the ramp (at least of its first interval).
-    next_at = time.monotonic() + random.uniform(0, max(interval, args.ramp))
+    next_at = time.monotonic()
     for n in range(args.max_batches):
         pause = next_at - time.monotonic()
         if pause > 0:

@@ -950,6 +950,20 @@ async def test_a_page_started_in_the_group_outranks_an_older_stored_target(
     assert clicks_of(clicks) == [(agent.LINK_ID, "", ""), (agent.LINK_ID, "click", agent.LINK_LABEL)]
 
 
+async def test_message_bytes_of_one_gives_every_batch_its_own_message(
+    api_settings: Settings, pg_pool: asyncpg.Pool, amqp: aio_pika.abc.AbstractRobustConnection, queue: Queue
+) -> None:
+    async with running(create_app(api_settings.replace(agent_message_bytes=1))) as client:
+        token = await token_for(client)
+        answers = await asyncio.gather(*(
+            post_record(client, agent.record_body(agent.later_batch(agent.now_ms(), 3)), agent.record_headers(token))
+            for _ in range(5)))
+    assert [a.status_code for a in answers] == [200] * 5
+    messages = await queue.take_rows()
+    assert len(messages) == 5 and all(len(rows) == 3 for rows in messages)
+    assert len({rows[0]["batch_id"] for rows in messages}) == 5
+
+
 async def test_an_unroutable_message_is_refused_and_the_next_ones_still_confirmed(
     api_settings: Settings, amqp: aio_pika.abc.AbstractRobustConnection, queue: Queue
 ) -> None:

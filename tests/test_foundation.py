@@ -34,6 +34,7 @@ def test_server_mode_from_url() -> None:
         pytest.param({"BARD_MAX_BODY_BYTES": "0"}, "BARD_MAX_BODY_BYTES", id="zero-body"),
         pytest.param({"BARD_AMQP_QUEUE_TYPE": "stream"}, "BARD_AMQP_QUEUE_TYPE", id="queue-type"),
         pytest.param({"BARD_AGENT_STORE_WORKERS": "0"}, "BARD_AGENT_STORE_WORKERS", id="no-store-workers"),
+        pytest.param({"BARD_AGENT_MESSAGE_BYTES": "-1"}, "BARD_AGENT_MESSAGE_BYTES", id="message-bytes"),
     ],
 )
 def test_bad_settings_name_the_variable(environ: dict[str, str], message: str) -> None:
