@@ -41,6 +41,15 @@ def part_of(command: str) -> str:
     return next((name for needle, name in PARTS if needle in command), "other: " + command[:40])
 
 
+def shares_since(before: dict[str, tuple[int, str]], seconds: float) -> dict[str, float]:
+    """Each part's CPU since the ``before`` snapshot, as a share of one core, largest first."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    shares: Counter[str] = Counter()
+    for pid, (spent, command) in snapshot().items():
+        shares[part_of(command)] += spent - before.get(pid, (0, ""))[0]
+    return {name: spent / ticks / seconds for name, spent in shares.most_common() if spent > 0}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("wait", type=float, help="seconds before the first reading")
@@ -49,14 +58,8 @@ def main() -> None:
     time.sleep(args.wait)
     before, started = snapshot(), time.monotonic()
     time.sleep(args.seconds)
-    after, elapsed = snapshot(), time.monotonic() - started
-    ticks = os.sysconf("SC_CLK_TCK")
-    shares: Counter[str] = Counter()
-    for pid, (spent, command) in after.items():
-        shares[part_of(command)] += spent - before.get(pid, (0, ""))[0]
-    for name, spent in shares.most_common(10):
-        if spent > 0:
-            print(f"{100 * spent / ticks / elapsed:6.1f}% of one core  {name}")
+    for name, share in list(shares_since(before, time.monotonic() - started).items())[:10]:
+        print(f"{100 * share:6.1f}% of one core  {name}")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ from clickhouse.consumer import Consumer  # noqa: E402
 from tests import bardrr_events as bardrr  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from cpu_split import part_of, snapshot  # noqa: E402
+from cpu_split import shares_since, snapshot  # noqa: E402
 
 BARD = Path(sys.executable).with_name("bard")
 EVENTS_PER_BATCH = 10
@@ -476,15 +476,6 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
     return process.returncode
 
 
-def cpu_split_since(before: dict[str, tuple[int, str]], seconds: float) -> dict[str, float]:
-    """Each part's CPU over the load, as a share of one core (see bench/cpu_split.py)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    shares: Counter[str] = Counter()
-    for pid, (spent, command) in snapshot().items():
-        shares[part_of(command)] += spent - before.get(pid, (0, ""))[0]
-    return {name: round(spent / ticks / seconds, 3) for name, spent in shares.most_common() if spent > 0}
-
-
 BARD_PARTS = ("postgres", "rabbitmq", "bard consumer", "bard up", "agent API")
 
 
@@ -647,7 +638,8 @@ def main() -> None:
             asyncio.run(wait_ready(base, 120, processes))
             cpu_before, cpu_started = snapshot(), time.monotonic()
             load = run_loop(generate(args, base), args.loop)
-            cpu_shares = cpu_split_since(cpu_before, time.monotonic() - cpu_started)
+            cpu_shares = {name: round(share, 3)
+                          for name, share in shares_since(cpu_before, time.monotonic() - cpu_started).items()}
             load_end_ms = time.time() * 1000
             drain_s = asyncio.run(wait_drained(env["BARD_AMQP_URL"], env["BARD_AMQP_QUEUE"], args.drain_timeout))
             consumer_rss = peak_rss_mb(consumer.pid)
