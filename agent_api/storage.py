@@ -37,7 +37,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import asyncpg
 
@@ -179,7 +179,7 @@ class BatchStore:
                     raise
                 if refused and confirmed:
                     async with conn.transaction():  # their clicks went out named: nothing to look up again
-                        await keep_sessions(conn, [p.batch for p in confirmed])
+                        await keep_sessions(conn, [replace(p.batch, open_clicks=[]) for p in confirmed])
         except POSTGRES_EXCEPTIONS as exc:
             log.warning("storing %d batch(es) failed in PostgreSQL: %r", len(group), exc)
             for pending in group:
