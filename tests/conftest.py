@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 import aio_pika
 import asyncpg
 import clickhouse_connect
+import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 
@@ -23,6 +24,8 @@ from bard import postgres
 from bard.settings import Settings
 from clickhouse.client import create_client
 from clickhouse.migrations import migrate as migrate_clickhouse
+from replayer_api import sessions as replayer_sessions
+from tests.replayer_support import open_api
 
 PG_SERVER = os.environ.get("BARD_TEST_POSTGRES_SERVER", "postgresql://localhost:5432")
 AMQP_URL = os.environ.get("BARD_TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/")
@@ -143,3 +146,21 @@ async def amqp(
         await channel.queue_delete(settings.amqp_queue)
         await channel.exchange_delete(settings.amqp_exchange)
     await connection.close()
+
+
+# --- The replayer API, for the tests of its lists and funnels ---------------------------------------------
+
+
+@pytest.fixture
+async def api(settings: Settings, pg_pool: asyncpg.Pool, ch: Client) -> AsyncIterator[httpx.AsyncClient]:
+    async with open_api(settings) as client:
+        yield client
+
+
+@pytest.fixture(params=["candidates", "final"])
+def strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """List tests run on both ways of reading a page: candidates then newest versions, and plain FINAL (which
+    deep offsets use)."""
+    if request.param == "final":
+        monkeypatch.setattr(replayer_sessions, "MAX_CANDIDATE_SKIP", -1)
+    return str(request.param)

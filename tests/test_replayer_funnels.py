@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -18,7 +17,7 @@ from bard.settings import Settings
 from funnels import from_clean, from_dashboard
 from funnels.definition import dashboard_filters, filters_from_clean
 from funnels.reference import EventRow, SessionRow, evaluate_reference, insert_rows
-from tests.replayer_support import BASE_MS, open_api
+from tests.replayer_support import BASE_MS
 
 pytestmark = [pytest.mark.postgres, pytest.mark.clickhouse]
 
@@ -36,12 +35,6 @@ CLEAN_FUNNEL: dict[str, Any] = {
     "steps": [{"kind": "custom", "label": "signup"}, {"kind": "click", "label": "Continue"}],
     "window_seconds": None,
 }
-
-
-@pytest.fixture
-async def api(settings: Settings, pg_pool: asyncpg.Pool, ch: Client) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_api(settings) as client:
-        yield client
 
 
 async def test_dashboard_funnel_lifecycle(api: httpx.AsyncClient) -> None:

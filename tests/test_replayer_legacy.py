@@ -6,22 +6,18 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import asyncpg
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from bard.settings import Settings
-from replayer_api import sessions as replayer_sessions
 from tests.replayer_support import (
     BASE_MS,
     EndedSession,
     insert_conversions,
     insert_events,
     insert_sessions,
-    open_api,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.clickhouse]
@@ -63,21 +59,6 @@ def legacy_order(sessions: list[EndedSession], sort_by: str, order: str) -> list
 
 def day(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).date().isoformat()
-
-
-@pytest.fixture
-async def api(settings: Settings, pg_pool: asyncpg.Pool, ch: Client) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_api(settings) as client:
-        yield client
-
-
-@pytest.fixture(params=["candidates", "final"])
-def strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """List tests run on both ways of reading a page: candidates then newest versions, and plain FINAL (which
-    deep offsets use)."""
-    if request.param == "final":
-        monkeypatch.setattr(replayer_sessions, "MAX_CANDIDATE_SKIP", -1)
-    return str(request.param)
 
 
 async def test_defaults_and_row_shape(strategy: str, api: httpx.AsyncClient, ch: Client) -> None:

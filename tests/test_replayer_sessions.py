@@ -8,7 +8,7 @@ import json
 import math
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import asyncpg
 import httpx
@@ -18,7 +18,6 @@ from clickhouse_connect.driver.client import Client
 from bard.settings import Settings
 from clickhouse.client import client_for
 from replayer_api import replay
-from replayer_api import sessions as replayer_sessions
 from replayer_api.errors import DependencyFailed
 from replayer_api.parameters import iso_ms
 from replayer_api.warehouse import Warehouse
@@ -30,7 +29,6 @@ from tests.replayer_support import (
     insert_conversions,
     insert_events,
     insert_sessions,
-    open_api,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.clickhouse]
@@ -65,21 +63,6 @@ def expected_order(sessions: list[EndedSession], sort: str, order: str) -> list[
     key = SORT_KEYS[sort]
     ordered = sorted(sessions, key=lambda s: (key(s), clickhouse_uuid_key(s.session_id)), reverse=order == "desc")
     return [str(s.session_id) for s in ordered]
-
-
-@pytest.fixture
-async def api(settings: Settings, pg_pool: asyncpg.Pool, ch: Client) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_api(settings) as client:
-        yield client
-
-
-@pytest.fixture(params=["candidates", "final"])
-def strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """List tests run on both ways of reading a page: candidates then newest versions, and plain FINAL (which
-    deep offsets use)."""
-    if request.param == "final":
-        monkeypatch.setattr(replayer_sessions, "MAX_CANDIDATE_SKIP", -1)
-    return str(request.param)
 
 
 async def walk(api: httpx.AsyncClient, params: dict[str, object]) -> tuple[list[str], int]:
