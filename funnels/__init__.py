@@ -33,7 +33,8 @@ Public interface:
   ``median_ms_from_previous``, ``completed_ids``, ``dropped_ids``). Blocking: call it off the event loop.
   One query per call. Ids are ``uuid.UUID``, ordered by their text (``sorted(ids, key=str)``).
 - :func:`step_sessions` (one step's completed or dropped ids, one page by offset or ``after`` cursor: for
-  ``/v1`` listings).
+  ``/v1`` listings); :func:`step_sessions_reached` (the same page, each session a :class:`ReachedSession`
+  with its ``level`` and ``reached_at_ms``, the moments it reached steps 1..level).
 - :func:`compile_funnel` -> :class:`CompiledQuery` (``sql``, ``parameters``): the compiled text, for review;
   :class:`funnels.compiler.FunnelCompiler` builds every query; :mod:`funnels.reference` is the plain-Python
   evaluator the tests hold the queries to; :func:`funnels.evaluation.window_funnel_levels` runs ClickHouse's
@@ -60,8 +61,8 @@ from funnels.definition import (
     validate,
 )
 from funnels.errors import FunnelError, FunnelQueryFailed, InvalidFunnel
-from funnels.evaluation import evaluate_funnel, step_sessions
-from funnels.results import AllIds, FunnelResult, IdPage, IdSelection, NoIds, StepResult
+from funnels.evaluation import evaluate_funnel, step_sessions, step_sessions_reached
+from funnels.results import AllIds, FunnelResult, IdPage, IdSelection, NoIds, ReachedSession, StepResult
 
 __all__ = [
     "MAX_LABEL_LENGTH",
@@ -79,6 +80,7 @@ __all__ = [
     "IdSelection",
     "InvalidFunnel",
     "NoIds",
+    "ReachedSession",
     "SessionFilter",
     "StartedFilter",
     "Step",
@@ -91,6 +93,7 @@ __all__ = [
     "from_clean",
     "from_dashboard",
     "step_sessions",
+    "step_sessions_reached",
     "to_clean",
     "to_dashboard",
     "validate",

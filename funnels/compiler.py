@@ -24,7 +24,8 @@ at the edge (:meth:`FunnelCompiler.render`). Its parts, in the order of the orig
    ``levels`` = ``entered LEFT JOIN`` the chain, one row per entered session (level 0 where nothing matched),
    for counts, medians and id lists together in the same query (:meth:`FunnelCompiler.all_ids_query`,
    :meth:`FunnelCompiler.page_ids_query`, :meth:`FunnelCompiler.step_sessions_query`). Ids are ordered by their
-   text, the order ``sorted(ids, key=str)`` gives in Python.
+   text, the order ``sorted(ids, key=str)`` gives in Python. A step listing also carries each session's moments,
+   ``arraySlice([t_1, ..., t_n], 1, level)``: when it reached each step it reached.
 
 Safety: every value (kinds, labels, app names, dates, durations, the error flag, the window, page bounds) is an
 ``exp.Placeholder`` bound in :class:`QueryParameters`, one fresh name per use and no de-duplication, so the text
@@ -222,8 +223,9 @@ class FunnelCompiler:
     def step_sessions_query(
         self, step_number: int, outcome: Outcome, limit: int, offset: int, after: uuid.UUID | None
     ) -> CompiledQuery:
-        """Rows ``(session_id)``: one page of the sessions that completed or dropped at ``step_number`` (1-based),
-        ordered by text."""
+        """Rows ``(session_id, level, reached_at)``: one page of the sessions that completed or dropped at
+        ``step_number`` (1-based), ordered by text; ``level`` is the last step the session reached (0..n) and
+        ``reached_at`` the moments (ms) it reached steps 1..level."""
         self.params = QueryParameters()
         n = len(self.definition.steps)
         if isinstance(step_number, bool) or not isinstance(step_number, int) or not 1 <= step_number <= n:
@@ -239,7 +241,7 @@ class FunnelCompiler:
         if after is not None:
             condition = _and(condition, exp.GT(this=_col("sid"), expression=self.params.bind(str(after), "String")))
         tree = (
-            exp.select(_col("session_id"))
+            exp.select(_col("session_id"), _col("level"), _col("reached_at"))
             .from_("levels", copy=False)
             .where(condition, copy=False)
             .order_by("sid", copy=False)
@@ -247,7 +249,7 @@ class FunnelCompiler:
         tree = tree.limit(self.params.bind(limit, "UInt32"), copy=False)
         if after is None:
             tree = tree.offset(self.params.bind(offset, "UInt32"), copy=False)
-        return self.render(self._with_levels(tree))
+        return self.render(self._with_levels(tree, moments=True))
 
     def window_funnel_levels(self) -> CompiledQuery:
         """Rows ``(level, sessions)`` from ClickHouse's ``windowFunnel(window, 'strict_increase')`` over the same
@@ -412,21 +414,27 @@ class FunnelCompiler:
         ]
         return columns
 
-    def _with_levels(self, tree: exp.Select) -> exp.Select:
+    def _with_levels(self, tree: exp.Select, *, moments: bool = False) -> exp.Select:
         """Prefix ``tree`` with ``entered`` and ``levels``: every entered session, its id as text ``sid`` (the
-        order of id listings) and its level."""
+        order of id listings) and its level; with ``moments``, also ``reached_at``: the moments ``t_1..t_level``
+        (ms) it reached its steps, ``[]`` for a session without a matching event (the join's default)."""
         entered = self.entered_sessions()
         chain = self.session_chain(entered)
-        gaps = [_col(f"d{k}") for k in range(2, len(self.definition.steps) + 1)]
-        reached = exp.select(_col("session_id"), _col("level"), *gaps).from_(
-            chain.subquery("chain", copy=False), copy=False
-        )
+        n = len(self.definition.steps)
+        gaps = [_col(f"d{k}") for k in range(2, n + 1)]
+        carried: list[exp.Expr] = [_col("level"), *gaps]
+        if moments:
+            # t_k past the level means nothing (0, or a match after a step never reached): cut off at the level.
+            every_moment = exp.Array(expressions=[_col(f"t{k}") for k in range(1, n + 1)])
+            carried.append(exp.alias_(_call("arraySlice", every_moment, _int(1), _col("level")), "reached_at"))
+        reached = exp.select(_col("session_id"), *carried).from_(chain.subquery("chain", copy=False), copy=False)
         levels = (
             exp.select(
                 _col("session_id"),
                 exp.alias_(_call("toString", _col("session_id")), "sid"),
                 _col("level"),
                 *(gap.copy() for gap in gaps),
+                *([_col("reached_at")] if moments else []),
             )
             .from_("entered", copy=False)
             .join(reached.subquery("reached", copy=False), using=["session_id"], join_type="left", copy=False)
@@ -467,7 +475,8 @@ def compile_step_sessions(
     offset: int = 0,
     after: uuid.UUID | None = None,
 ) -> CompiledQuery:
-    """One page of one step's completed or dropped ids (see :meth:`FunnelCompiler.step_sessions_query`)."""
+    """One page of one step's completed or dropped sessions, with their levels and moments (see
+    :meth:`FunnelCompiler.step_sessions_query`)."""
     return FunnelCompiler(definition, database, extra_filters).step_sessions_query(
         step_number, outcome, limit, offset, after
     )

@@ -19,7 +19,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from funnels.compiler import CompiledQuery, FunnelCompiler
 from funnels.definition import FunnelDefinition, SessionFilter
 from funnels.errors import FunnelQueryFailed
-from funnels.results import AllIds, FunnelResult, IdPage, IdSelection, NoIds, StepResult
+from funnels.results import AllIds, FunnelResult, IdPage, IdSelection, NoIds, ReachedSession, StepResult
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,30 @@ def step_sessions(
 ) -> list[uuid.UUID]:
     """One page of the sessions that completed (or dropped at) step ``step_number`` (1-based), ordered by
     ``str(id)``; ``after`` is a cursor (the last id of the previous page) used instead of ``offset``."""
+    reached = step_sessions_reached(client, database, definition, step_number, outcome, extra_filters, limit, offset,
+                                    after)
+    return [session.session_id for session in reached]
+
+
+def step_sessions_reached(
+    client: Client,
+    database: str,
+    definition: FunnelDefinition,
+    step_number: int,
+    outcome: Literal["completed", "dropped"],
+    extra_filters: Sequence[SessionFilter] = (),
+    limit: int = 100,
+    offset: int = 0,
+    after: uuid.UUID | None = None,
+) -> list[ReachedSession]:
+    """The page :func:`step_sessions` lists, each session with its level and the moments it reached its steps."""
     query = FunnelCompiler(definition, database, extra_filters).step_sessions_query(
         step_number, outcome, limit, offset, after
     )
-    return [session_id for (session_id,) in _run(client, query)]
+    return [
+        ReachedSession(session_id=session_id, level=int(level), reached_at_ms=[int(t) for t in reached_at])
+        for session_id, level, reached_at in _run(client, query)
+    ]
 
 
 def window_funnel_levels(

@@ -24,7 +24,7 @@ from funnels.definition import (
     validate,
     validate_filters,
 )
-from funnels.results import FunnelResult, StepResult
+from funnels.results import FunnelResult, ReachedSession, StepResult
 
 
 class SessionRow(msgspec.Struct, frozen=True):
@@ -92,12 +92,14 @@ def step_times(definition: FunnelDefinition, events: Sequence[EventRow]) -> list
     return times
 
 
-def evaluate_reference(
+def reached_moments(
     definition: FunnelDefinition,
     sessions: Iterable[SessionRow],
     events: Iterable[EventRow],
     extra_filters: Sequence[SessionFilter] = (),
-) -> FunnelResult:
+) -> dict[uuid.UUID, list[int]]:
+    """Every entered session (in ``str(id)`` order) and the moments it reached steps 1, 2, ... (its level is the
+    length)."""
     validate(definition)
     validate_filters(extra_filters, "extra_filters")
     filters = (*definition.filters, *extra_filters)
@@ -106,7 +108,35 @@ def evaluate_reference(
     for event in events:
         if event.session_id in by_session:
             by_session[event.session_id].append(event)
-    reached = {sid: step_times(definition, by_session[sid]) for sid in entered}
+    return {sid: step_times(definition, by_session[sid]) for sid in entered}
+
+
+def reference_step_sessions(
+    definition: FunnelDefinition,
+    sessions: Iterable[SessionRow],
+    events: Iterable[EventRow],
+    step_number: int,
+    outcome: str,
+    extra_filters: Sequence[SessionFilter] = (),
+) -> list[ReachedSession]:
+    """Every session that completed (``level >= step_number``) or dropped at (``level == step_number - 1``) one
+    step, in ``str(id)`` order, with its level and moments: what the pages of ``step_sessions_reached`` add up to."""
+    reached = reached_moments(definition, sessions, events, extra_filters)
+    return [
+        ReachedSession(session_id=sid, level=len(times), reached_at_ms=times)
+        for sid, times in reached.items()
+        if (len(times) >= step_number if outcome == "completed" else len(times) == step_number - 1)
+    ]
+
+
+def evaluate_reference(
+    definition: FunnelDefinition,
+    sessions: Iterable[SessionRow],
+    events: Iterable[EventRow],
+    extra_filters: Sequence[SessionFilter] = (),
+) -> FunnelResult:
+    reached = reached_moments(definition, sessions, events, extra_filters)
+    entered = list(reached)
 
     steps: list[StepResult] = []
     previous_ids = entered

@@ -61,3 +61,13 @@ class FunnelResult(msgspec.Struct, frozen=True):
 
     entered: int
     steps: list[StepResult]
+
+
+class ReachedSession(msgspec.Struct, frozen=True):
+    """A session of a step listing and how far it got: ``level`` is the last step it reached (0 to the number of
+    steps; a session dropped at step k has level k-1) and ``reached_at_ms[i]`` the moment (ms since the epoch)
+    it reached step i+1, for steps 1..level."""
+
+    session_id: uuid.UUID
+    level: int
+    reached_at_ms: list[int]

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from funnels import FunnelDefinition, FunnelResult, IdSelection, SessionFilter, evaluate_funnel, step_sessions
+from funnels import (
+    FunnelDefinition,
+    FunnelResult,
+    IdSelection,
+    ReachedSession,
+    SessionFilter,
+    evaluate_funnel,
+    step_sessions_reached,
+)
+from replayer_api.parameters import iso_ms
 from replayer_api.warehouse import Warehouse
 
 
@@ -16,9 +26,22 @@ async def evaluate(warehouse: Warehouse, database: str, definition: FunnelDefini
 
 async def one_step_sessions(warehouse: Warehouse, database: str, definition: FunnelDefinition, step_number: int,
                             outcome: Literal["completed", "dropped"], extra_filters: Sequence[SessionFilter],
-                            limit: int, after: Any) -> list[Any]:
-    return await warehouse.call(lambda client: step_sessions(
+                            limit: int, after: uuid.UUID | None) -> list[ReachedSession]:
+    """One page of a step's completed or dropped sessions, each with its level and the moments it reached its
+    steps."""
+    return await warehouse.call(lambda client: step_sessions_reached(
         client, database, definition, step_number, outcome, extra_filters, limit=limit, after=after))
+
+
+def reached_json(session: ReachedSession) -> dict[str, Any]:
+    """``{session_id, level, reached_at, reached_at_ms}``: the dashboard opens a dropped session at
+    ``reached_at[-1]`` (the last step it reached), or at its start when ``level`` is 0."""
+    return {
+        "session_id": str(session.session_id),
+        "level": session.level,
+        "reached_at": [iso_ms(ms) for ms in session.reached_at_ms],
+        "reached_at_ms": list(session.reached_at_ms),
+    }
 
 
 def legacy_results(result: FunnelResult) -> dict[str, Any]:

@@ -40,7 +40,10 @@ UUID = {"type": "string", "format": "uuid"}
 SESSION_ID = _path("session_id", "The session's id", UUID)
 FUNNEL_ID = _path("funnel_id", "The funnel's id", {"type": "integer", "minimum": 1})
 LIMIT = _query("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50})
-CURSOR = _query("cursor", "`next_cursor` of the previous page, made under the same sort and order (else 400)",
+CURSOR = _query("cursor", "`next_cursor` of the previous page, made under the same sort and order (else 400): "
+                          "the page after it", {"type": "string"})
+BEFORE = _query("before", "`prev_cursor` of a page, made under the same sort and order (else 400): the `limit` "
+                          "sessions just before it, still in the list's order; not with `cursor` (400)",
                 {"type": "string"})
 APP = _query("app", "Only these apps (repeat the parameter for several)",
              {"type": "array", "items": {"type": "string", "minLength": 1}}, explode=True)
@@ -69,10 +72,16 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "SessionPage": {
-        "type": "object", "required": ["sessions", "next_cursor"],
+        "type": "object", "required": ["sessions", "next_cursor", "prev_cursor"],
         "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}},
                        "next_cursor": {"type": ["string", "null"],
-                                       "description": "null on the last page"}},
+                                       "description": "Pass as `cursor` for the page after this one; null on the "
+                                                      "last page and on an empty page (going back with `before`: "
+                                                      "the last row's cursor)"},
+                       "prev_cursor": {"type": ["string", "null"],
+                                       "description": "Pass as `before` for the page before this one; null on the "
+                                                      "first page (no session precedes its first row) and on an "
+                                                      "empty page"}},
     },
     "ActiveSession": {
         "type": "object",
@@ -95,6 +104,46 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["type", "timestamp"],
         "properties": {"type": {"type": "integer"}, "timestamp": {"type": "integer"}, "data": {}},
         "additionalProperties": True,
+    },
+    "Marker": {
+        "type": "object", "required": ["kind", "at", "at_ms", "offset_ms", "label", "x", "y"],
+        "properties": {
+            "kind": {"type": "string", "enum": ["click", "custom", "error"],
+                     "description": "click: an rrweb mouse click, tagged or not; custom: an rrweb custom event; "
+                                    "error: a console error"},
+            "at": {"type": "string", "format": "date-time", "description": "ISO 8601 UTC with milliseconds"},
+            "at_ms": {"type": "integer", "description": "Milliseconds since the epoch (client clock)"},
+            "offset_ms": {"type": "integer", "description": "at_ms minus the session's first event's"},
+            "label": {"type": ["string", "null"],
+                      "description": "click: its conversion label when it was tagged, else null; custom: the "
+                                     "event's tag; error: the logged message (arguments joined by spaces, at "
+                                     "most 500 characters)"},
+            "x": {"type": ["integer", "null"], "description": "click: where, in page pixels; else null"},
+            "y": {"type": ["integer", "null"]},
+        },
+    },
+    "SessionMarkers": {
+        "type": "object", "required": ["session_id", "first_event_at", "markers", "truncated"],
+        "properties": {
+            "session_id": UUID,
+            "first_event_at": {"type": ["string", "null"], "format": "date-time",
+                               "description": "The earliest event's timestamp; null when there is no event yet"},
+            "markers": {"type": "array", "items": {"$ref": "#/components/schemas/Marker"},
+                        "description": "In time order, at most 10,000"},
+            "truncated": {"type": "boolean", "description": "true when the session has more than 10,000"},
+        },
+    },
+    "ReachedSession": {
+        "type": "object", "required": ["session_id", "level", "reached_at", "reached_at_ms"],
+        "properties": {
+            "session_id": UUID,
+            "level": {"type": "integer", "minimum": 0,
+                      "description": "The last step the session reached (0: none); dropped at step k is k-1"},
+            "reached_at": {"type": "array", "items": {"type": "string", "format": "date-time"},
+                           "description": "When it reached steps 1..level (ISO 8601 UTC with milliseconds)"},
+            "reached_at_ms": {"type": "array", "items": {"type": "integer"},
+                              "description": "The same moments in milliseconds since the epoch"},
+        },
     },
     "FunnelDefinition": {
         "type": "object", "required": ["name", "steps"],
@@ -149,7 +198,7 @@ SCHEMAS: dict[str, Any] = {
 
 PATHS: dict[str, Any] = {
     "/v1/sessions": {"get": {
-        "summary": "Ended sessions, filtered and sorted, keyset-paged",
+        "summary": "Ended sessions, filtered and sorted, keyset-paged forward (`cursor`) and back (`before`)",
         "parameters": [
             APP,
             _query("started_after", "Only sessions started at or after", INSTANT),
@@ -159,9 +208,9 @@ PATHS: dict[str, Any] = {
             _query("has_errors", "Only sessions with (true) or without (false) errors", {"type": "boolean"}),
             _query("id_prefix", "Only sessions whose id starts with this", {"type": "string", "maxLength": 36}),
             _query("sort", "Sort key; ties broken by session id in the same direction",
-                   {"type": "string", "enum": ["start", "duration", "app", "errors"], "default": "start"}),
+                   {"type": "string", "enum": ["start", "duration", "app", "events", "errors"], "default": "start"}),
             _query("order", "Direction", {"type": "string", "enum": ["asc", "desc"], "default": "desc"}),
-            LIMIT, CURSOR,
+            LIMIT, CURSOR, BEFORE,
         ],
         "responses": {"200": _json("SessionPage", "One page"), **ERRORS},
     }},
@@ -172,11 +221,21 @@ PATHS: dict[str, Any] = {
     }},
     "/v1/sessions/{session_id}/events": {"get": {
         "summary": "The session's rrweb events in timestamp order, streamed (gzip when accepted); "
-                   "pass the array to rrweb's Replayer",
+                   "pass the array to rrweb's Replayer. With `Accept: application/x-ndjson`, one event per line "
+                   "instead, so a client can parse each event as it arrives",
         "parameters": [SESSION_ID],
-        "responses": {"200": {"description": "A JSON array of rrweb events", "content": {"application/json": {
-            "schema": {"type": "array", "items": {"$ref": "#/components/schemas/RrwebEvent"}}}}},
+        "responses": {"200": {"description": "A JSON array of rrweb events, or NDJSON when asked for", "content": {
+            "application/json": {
+                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/RrwebEvent"}}},
+            "application/x-ndjson": {
+                "schema": {"$ref": "#/components/schemas/RrwebEvent"}}}},
             **ERRORS, **NOT_FOUND},
+    }},
+    "/v1/sessions/{session_id}/markers": {"get": {
+        "summary": "The session's clicks, custom events and console errors in time order, without its replay "
+                   "(ended or active sessions)",
+        "parameters": [SESSION_ID],
+        "responses": {"200": _json("SessionMarkers", "The markers"), **ERRORS, **NOT_FOUND},
     }},
     "/v1/active-sessions": {"get": {
         "summary": "Sessions still active (not yet ended), most recent activity first",
@@ -230,7 +289,8 @@ PATHS: dict[str, Any] = {
         "responses": {"200": _json("FunnelResults", "Results"), **ERRORS, **NOT_FOUND},
     }},
     "/v1/funnels/{funnel_id}/steps/{step}/{outcome}": {"get": {
-        "summary": "One page of the sessions that completed or dropped at one step, by id text",
+        "summary": "One page of the sessions that completed or dropped at one step, by id text, each with the "
+                   "moments it reached its steps",
         "parameters": [
             FUNNEL_ID, _path("step", "1-based step number", {"type": "integer", "minimum": 1}),
             _path("outcome", "Which sessions", {"type": "string", "enum": ["completed", "dropped"]}),
@@ -239,8 +299,13 @@ PATHS: dict[str, Any] = {
             _query("after", "`next_after` of the previous page", UUID),
         ],
         "responses": {"200": {"description": "One page", "content": {"application/json": {"schema": {
-            "type": "object", "properties": {"session_ids": {"type": "array", "items": UUID},
-                                             "next_after": {"oneOf": [UUID, {"type": "null"}]}}}}}},
+            "type": "object", "required": ["session_ids", "next_after", "sessions"],
+            "properties": {"session_ids": {"type": "array", "items": UUID},
+                           "next_after": {"oneOf": [UUID, {"type": "null"}],
+                                          "description": "The last id when the page is full, else null"},
+                           "sessions": {"type": "array", "items": {"$ref": "#/components/schemas/ReachedSession"},
+                                        "description": "The same sessions in the same order, with how far "
+                                                       "each got and when"}}}}}},
             **ERRORS, **NOT_FOUND},
     }},
     "/v1/openapi.json": {"get": {

@@ -62,3 +62,21 @@ async def json_array(first: list[str], rest: AsyncIterator[list[str]]) -> AsyncI
     async for chunk in rest:
         yield b"," + ",".join(chunk).encode()
     yield b"]"
+
+
+NDJSON = "application/x-ndjson"
+
+
+async def ndjson_lines(first: list[str], rest: AsyncIterator[list[str]]) -> AsyncIterator[bytes]:
+    """Write chunks of JSON texts as NDJSON, one event per line, so a browser can parse each event as it arrives.
+
+    An event is stored as the JSON text the agent sent, which may hold line breaks between its tokens (valid
+    JSON never has one inside a string), so they become spaces: the same JSON value on one line."""
+    yield _lines(first)
+    async for chunk in rest:
+        yield _lines(chunk)
+
+
+def _lines(chunk: list[str]) -> bytes:
+    text = "\n".join(event.replace("\r", " ").replace("\n", " ") for event in chunk) + "\n"
+    return text.encode()

@@ -8,6 +8,7 @@ readers must see only the newest (see :func:`ordered_sessions` for how pages do 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,7 @@ START = Column("started_at", "toUnixTimestamp64Milli(started_at)", "fromUnixTime
 DURATION = Column("duration_ms", "duration_ms", "{v:UInt64}")
 APP = Column("app_name", "app_name", "{v:String}")
 ERRORS = Column("error_count", "error_count", "{v:UInt64}")
+EVENTS = Column("event_count", "event_count", "{v:UInt64}")
 SESSION_ID = Column("session_id", "session_id", "{v:UUID}")
 SESSION_ID_TEXT = Column("toString(session_id)", "toString(session_id)", "{v:String}")
 
@@ -78,6 +80,13 @@ class Term:
 
 
 Ordering = tuple[Term, ...]
+
+FLIPPED = {"ASC": "DESC", "DESC": "ASC"}
+
+
+def reversed_ordering(ordering: Ordering) -> Ordering:
+    """The same order backwards: every term's direction flipped (the rows before a position, nearest first)."""
+    return tuple(Term(term.column, FLIPPED[term.direction]) for term in ordering)
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,7 @@ class SortKey:
             "started_at": session.started_at_ms,
             "duration_ms": session.duration_ms,
             "app_name": session.app_name,
+            "event_count": session.event_count,
             "error_count": session.error_count,
         }
         return keys[self.column.expression]
@@ -105,6 +115,7 @@ SORT_KEYS = {
     "start": SortKey("start", START, int),
     "duration": SortKey("duration", DURATION, int),
     "app": SortKey("app", APP, str),
+    "events": SortKey("events", EVENTS, int),
     "errors": SortKey("errors", ERRORS, int),
 }
 
@@ -284,19 +295,55 @@ async def final_sessions(warehouse: Warehouse, session_filter: SessionFilter, or
 class SessionPage:
     sessions: list[Session]
     next_cursor: Cursor | None
+    prev_cursor: Cursor | None
 
 
 async def session_page(warehouse: Warehouse, session_filter: SessionFilter, sort: SortKey, order: str,
-                       limit: int, after: Cursor | None) -> SessionPage:
-    """One page of the keyset-paged list: ``limit`` sessions after ``after`` in (sort key, session id) order."""
-    lower = (after.key, after.session_id) if after is not None else None
-    found = await ordered_sessions(warehouse, session_filter, sort.ordering(order), lower, 0, limit + 1)
+                       limit: int, after: Cursor | None = None, before: Cursor | None = None) -> SessionPage:
+    """One page of the keyset-paged list, in (sort key, session id) order: the ``limit`` sessions after ``after``
+    (from the start without it), or the ``limit`` sessions just before ``before``, still in the list's order.
+
+    Going back reads the list backwards (:func:`reversed_ordering`) from ``before`` with the same
+    :func:`ordered_sessions`, so stale versions are handled alike, and turns the rows round. ``next_cursor`` is
+    the last row's cursor when a session follows it (going back: always, the page ends where one began);
+    ``prev_cursor`` the first row's when a session precedes it: going back, the ``limit + 1``-th row tells;
+    going forward, one row read backward. An empty page has neither. Forward N pages then back N pages gives
+    the same pages.
+    """
+    forward = sort.ordering(order)
+    backward = reversed_ordering(forward)
+
+    def cursor_of(session: Session) -> Cursor:
+        return Cursor(sort.name, order, sort.key_of(session), session.session_id)
+
+    if before is not None:
+        found = await ordered_sessions(warehouse, session_filter, backward, (before.key, before.session_id), 0,
+                                       limit + 1)
+        sessions = found[:limit][::-1]
+        if not sessions:
+            return SessionPage([], None, None)
+        return SessionPage(sessions, cursor_of(sessions[-1]), cursor_of(sessions[0]) if len(found) > limit else None)
+
+    if after is None:  # the page starts the list: nothing precedes it
+        found = await ordered_sessions(warehouse, session_filter, forward, None, 0, limit + 1)
+        earlier: list[Session] = []
+    else:
+        # What precedes the first row is what is at or before the cursor: look strictly before it meanwhile
+        # (another client, another core), and at the cursor's own place only if that finds nothing.
+        lower = (after.key, after.session_id)
+        found, earlier = await asyncio.gather(
+            ordered_sessions(warehouse, session_filter, forward, lower, 0, limit + 1),
+            ordered_sessions(warehouse, session_filter, backward, lower, 0, 1),
+        )
     sessions = found[:limit]
-    next_cursor = None
-    if len(found) > limit:
-        last = sessions[-1]
-        next_cursor = Cursor(sort.name, order, sort.key_of(last), last.session_id)
-    return SessionPage(sessions, next_cursor)
+    if not sessions:
+        return SessionPage([], None, None)
+    next_cursor = cursor_of(sessions[-1]) if len(found) > limit else None
+    first = sessions[0]
+    if after is not None and not earlier:
+        earlier = await ordered_sessions(warehouse, session_filter, backward, (sort.key_of(first), first.session_id),
+                                         0, 1)
+    return SessionPage(sessions, next_cursor, cursor_of(first) if earlier else None)
 
 
 async def legacy_session_page(warehouse: Warehouse, session_filter: SessionFilter, column: Column,

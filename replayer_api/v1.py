@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from funnels import FunnelDefinition, IdPage, InvalidFunnel, StartedFilter, from_clean
-from replayer_api import active_sessions, funnel_results, sessions
+from replayer_api import active_sessions, funnel_results, markers, sessions
 from replayer_api.cursors import Cursor, decode_cursor
 from replayer_api.errors import BadParameter, NotFound
 from replayer_api.funnel_store import MAX_FUNNEL_ID, FunnelStore, clean_json
@@ -33,7 +33,7 @@ from replayer_api.parameters import (
     parse_int,
     parse_uuid,
 )
-from replayer_api.replay import event_chunks, json_array
+from replayer_api.replay import NDJSON, event_chunks, json_array, ndjson_lines
 from replayer_api.warehouse import Warehouse
 
 DEFAULT_PAGE = 50
@@ -66,7 +66,7 @@ def cursor_text(cursor: Cursor | None) -> str | None:
 
 
 SESSION_PARAMETERS = ("app", "started_after", "started_before", "min_duration_ms", "max_duration_ms", "has_errors",
-                      "id_prefix", "sort", "order", "limit", "cursor")
+                      "id_prefix", "sort", "order", "limit", "cursor", "before")
 
 
 def session_filter_from(request: Request) -> sessions.SessionFilter:
@@ -104,11 +104,16 @@ async def list_sessions(request: Request) -> Response:
     if order not in sessions.DIRECTIONS:
         raise BadParameter("order", f"must be asc or desc, got {order!r}")
     limit = int_param(params, "limit", DEFAULT_PAGE, minimum=1, maximum=MAX_PAGE)
+    if params.get("cursor") and params.get("before"):
+        raise BadParameter("before", "give either cursor (the page after) or before (the page before), not both")
     after = (decode_cursor(params["cursor"], sort=sort_name, order=order, key_type=sort.key_type)
              if params.get("cursor") else None)
-    page = await sessions.session_page(request.state.warehouse, session_filter, sort, order, limit, after)
+    before = (decode_cursor(params["before"], sort=sort_name, order=order, key_type=sort.key_type, name="before")
+              if params.get("before") else None)
+    page = await sessions.session_page(request.state.warehouse, session_filter, sort, order, limit, after, before)
     return JSONResponse({"sessions": [session_json(s) for s in page.sessions],
-                         "next_cursor": cursor_text(page.next_cursor)})
+                         "next_cursor": cursor_text(page.next_cursor),
+                         "prev_cursor": cursor_text(page.prev_cursor)})
 
 
 async def get_session(request: Request) -> Response:
@@ -126,11 +131,13 @@ async def get_session(request: Request) -> Response:
 async def session_events(request: Request) -> Response:
     check_known(request, ())
     session_id = parse_uuid(request.path_params["session_id"], "session_id")
-    return await stream_events(request, session_id)
+    ndjson = NDJSON in request.headers.get("accept", "")
+    return await stream_events(request, session_id, ndjson=ndjson)
 
 
-async def stream_events(request: Request, session_id: uuid.UUID) -> Response:
-    """The session's events as one JSON array, streamed (the gzip middleware compresses it on the way)."""
+async def stream_events(request: Request, session_id: uuid.UUID, *, ndjson: bool = False) -> Response:
+    """The session's events as one JSON array, streamed (the gzip middleware compresses it on the way); or, when
+    the client asks for ``application/x-ndjson``, one event per line, which a browser can parse as it arrives."""
     warehouse: Warehouse = request.state.warehouse
     chunks = event_chunks(warehouse, session_id)
     first = await anext(chunks, None)
@@ -139,8 +146,33 @@ async def stream_events(request: Request, session_id: uuid.UUID) -> Response:
         if await sessions.find_session(warehouse, session_id) is None and \
                 await active_sessions.find_active(request.state.pg, session_id) is None:
             raise NotFound("session", session_id)
-        return JSONResponse([])
+        return Response(b"", media_type=NDJSON) if ndjson else JSONResponse([])
+    if ndjson:
+        return StreamingResponse(ndjson_lines(first, chunks), media_type=NDJSON)
     return StreamingResponse(json_array(first, chunks), media_type="application/json")
+
+
+async def session_markers(request: Request) -> Response:
+    """Clicks, custom events and console errors, for a timeline beside the replay (see :mod:`replayer_api.markers`)."""
+    check_known(request, ())
+    session_id = parse_uuid(request.path_params["session_id"], "session_id")
+    warehouse: Warehouse = request.state.warehouse
+    found = await markers.session_markers(warehouse, session_id)
+    if found is None:
+        # No events: no markers for a known session, a 404 for an unknown one.
+        if await sessions.find_session(warehouse, session_id) is None and \
+                await active_sessions.find_active(request.state.pg, session_id) is None:
+            raise NotFound("session", session_id)
+        return JSONResponse({"session_id": str(session_id), "first_event_at": None, "markers": [],
+                             "truncated": False})
+    first = found.first_event_ms
+    return JSONResponse({
+        "session_id": str(session_id),
+        "first_event_at": iso_ms(first),
+        "markers": [{"kind": m.kind, "at": iso_ms(m.at_ms), "at_ms": m.at_ms, "offset_ms": m.at_ms - first,
+                     "label": m.label, "x": m.x, "y": m.y} for m in found.markers],
+        "truncated": found.truncated,
+    })
 
 
 async def list_active_sessions(request: Request) -> Response:
@@ -272,11 +304,12 @@ async def funnel_step_sessions(request: Request) -> Response:
     after = parse_uuid(params["after"], "after") if params.get("after") else None
     funnel = await funnels_of(request).get(funnel_id)
     step_number = parse_int(request.path_params["step"], "step", minimum=1, maximum=len(funnel.definition.steps))
-    ids = await funnel_results.one_step_sessions(request.state.warehouse, request.state.database,
-                                                 funnel.definition, step_number, _outcome(outcome), extra, limit,
-                                                 after)
-    return JSONResponse({"session_ids": [str(i) for i in ids],
-                         "next_after": str(ids[-1]) if len(ids) == limit else None})
+    page = await funnel_results.one_step_sessions(request.state.warehouse, request.state.database,
+                                                  funnel.definition, step_number, _outcome(outcome), extra, limit,
+                                                  after)
+    ids = [str(session.session_id) for session in page]
+    return JSONResponse({"session_ids": ids, "next_after": ids[-1] if len(ids) == limit else None,
+                         "sessions": [funnel_results.reached_json(session) for session in page]})
 
 
 def _outcome(value: str) -> Literal["completed", "dropped"]:
@@ -287,6 +320,7 @@ ROUTES = [
     Route("/v1/sessions", list_sessions, methods=["GET"]),
     Route("/v1/sessions/{session_id}", get_session, methods=["GET"]),
     Route("/v1/sessions/{session_id}/events", session_events, methods=["GET"]),
+    Route("/v1/sessions/{session_id}/markers", session_markers, methods=["GET"]),
     Route("/v1/active-sessions", list_active_sessions, methods=["GET"]),
     Route("/v1/apps", list_apps, methods=["GET"]),
     Route("/v1/conversion-labels", list_conversion_labels, methods=["GET"]),

@@ -8,6 +8,7 @@ import datetime as dt
 import random
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 
 import msgspec
 import pytest
@@ -27,6 +28,7 @@ from funnels import (
     FunnelResult,
     IdPage,
     InvalidFunnel,
+    ReachedSession,
     SessionFilter,
     StartedFilter,
     Step,
@@ -34,9 +36,17 @@ from funnels import (
     evaluate_funnel,
     from_dashboard,
     step_sessions,
+    step_sessions_reached,
 )
 from funnels.evaluation import window_funnel_levels
-from funnels.reference import EventRow, SessionRow, evaluate_reference, insert_rows, step_times
+from funnels.reference import (
+    EventRow,
+    SessionRow,
+    evaluate_reference,
+    insert_rows,
+    reference_step_sessions,
+    step_times,
+)
 
 pytestmark = pytest.mark.clickhouse
 
@@ -98,6 +108,23 @@ def assert_agrees(
     return engine
 
 
+def assert_moments_agree(
+    ch: Client,
+    db: str,
+    definition: FunnelDefinition,
+    sessions: list[SessionRow],
+    events: list[EventRow],
+    extra_filters: tuple[SessionFilter, ...] = (),
+    steps: Iterable[int] | None = None,
+) -> None:
+    """Every step listing (completed and dropped) has the reference's sessions, levels and reached moments."""
+    for step_number in steps if steps is not None else range(1, len(definition.steps) + 1):
+        for outcome in ("completed", "dropped"):
+            expected = reference_step_sessions(definition, sessions, events, step_number, outcome, extra_filters)
+            listed = step_sessions_reached(ch, db, definition, step_number, outcome, extra_filters, limit=10_000)
+            assert msgspec.to_builtins(listed) == msgspec.to_builtins(expected), (step_number, outcome)
+
+
 # --- semantics, case by case ---------------------------------------------------------------------------------
 
 A, B, C = ("click", "A"), ("custom", "B"), ("click", "C")
@@ -142,6 +169,13 @@ def test_semantics_case(ch: Client, settings: Settings, steps, window, events, r
     for index, step in enumerate(result.steps):
         assert (target.session_id in step.completed_ids) == (index < level)
         assert (target.session_id in step.dropped_ids) == (index == level)
+    # The listing of the step it dropped at (or of the last step it completed) tells when it got where it got.
+    step_number, outcome = (level + 1, "dropped") if level < len(steps) else (level, "completed")
+    listed = step_sessions_reached(ch, database(settings), definition, step_number, outcome)
+    assert [s for s in listed if s.session_id == target.session_id] == [
+        ReachedSession(target.session_id, level, [BASE_MS + offset for offset in reached])
+    ]
+    assert_moments_agree(ch, database(settings), definition, [target, bystander], rows)
 
 
 def test_sessions_without_a_row_in_sessions_never_enter(ch: Client, settings: Settings) -> None:
@@ -283,6 +317,12 @@ def test_pages_and_cursors_walk_every_id_once(ch: Client, settings: Settings) ->
                 walked += page
                 cursor = page[-1]
             assert walked == ids
+            reached: list[ReachedSession] = []
+            cursor = None
+            while page := step_sessions_reached(ch, db, definition, index + 1, outcome, (), 8, after=cursor):
+                reached += page
+                cursor = page[-1].session_id
+            assert reached == reference_step_sessions(definition, sessions, events, index + 1, outcome)
     for page in (
         IdPage(limit=5, offset=0),
         IdPage(limit=5, offset=3),
@@ -379,6 +419,9 @@ def test_seeded_random_data_matches_reference(ch: Client, settings: Settings, se
     insert_rows(ch, database(settings), sessions, events)
     for definition, extra in (p.values for p in RANDOM_FUNNELS):
         assert_agrees(ch, database(settings), definition, sessions, events, extra)
+        # Every step of the short funnels; of the 20-step one (a second a query on chDB), the last.
+        steps = (20,) if len(definition.steps) == 20 else None
+        assert_moments_agree(ch, database(settings), definition, sessions, events, extra, steps)
 
 
 def comparable_with_window_funnel(definition: FunnelDefinition, events: list[EventRow]) -> list[EventRow]:
@@ -496,6 +539,7 @@ def test_hypothesis_data_matches_reference(ch: Client, settings: Settings, case)
     insert_rows(ch, db, sessions, events)
     expected = evaluate_reference(definition, sessions, events, extra)
     assert_agrees(ch, db, definition, sessions, events, extra)
+    assert_moments_agree(ch, db, definition, sessions, events, extra)
     if definition.window_seconds is None and comparable_with_window_funnel(definition, events) == events:
         assert window_funnel_levels(ch, db, definition, extra) == reference_levels(expected)
 

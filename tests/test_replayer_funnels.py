@@ -16,8 +16,9 @@ from clickhouse_connect.driver.client import Client
 from bard.settings import Settings
 from funnels import from_clean, from_dashboard
 from funnels.definition import dashboard_filters, filters_from_clean
-from funnels.reference import EventRow, SessionRow, evaluate_reference, insert_rows
-from tests.replayer_support import BASE_MS
+from funnels.reference import EventRow, SessionRow, evaluate_reference, insert_rows, reference_step_sessions
+from replayer_api.parameters import iso_ms
+from tests.replayer_support import BASE_MS, clickhouse_snapshot, postgres_snapshot
 
 pytestmark = [pytest.mark.postgres, pytest.mark.clickhouse]
 
@@ -214,16 +215,24 @@ async def test_results_agree_with_the_reference_evaluator(api: httpx.AsyncClient
         assert got["dropped_ids"] == [str(i) for i in want.dropped_ids[:3]]
         for outcome, want_ids in (("completed", want.completed_ids), ("dropped", want.dropped_ids)):
             seen: list[str] = []
+            reached: list[dict[str, Any]] = []
             after = None
             while True:
                 params: dict[str, object] = {"start": "2026-01-02", "end": "2026-01-04", "limit": 4,
                                              **({"after": after} if after else {})}
                 page = (await api.get(f"/v1/funnels/{funnel_id}/steps/{number}/{outcome}", params=params)).json()
                 seen += page["session_ids"]
+                assert [s["session_id"] for s in page["sessions"]] == page["session_ids"]
+                reached += page["sessions"]
                 after = page["next_after"]
                 if after is None:
                     break
             assert seen == [str(i) for i in want_ids], (number, outcome)
+            moments = reference_step_sessions(from_dashboard(dashboard), sessions, events, number, outcome,
+                                              dashboard_filters([date_range]))
+            assert reached == [{"session_id": str(m.session_id), "level": m.level,
+                                "reached_at": [iso_ms(t) for t in m.reached_at_ms],
+                                "reached_at_ms": m.reached_at_ms} for m in moments], (number, outcome)
 
 
 async def test_clean_results_with_a_window(api: httpx.AsyncClient, ch: Client, settings: Settings) -> None:
@@ -243,3 +252,88 @@ async def test_clean_results_with_a_window(api: httpx.AsyncClient, ch: Client, s
     legacy = (await api.get(f"/api/funnel/{funnel_id}")).json()
     assert legacy["sessionFilters"] == [{"filterType": "appName", "textContent": "shop"}]
     assert legacy["appNamesAnyOf"] == [["shop", "blog"]]
+
+
+async def test_step_listings_say_when_each_step_was_reached(api: httpx.AsyncClient, ch: Client,
+                                                            settings: Settings) -> None:
+    """Three steps; a reached all three, b two, c one, d none (no event at all): every listing gives each
+    session's level and the moments it reached steps 1..level, so a dropped session opens at its last step."""
+    a, b, c, d = (uuid.UUID(int=i, version=4) for i in (1, 2, 3, 4))
+    sessions = [SessionRow(sid, "shop", BASE_MS, BASE_MS + 60_000) for sid in (a, b, c, d)]
+    events = [
+        EventRow(a, BASE_MS + 1_000, "click", "Add to cart"), EventRow(a, BASE_MS + 2_500, "custom", "paid"),
+        EventRow(a, BASE_MS + 2_000, "custom", "paid"), EventRow(a, BASE_MS + 9_999, "click", "Back"),
+        EventRow(b, BASE_MS + 5, "click", "Add to cart"), EventRow(b, BASE_MS + 6, "custom", "paid"),
+        EventRow(b, BASE_MS + 1, "click", "Back"),  # before step 2: does not count
+        EventRow(c, BASE_MS + 70, "click", "Add to cart"), EventRow(c, BASE_MS + 70, "custom", "paid"),  # same ms
+    ]
+    insert_rows(ch, settings.resolved_clickhouse_database, sessions, events)
+    document = {"name": "Checkout", "steps": [{"kind": "click", "label": "Add to cart"},
+                                              {"kind": "custom", "label": "paid"},
+                                              {"kind": "click", "label": "Back"}]}
+    funnel_id = (await api.post("/v1/funnels", json=document)).json()["id"]
+
+    def entry(sid: uuid.UUID, *offsets: int) -> dict[str, Any]:
+        return {"session_id": str(sid), "level": len(offsets),
+                "reached_at": [iso_ms(BASE_MS + o) for o in offsets],
+                "reached_at_ms": [BASE_MS + o for o in offsets]}
+
+    listings = {
+        (1, "completed"): [entry(a, 1_000, 2_000, 9_999), entry(b, 5, 6), entry(c, 70)],
+        (1, "dropped"): [entry(d)],
+        (2, "completed"): [entry(a, 1_000, 2_000, 9_999), entry(b, 5, 6)],
+        (2, "dropped"): [entry(c, 70)],
+        (3, "completed"): [entry(a, 1_000, 2_000, 9_999)],
+        (3, "dropped"): [entry(b, 5, 6)],
+    }
+    for (step, outcome), expected in listings.items():
+        body = (await api.get(f"/v1/funnels/{funnel_id}/steps/{step}/{outcome}")).json()
+        assert body == {"session_ids": [e["session_id"] for e in expected], "next_after": None,
+                        "sessions": expected}, (step, outcome)
+    assert entry(a, 1_000)["reached_at"] == ["2026-01-01T00:00:01.000Z"]
+    # A full page says where the next starts; the next page carries on with the moments.
+    first = (await api.get(f"/v1/funnels/{funnel_id}/steps/1/completed", params={"limit": 2})).json()
+    assert first["next_after"] == str(b) and first["sessions"] == listings[(1, "completed")][:2]
+    rest = (await api.get(f"/v1/funnels/{funnel_id}/steps/1/completed",
+                          params={"limit": 2, "after": first["next_after"]})).json()
+    assert rest == {"session_ids": [str(c)], "next_after": None, "sessions": [entry(c, 70)]}
+
+
+BAD_STEP_REQUESTS = [
+    # (id, path ({funnel}: the funnel's id), query, status, the parameter the error names)
+    ("step-zero", "{funnel}/steps/0/completed", None, 400, "step"),
+    ("step-past-the-end", "{funnel}/steps/4/dropped", None, 400, "step"),
+    ("step-text", "{funnel}/steps/two/completed", None, 400, "step"),
+    ("step-negative", "{funnel}/steps/-1/completed", None, 400, "step"),
+    ("step-overflow", "{funnel}/steps/99999999999999999999/completed", None, 400, "step"),
+    ("outcome", "{funnel}/steps/1/lost", None, 400, "outcome"),
+    ("after-not-a-uuid", "{funnel}/steps/1/dropped", {"after": "x"}, 400, "after"),
+    ("limit-zero", "{funnel}/steps/1/completed", {"limit": "0"}, 400, "limit"),
+    ("limit-huge", "{funnel}/steps/1/completed", {"limit": "501"}, 400, "limit"),
+    ("limit-text", "{funnel}/steps/1/completed", {"limit": "ten"}, 400, "limit"),
+    ("start", "{funnel}/steps/1/completed", {"start": "2026-02-30"}, 400, "start"),
+    ("end", "{funnel}/steps/1/completed", {"end": "tomorrow"}, 400, "end"),
+    ("start-after-end", "{funnel}/steps/1/completed", {"start": "2026-02-03", "end": "2026-02-01"}, 400, "start"),
+    ("unknown-parameter", "{funnel}/steps/1/completed", {"offset": "3"}, 400, "offset"),
+    ("funnel-id-text", "abc/steps/1/completed", None, 400, "funnel_id"),
+    ("unknown-funnel", "999/steps/1/completed", None, 404, ""),
+]
+
+
+@pytest.mark.parametrize(("path", "query", "status", "parameter"), [row[1:] for row in BAD_STEP_REQUESTS],
+                         ids=[row[0] for row in BAD_STEP_REQUESTS])
+async def test_bad_step_listing_requests_are_refused_by_name(api: httpx.AsyncClient, ch: Client,
+                                                             pg_pool: asyncpg.Pool, path: str,
+                                                             query: dict[str, str] | None, status: int,
+                                                             parameter: str) -> None:
+    document = {"name": "Three", "steps": [{"kind": "click", "label": "a"}, {"kind": "click", "label": "b"},
+                                           {"kind": "custom", "label": "c"}]}
+    funnel_id = (await api.post("/v1/funnels", json=document)).json()["id"]
+    before = (await postgres_snapshot(pg_pool), await clickhouse_snapshot(ch))
+    response = await api.get("/v1/funnels/" + path.format(funnel=funnel_id), params=query)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert isinstance(body["error"], str) and body["error"]
+    if parameter:
+        assert body["parameter"] == parameter and body["error"].startswith(f"{parameter}: ")
+    assert (await postgres_snapshot(pg_pool), await clickhouse_snapshot(ch)) == before

@@ -24,6 +24,7 @@ from replayer_api.warehouse import Warehouse
 from tests.replayer_support import (
     BASE_MS,
     EndedSession,
+    at,
     clickhouse_uuid_key,
     insert_active,
     insert_conversions,
@@ -46,6 +47,7 @@ def make_sessions(count: int = 14, seed: int = 5) -> list[EndedSession]:
             started_ms=BASE_MS + (i // 2) * 60_000,  # pairs share a start
             duration_ms=rng.choice((0, 1_000, 5_000, 5_000, 90_000)),
             error_count=rng.choice((0, 0, 1, 3)),
+            event_count=rng.choice((1, 10, 10, 250)),
         )
         for i in range(count)
     ]
@@ -55,6 +57,7 @@ SORT_KEYS: dict[str, Callable[[EndedSession], object]] = {
     "start": lambda s: s.started_ms,
     "duration": lambda s: s.duration_ms,
     "app": lambda s: s.app_name,
+    "events": lambda s: s.event_count,
     "errors": lambda s: s.error_count,
 }
 
@@ -82,7 +85,7 @@ async def walk(api: httpx.AsyncClient, params: dict[str, object]) -> tuple[list[
         assert pages < 100
 
 
-@pytest.mark.parametrize("sort", ["start", "duration", "app", "errors"])
+@pytest.mark.parametrize("sort", ["start", "duration", "app", "events", "errors"])
 @pytest.mark.parametrize("order", ["asc", "desc"])
 @pytest.mark.parametrize("limit", [1, 4, 7, 14, 20], ids=["one", "uneven", "half", "exact", "past-the-end"])
 async def test_every_sort_pages_through_every_session_once(strategy: str, api: httpx.AsyncClient, ch: Client, sort: str,
@@ -143,7 +146,7 @@ async def test_session_fields(api: httpx.AsyncClient, ch: Client) -> None:
     assert body == {"sessions": [{
         "session_id": str(session.session_id), "app_name": "shop", "started_at": "2026-01-01T00:00:01.250Z",
         "ended_at": "2026-01-01T00:01:02.750Z", "duration_ms": 61_500, "event_count": 33, "error_count": 2,
-    }], "next_cursor": None}
+    }], "next_cursor": None, "prev_cursor": None}
 
 
 SESSIONS = make_sessions()
@@ -205,7 +208,7 @@ async def test_hostile_values_are_only_values(api: httpx.AsyncClient, ch: Client
 
 async def test_empty_warehouse(api: httpx.AsyncClient) -> None:
     response = await api.get("/v1/sessions", params={"sort": "app", "order": "asc"})
-    assert response.json() == {"sessions": [], "next_cursor": None}
+    assert response.json() == {"sessions": [], "next_cursor": None, "prev_cursor": None}
 
 
 async def test_cursor_only_works_under_its_own_sort(strategy: str, api: httpx.AsyncClient, ch: Client) -> None:
@@ -228,7 +231,7 @@ async def test_a_cursor_past_the_last_session_gives_an_empty_page(strategy: str,
     first = (await api.get("/v1/sessions", params={"limit": 3})).json()
     ch.command("TRUNCATE TABLE sessions")  # the rest disappears between two pages
     after = await api.get("/v1/sessions", params={"limit": 3, "cursor": first["next_cursor"]})
-    assert after.json() == {"sessions": [], "next_cursor": None}
+    assert after.json() == {"sessions": [], "next_cursor": None, "prev_cursor": None}
 
 
 async def test_one_session_ended_active_and_unknown(api: httpx.AsyncClient, ch: Client, pg_pool: asyncpg.Pool
@@ -291,6 +294,33 @@ async def test_large_replay_streams_in_order_and_gzipped(api: httpx.AsyncClient,
     assert len(events) == len(stamps)
     assert [e["timestamp"] for e in events] == sorted(stamps)
     assert sorted(e["data"]["n"] for e in events) == list(range(len(stamps)))
+
+
+async def test_events_as_ndjson_one_per_line_as_stored(api: httpx.AsyncClient, ch: Client,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the dashboard reads: one event per line, in order, across chunks; an event the agent sent with line
+    breaks between its tokens is the same JSON value on one line."""
+    monkeypatch.setattr(replay, "MAX_CHUNK_EVENTS", 100)
+    sid = uuid.uuid4()
+    insert_sessions(ch, [EndedSession(sid, "shop", BASE_MS, 10_000, 0)])
+    insert_events(ch, sid, "shop", [rrweb(BASE_MS + i, source=1, n=i) for i in range(1, 1_250)])
+    pretty = {"type": 5, "timestamp": BASE_MS, "data": {"tag": "line\nbreak", "payload": None}}
+    ch.insert("events", [[sid, "shop", at(BASE_MS), 5, uuid.uuid4(), 0, json.dumps(pretty, indent=2), at(BASE_MS)]],
+              column_names=["session_id", "app_name", "ts", "type", "batch_id", "seq", "event", "received_at"])
+    response = await api.get(f"/v1/sessions/{sid}/events", headers={"Accept": "application/x-ndjson"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    lines = response.text.split("\n")
+    assert lines[-1] == ""  # every line ends with a newline
+    events = [json.loads(line) for line in lines[:-1]]
+    assert events[0] == pretty
+    assert [e["timestamp"] for e in events] == [BASE_MS + i for i in range(1_250)]
+    # Without the Accept header, the same events as one JSON array.
+    assert (await api.get(f"/v1/sessions/{sid}/events")).json() == events
+    empty = uuid.uuid4()
+    insert_sessions(ch, [EndedSession(empty, "shop", BASE_MS, 0, 0)])
+    response = await api.get(f"/v1/sessions/{empty}/events", headers={"Accept": "application/x-ndjson"})
+    assert response.status_code == 200 and response.text == ""
 
 
 async def test_events_of_a_session_without_events_and_of_no_session(api: httpx.AsyncClient, ch: Client,

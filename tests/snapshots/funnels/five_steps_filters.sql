@@ -253,7 +253,8 @@ WITH entered AS (
     d2,
     d3,
     d4,
-    d5
+    d5,
+    reached_at
   FROM entered
   LEFT JOIN (
     SELECT
@@ -262,7 +263,8 @@ WITH entered AS (
       d2,
       d3,
       d4,
-      d5
+      d5,
+      arraySlice([t1, t2, t3, t4, t5], 1, level) AS reached_at
     FROM (
       SELECT
         session_id,
@@ -339,7 +341,9 @@ WITH entered AS (
     USING (session_id)
 )
 SELECT
-  session_id
+  session_id,
+  level,
+  reached_at
 FROM levels
 WHERE
   level >= {p0: UInt8}

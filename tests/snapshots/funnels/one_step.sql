@@ -109,12 +109,14 @@ WITH entered AS (
   SELECT
     session_id,
     toString(session_id) AS sid,
-    level
+    level,
+    reached_at
   FROM entered
   LEFT JOIN (
     SELECT
       session_id,
-      level
+      level,
+      arraySlice([t1], 1, level) AS reached_at
     FROM (
       SELECT
         session_id,
@@ -149,7 +151,9 @@ WITH entered AS (
     USING (session_id)
 )
 SELECT
-  session_id
+  session_id,
+  level,
+  reached_at
 FROM levels
 WHERE
   level >= {p0: UInt8}

@@ -195,14 +195,16 @@ WITH entered AS (
     toString(session_id) AS sid,
     level,
     d2,
-    d3
+    d3,
+    reached_at
   FROM entered
   LEFT JOIN (
     SELECT
       session_id,
       level,
       d2,
-      d3
+      d3,
+      arraySlice([t1, t2, t3], 1, level) AS reached_at
     FROM (
       SELECT
         session_id,
@@ -259,7 +261,9 @@ WITH entered AS (
     USING (session_id)
 )
 SELECT
-  session_id
+  session_id,
+  level,
+  reached_at
 FROM levels
 WHERE
   level >= {p0: UInt8}
