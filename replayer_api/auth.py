@@ -99,18 +99,33 @@ def _safe_next(target: str | None) -> str:
 
 
 def login_page(next_path: str = "/", problem: str = "", status_code: int = 200) -> HTMLResponse:
-    message = f'<p class="problem">{html.escape(problem)}</p>' if problem else ""
+    message = f'<p class="problem" id="problem" role="alert">{html.escape(problem)}</p>' if problem else ""
+    described = ' aria-describedby="problem"' if problem else ""
     body = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Bard: log in</title>
-<style>body{{font-family:sans-serif;max-width:24rem;margin:4rem auto}}input{{width:100%;margin:.4rem 0}}
-.problem{{color:#a00}}</style></head>
-<body><h1>Bard</h1>{message}
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Bard: sign in</title>
+<style>
+body{{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Liberation Sans",sans-serif;background:#f4f6fa;
+color:#1d2330;margin:0}}
+main{{max-width:28rem;margin:5rem auto;background:#fff;border:1px solid #d9dee7;border-radius:10px;padding:1.5rem 2rem}}
+h1{{margin:.2rem 0 1rem}} label{{display:block;font-weight:600;margin-bottom:.3rem}}
+input{{width:100%;box-sizing:border-box;font:inherit;padding:.5rem;border:1px solid #d9dee7;border-radius:6px}}
+button{{margin-top:1rem;font:inherit;padding:.5rem 1.2rem;border-radius:6px;border:1px solid #3451b2;
+background:#3451b2;color:#fff;cursor:pointer}}
+:focus-visible{{outline:3px solid #f5a524;outline-offset:2px}}
+.problem{{color:#b42318;font-weight:600}} .hint{{color:#5d6677;font-size:.92em}} code{{font-size:.95em}}
+</style></head>
+<body><main><h1>Bard</h1>{message}
 <form method="post" action="/login">
-<label for="token">Dashboard token (BARD_DASHBOARD_TOKEN; <code>bard up</code> prints it)</label>
-<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+<label for="token">Dashboard token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required autofocus{described}>
 <input type="hidden" name="next" value="{html.escape(_safe_next(next_path))}">
-<button type="submit">Log in</button>
-</form></body></html>"""
+<button type="submit">Sign in</button>
+</form>
+<p class="hint">Where to find it: <code>./bardctl up</code> prints it when it starts, and keeps it in
+<code>./var/dashboard_token</code> (the file <code>dashboard_token</code> in <code>BARD_DATA_DIR</code>).
+In server mode it is the <code>BARD_DASHBOARD_TOKEN</code> the operator set.</p>
+</main></body></html>"""
     return HTMLResponse(body, status_code=status_code)
 
 

@@ -39,16 +39,22 @@ def stages(path: Path) -> list[list[tuple[str, str]]]:
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 
 
-def test_two_stages_on_python_slim() -> None:
+def test_stages_dashboard_on_node_then_python_slim() -> None:
     args = dict(a.split("=", 1) for i, a in instructions(DOCKERFILE) if i == "ARG" and "=" in a)
     assert args["PYTHON_IMAGE"].startswith("python:3.12-slim")
-    builder, runtime = stages(DOCKERFILE)
+    assert args["NODE_IMAGE"].startswith("node:20")
+    dashboard, builder, runtime = stages(DOCKERFILE)
+    assert dashboard[0] == ("FROM", "${NODE_IMAGE} AS dashboard")
+    dashboard_runs = [a for i, a in dashboard if i == "RUN"]
+    assert dashboard_runs[0].startswith("npm ci") and dashboard_runs[-1] == "npm run build"  # from the lockfile
     assert builder[0] == ("FROM", "${PYTHON_IMAGE} AS builder")
+    copies = [a for i, a in builder if i == "COPY"]
+    assert "--from=dashboard /src/replayer_api/dashboard_build replayer_api/dashboard_build" in copies
     assert runtime[0] == ("FROM", "${PYTHON_IMAGE}")
 
 
 def test_wheels_are_built_in_the_builder_and_only_the_virtualenv_is_copied() -> None:
-    builder, runtime = stages(DOCKERFILE)
+    _, builder, runtime = stages(DOCKERFILE)
     builder_runs = " ".join(a for i, a in builder if i == "RUN")
     assert "python deploy/requirements.py" in builder_runs and "pip wheel" in builder_runs
     assert "--no-index" in builder_runs  # the virtualenv installs the wheels built here, nothing else
@@ -59,7 +65,7 @@ def test_wheels_are_built_in_the_builder_and_only_the_virtualenv_is_copied() -> 
 
 
 def test_the_runtime_is_non_root_with_a_health_check_and_the_service_chosen_by_command() -> None:
-    _, runtime = stages(DOCKERFILE)
+    *_, runtime = stages(DOCKERFILE)
     users = [a for i, a in runtime if i == "USER"]
     assert users and all(re.fullmatch(r"[1-9]\d*:[1-9]\d*", u) for u in users)
     (healthcheck,) = [a for i, a in runtime if i == "HEALTHCHECK"]
@@ -123,6 +129,10 @@ def sent_to_docker(path: str, dockerignore: Path = ROOT / ".dockerignore") -> bo
         (".git/config", False),
         ("bard/__pycache__/settings.cpython-312.pyc", False),
         ("bench/results/run.json", False),
+        ("dashboard/src/main.tsx", True),
+        ("dashboard/package-lock.json", True),
+        ("dashboard/node_modules/preact/package.json", False),
+        ("replayer_api/dashboard_build/index.html", False),
     ],
 )
 def test_build_context_allow_list(path: str, sent: bool) -> None:

@@ -176,9 +176,30 @@ async def test_dashboard_is_served_with_spa_fallback_behind_login(settings: Sett
     async with open_api(configured, authorized=False) as client:
         assert (await client.get("/sessions/123")).status_code == 303
         assert (await client.get("/static/main.js")).status_code == 303
-    async with open_api(settings) as client:  # no dashboard configured
+    async with open_api(settings.replace(dashboard_dir=str(tmp_path / "empty"))) as client:
         response = await client.get("/")
         assert response.status_code == 404 and "BARD_DASHBOARD_DIR" in response.json()["error"]
+
+
+async def test_bards_own_dashboard_is_the_default(settings: Settings, services: object, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """With BARD_DASHBOARD_DIR unset, the replayer API serves Bard's own build; hashed assets are cached for
+    good, the shell never; an unbuilt dashboard says how to build it."""
+    build = tmp_path / "dashboard_build"
+    monkeypatch.setattr("replayer_api.dashboard.BUILT_IN", build)
+    async with open_api(settings) as client:
+        response = await client.get("/")
+        assert response.status_code == 404 and "./bardctl up builds it" in response.json()["error"]
+    (build / "assets").mkdir(parents=True)
+    (build / "index.html").write_text("<html>bard</html>")
+    (build / "assets" / "index-abc123.js").write_text("console.log(2)")
+    async with open_api(settings) as client:
+        shell = await client.get("/funnels/3")
+        assert shell.text == "<html>bard</html>" and shell.headers["cache-control"] == "no-cache"
+        asset = await client.get("/assets/index-abc123.js")
+        assert asset.text == "console.log(2)" and "immutable" in asset.headers["cache-control"]
+    async with open_api(settings, authorized=False) as client:
+        assert (await client.get("/")).status_code == 303
 
 
 async def test_openapi_describes_every_v1_route_and_parameter(settings: Settings, api: httpx.AsyncClient) -> None:

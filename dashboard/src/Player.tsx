@@ -1,0 +1,163 @@
+// The replay: rrweb-player 1.0.0-alpha.4 (its bundled Replayer plays what bardrr 2.3.1 records) without its
+// own controller, driven by Bard's controls: play/pause, speed, skip inactivity, seek, and a timeline with a
+// marker for every click, custom event and console error. Events arrive streamed (see eventStream.ts) and the
+// player is built once they are in; the page keeps one copy of them, the player's.
+import RrwebPlayer from "rrweb-player";
+import "rrweb-player/dist/style.css";
+import { useEffect, useRef, useState } from "preact/hooks";
+import type { Marker } from "./api";
+import { streamEvents } from "./eventStream";
+import { formatCount, formatOffset } from "./format";
+
+export const SPEEDS = [1, 2, 4, 8];
+export const MARKER_NAMES: Record<Marker["kind"], string> = { click: "Click", custom: "Custom event", error: "Error" };
+
+interface Props {
+  sessionId: string;
+  markers: Marker[];
+  /** Open at this moment (ms since the epoch), paused: a funnel step's moment. */
+  startAtMs?: number;
+}
+
+export function Player({ sessionId, markers, startAtMs }: Props) {
+  const frame = useRef<HTMLDivElement>(null);
+  const player = useRef<RrwebPlayer | null>(null);
+  const [received, setReceived] = useState(0);
+  const [status, setStatus] = useState<"loading" | "ready" | "empty" | "failed">("loading");
+  const [problem, setProblem] = useState("");
+  const [playing, setPlaying] = useState(false);
+  const [time, setTime] = useState(0);
+  const [total, setTotal] = useState(0);
+  const [startTime, setStartTime] = useState(0);
+  const [speed, setSpeed] = useState(1);
+  const [skipInactive, setSkipInactive] = useState(true);
+
+  useEffect(() => {
+    const controller = new AbortController();
+    let events: unknown[] = [];
+    setStatus("loading");
+    streamEvents(sessionId, (chunk) => {
+      for (const event of chunk) events.push(event);
+      setReceived(events.length);
+    }, controller.signal).then(() => {
+      if (controller.signal.aborted || !frame.current) return;
+      if (events.length < 2) {
+        setStatus("empty");
+        return;
+      }
+      const width = Math.max(320, frame.current.clientWidth);
+      const instance = new RrwebPlayer({
+        target: frame.current,
+        props: { events, width, height: Math.round(width * 9 / 16), autoPlay: false, showController: false,
+                 skipInactive: true, mouseTail: false, speed: 1 },
+      });
+      events = []; // the player holds them now
+      player.current = instance;
+      const meta = instance.getMetaData();
+      setStartTime(meta.startTime);
+      setTotal(meta.totalTime);
+      instance.addEventListener("ui-update-current-time", (e: { payload: number }) => setTime(e.payload));
+      instance.addEventListener("ui-update-player-state", (e: { payload: string }) =>
+        setPlaying(e.payload === "playing"));
+      const offset = startAtMs !== undefined ? Math.min(Math.max(0, startAtMs - meta.startTime), meta.totalTime) : 0;
+      instance.goto(offset, false);
+      setTime(offset);
+      setStatus("ready");
+    }, (error: unknown) => {
+      if (controller.signal.aborted) return;
+      setProblem(error instanceof Error ? error.message : String(error));
+      setStatus("failed");
+    });
+    return () => {
+      controller.abort();
+      player.current?.pause();
+      player.current?.$destroy();
+      player.current = null;
+    };
+  }, [sessionId, startAtMs]);
+
+  const seek = (offset: number) => {
+    const target = Math.min(Math.max(0, offset), total);
+    player.current?.goto(target, playing);
+    setTime(target);
+  };
+  const togglePlay = () => {
+    if (!player.current) return;
+    if (playing) player.current.pause();
+    else if (time >= total) player.current.goto(0, true);
+    else player.current.play();
+  };
+  const changeSpeed = (value: number) => {
+    setSpeed(value);
+    player.current?.setSpeed(value);
+  };
+  const changeSkip = () => {
+    setSkipInactive(!skipInactive);
+    player.current?.toggleSkipInactive();
+  };
+  const ready = status === "ready";
+  const offsetOf = (marker: Marker) => marker.at_ms - startTime;
+
+  return (
+    <div class="player">
+      <div class="replay-area">
+        <div class="replay-frame" ref={frame} data-testid="replay-frame" />
+        {status === "loading" && (
+          <p class="state loading" role="status">Loading the replay… {formatCount(received)} events received</p>
+        )}
+        {status === "empty" && <p class="state empty">This session has too few events to replay.</p>}
+        {status === "failed" && <p class="state failure" role="alert">The replay could not load: {problem}</p>}
+        <div class="controls" aria-label="Player controls" role="group">
+          <button type="button" class="play" onClick={togglePlay} disabled={!ready}
+            aria-label={playing ? "Pause" : "Play"}>{playing ? "❚❚" : "▶"}</button>
+          <span class="clock" aria-live="off">{formatOffset(time)} / {formatOffset(total)}</span>
+          <div class="timeline">
+            <input type="range" min={0} max={Math.max(total, 1)} step={100} value={time} disabled={!ready}
+              aria-label="Seek" aria-valuetext={formatOffset(time)}
+              onInput={(e) => seek(Number((e.currentTarget as HTMLInputElement).value))} />
+            <div class="ticks" aria-hidden="true">
+              {ready && markers.map((marker, i) => (
+                <span key={i} class={`tick ${marker.kind}`} title={`${MARKER_NAMES[marker.kind]}: ${marker.label ?? ""}`}
+                  style={{ left: `${(Math.min(Math.max(offsetOf(marker), 0), total) / Math.max(total, 1)) * 100}%` }} />
+              ))}
+            </div>
+          </div>
+          <label>Speed
+            <select value={speed} disabled={!ready}
+              onChange={(e) => changeSpeed(Number((e.currentTarget as HTMLSelectElement).value))}>
+              {SPEEDS.map((s) => <option key={s} value={s}>{s}×</option>)}
+            </select>
+          </label>
+          <label class="check">
+            <input type="checkbox" checked={skipInactive} disabled={!ready} onChange={changeSkip} />
+            Skip inactivity
+          </label>
+        </div>
+        <ul class="legend" aria-label="Legend">
+          {(Object.keys(MARKER_NAMES) as Marker["kind"][]).map((kind) => (
+            <li key={kind}><span class={`swatch ${kind}`} aria-hidden="true" />{MARKER_NAMES[kind]}</li>
+          ))}
+        </ul>
+      </div>
+      <aside class="markers" aria-label="Events in this session">
+        <h2>Events <span class="hint">({formatCount(markers.length)})</span></h2>
+        {markers.length === 0 ? <p class="hint">No clicks, custom events or errors.</p> : (
+          <ol>
+            {markers.map((marker, i) => (
+              <li key={i}>
+                <button type="button" class={`marker ${marker.kind}`} disabled={!ready}
+                  aria-current={ready && Math.abs(offsetOf(marker) - time) < 500 ? "true" : undefined}
+                  onClick={() => seek(offsetOf(marker))}>
+                  <span class={`swatch ${marker.kind}`} aria-hidden="true" />
+                  <span class="when">{formatOffset(Math.max(0, marker.offset_ms))}</span>
+                  <span class="what">{MARKER_NAMES[marker.kind]}</span>
+                  <span class="label">{marker.label ?? (marker.kind === "click" ? "(unlabelled element)" : "")}</span>
+                </button>
+              </li>
+            ))}
+          </ol>
+        )}
+      </aside>
+    </div>
+  );
+}

@@ -1,0 +1,135 @@
+// The one way the dashboard talks to Bard: the replayer API's /v1, with the session cookie (same origin).
+
+export class ApiError extends Error {
+  constructor(readonly status: number, message: string, readonly parameter?: string) {
+    super(message);
+  }
+}
+
+/** Sign in again when the cookie has expired, and come back here afterwards. */
+function toLogin(): never {
+  window.location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+  throw new ApiError(401, "signed out");
+}
+
+async function failure(response: Response): Promise<ApiError> {
+  let message = `${response.status} ${response.statusText}`;
+  let parameter: string | undefined;
+  try {
+    const body = await response.json();
+    if (body && typeof body.error === "string") message = body.error;
+    if (body && typeof body.parameter === "string") parameter = body.parameter;
+  } catch {
+    // not JSON: a proxy's page; the status line says enough
+  }
+  if (response.status >= 500 && !message.includes("unavailable")) message = `Bard could not answer: ${message}`;
+  return new ApiError(response.status, message, parameter);
+}
+
+export async function request(path: string, init: RequestInit = {}): Promise<Response> {
+  let response: Response;
+  try {
+    response = await fetch(path, { credentials: "same-origin", ...init });
+  } catch {
+    throw new ApiError(0, "Bard did not answer: is `bard up` running?");
+  }
+  if (response.status === 401) toLogin();
+  if (!response.ok) throw await failure(response);
+  return response;
+}
+
+export async function getJson<T>(path: string, query?: URLSearchParams, signal?: AbortSignal): Promise<T> {
+  const url = query && [...query.keys()].length ? `${path}?${query}` : path;
+  return (await request(url, { signal })).json() as Promise<T>;
+}
+
+export async function sendJson<T>(method: "POST" | "PUT", path: string, body: unknown): Promise<T> {
+  const response = await request(path, {
+    method,
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return response.json() as Promise<T>;
+}
+
+export async function remove(path: string): Promise<void> {
+  await request(path, { method: "DELETE" });
+}
+
+// --- the /v1 shapes the screens read ---------------------------------------------------------------------------
+
+export interface Session {
+  session_id: string;
+  app_name: string;
+  started_at: string;
+  ended_at?: string;
+  last_event_at?: string;
+  duration_ms: number;
+  event_count: number;
+  error_count: number;
+  status?: "ended" | "active";
+  expires_at?: string;
+}
+
+export interface SessionPage {
+  sessions: Session[];
+  next_cursor: string | null;
+  prev_cursor?: string | null;
+}
+
+export interface Marker {
+  kind: "click" | "custom" | "error";
+  at: string;
+  at_ms: number;
+  offset_ms: number;
+  label: string | null;
+  x: number | null;
+  y: number | null;
+}
+
+export interface Markers {
+  session_id: string;
+  first_event_at: string | null;
+  markers: Marker[];
+  truncated?: boolean;
+}
+
+export interface StoredFunnel {
+  id: number;
+  name: string;
+  filters: { type: "app_name" | "started" | "duration" | "errors"; [field: string]: unknown }[];
+  steps: { kind: "click" | "custom"; label: string }[];
+  window_seconds?: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface StepResult {
+  number: number;
+  kind: "click" | "custom";
+  label: string;
+  completed: number;
+  dropped: number;
+  conversion_from_start: number | null;
+  conversion_from_previous: number | null;
+  median_ms_from_previous: number | null;
+}
+
+export interface FunnelResults {
+  funnel: StoredFunnel;
+  entered: number;
+  steps: StepResult[];
+}
+
+export interface StepSession {
+  session_id: string;
+  level: number;
+  reached_at: string[];
+  reached_at_ms: number[];
+}
+
+export interface StepSessions {
+  session_ids: string[];
+  sessions: StepSession[];
+  next_after: string | null;
+}

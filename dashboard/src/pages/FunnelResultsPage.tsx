@@ -1,0 +1,158 @@
+import { useState } from "preact/hooks";
+import { getJson, type FunnelResults, type StepResult, type StepSession, type StepSessions } from "../api";
+import { Empty, Failure, FieldError, Loading, errorParameter, useLoad } from "../components";
+import { formatCount, formatGap, formatInstant, formatPercent } from "../format";
+import { navigate, onLinkClick } from "../router";
+import { replayMoment } from "../funnelMoments";
+
+const LIST_PAGE = 10;
+
+function rangeFrom(search: string): { start: string; end: string } {
+  const params = new URLSearchParams(search);
+  return { start: params.get("start") ?? "", end: params.get("end") ?? "" };
+}
+
+function rangeQuery(range: { start: string; end: string }): URLSearchParams {
+  const query = new URLSearchParams();
+  if (range.start) query.set("start", range.start);
+  if (range.end) query.set("end", range.end);
+  return query;
+}
+
+export function FunnelResultsPage({ id, search }: { id: string; search: string }) {
+  const range = rangeFrom(search);
+  const query = rangeQuery(range);
+  query.set("ids_limit", "0");
+  const results = useLoad(`${id}?${query}`, (signal) =>
+    getJson<FunnelResults>(`/v1/funnels/${encodeURIComponent(id)}/results`, query, signal));
+  const [draft, setDraft] = useState(range);
+  const parameter = errorParameter(results.error);
+  const rangeError = parameter === "start" || parameter === "end" ? (results.error as Error).message : undefined;
+  const apply = (event: Event) => {
+    event.preventDefault();
+    const text = rangeQuery(draft).toString();
+    navigate(`/funnels/${id}${text ? `?${text}` : ""}`);
+  };
+  const data = results.data;
+  return (
+    <main>
+      <p><a href="/funnels" onClick={onLinkClick}>← Funnels</a></p>
+      <div class="title-row">
+        <h1>{data ? data.funnel.name : "Funnel"}</h1>
+        {data && <a class="button" href={`/funnels/${id}/edit`} onClick={onLinkClick}>Edit funnel</a>}
+      </div>
+      <form class="filters" onSubmit={apply} aria-label="Date range">
+        <label>Sessions started from (UTC day)
+          <input id="range-start" type="date" value={draft.start} aria-invalid={parameter === "start" || undefined}
+            aria-describedby="range-start-error"
+            onInput={(e) => setDraft({ ...draft, start: (e.currentTarget as HTMLInputElement).value })} />
+          <FieldError id="range-start" message={parameter === "start" ? rangeError : undefined} />
+        </label>
+        <label>until (inclusive)
+          <input id="range-end" type="date" value={draft.end} aria-invalid={parameter === "end" || undefined}
+            aria-describedby="range-end-error"
+            onInput={(e) => setDraft({ ...draft, end: (e.currentTarget as HTMLInputElement).value })} />
+          <FieldError id="range-end" message={parameter === "end" ? rangeError : undefined} />
+        </label>
+        <div class="actions">
+          <button type="submit" class="primary">Apply</button>
+          <a href={`/funnels/${id}`} onClick={onLinkClick}>All dates</a>
+        </div>
+      </form>
+      {results.error && !rangeError ? <Failure error={results.error} retry={results.reload} />
+        : !data ? (results.error ? null : <Loading what="the funnel's results" />)
+        : <Results id={id} results={data} range={range} />}
+    </main>
+  );
+}
+
+function Results({ id, results, range }: { id: string; results: FunnelResults; range: { start: string; end: string } }) {
+  if (results.entered === 0) {
+    return <Empty><p>No ended session matches this funnel's filters{range.start || range.end ? " in this date range" : ""}.</p></Empty>;
+  }
+  return (
+    <section aria-label="Results">
+      <p class="summary"><strong>{formatCount(results.entered)}</strong> sessions entered the funnel
+        {results.funnel.window_seconds ? `; each had ${formatGap(results.funnel.window_seconds * 1000)} from step 1` : ""}.</p>
+      <ol class="funnel-steps">
+        {results.steps.map((step) => (
+          <Step key={step.number} id={id} step={step} entered={results.entered} range={range} />
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+function Step({ id, step, entered, range }: { id: string; step: StepResult; entered: number; range: { start: string; end: string } }) {
+  const [open, setOpen] = useState<"completed" | "dropped" | null>(null);
+  const width = entered ? (step.completed / entered) * 100 : 0;
+  const kind = step.kind === "click" ? "Click on" : "Custom event";
+  return (
+    <li class="funnel-step" data-step={step.number}>
+      <h2><span class="step-number">{step.number}</span> {kind} “{step.label}”</h2>
+      <div class="bar" role="img" aria-label={`${formatPercent(step.conversion_from_start)} of entered sessions`}>
+        <div class="bar-fill" style={{ width: `${width}%` }} />
+      </div>
+      <dl class="step-figures">
+        <div><dt>Completed</dt><dd>{formatCount(step.completed)}</dd></div>
+        <div><dt>of entered</dt><dd>{formatPercent(step.conversion_from_start)}</dd></div>
+        <div><dt>of previous step</dt><dd>{formatPercent(step.conversion_from_previous)}</dd></div>
+        <div><dt>Median time from previous</dt><dd>{step.number === 1 ? "–" : formatGap(step.median_ms_from_previous)}</dd></div>
+        <div><dt>Dropped here</dt><dd>{formatCount(step.dropped)}</dd></div>
+      </dl>
+      <div class="step-lists" role="group" aria-label={`Sessions of step ${step.number}`}>
+        <button type="button" aria-expanded={open === "completed"} disabled={step.completed === 0}
+          onClick={() => setOpen(open === "completed" ? null : "completed")}>
+          Completed sessions ({formatCount(step.completed)})
+        </button>
+        <button type="button" aria-expanded={open === "dropped"} disabled={step.dropped === 0}
+          onClick={() => setOpen(open === "dropped" ? null : "dropped")}>
+          Dropped sessions ({formatCount(step.dropped)})
+        </button>
+      </div>
+      {open && <StepSessionList id={id} step={step.number} outcome={open} range={range} />}
+    </li>
+  );
+}
+
+function StepSessionList({ id, step, outcome, range }: {
+  id: string; step: number; outcome: "completed" | "dropped"; range: { start: string; end: string };
+}) {
+  const [afters, setAfters] = useState<string[]>([]);
+  const after = afters[afters.length - 1] ?? "";
+  const query = rangeQuery(range);
+  query.set("limit", String(LIST_PAGE));
+  if (after) query.set("after", after);
+  const page = useLoad(`${id}/${step}/${outcome}?${query}`, (signal) =>
+    getJson<StepSessions>(`/v1/funnels/${encodeURIComponent(id)}/steps/${step}/${outcome}`, query, signal));
+  if (page.error) return <Failure error={page.error} retry={page.reload} />;
+  if (!page.data) return <Loading what="sessions" />;
+  return (
+    <div class="step-sessions" aria-label={`${outcome === "completed" ? "Completed" : "Dropped"} at step ${step}`}>
+      <ul>
+        {page.data.sessions.map((session) => <StepSessionLink key={session.session_id} session={session}
+                                                               step={step} outcome={outcome} />)}
+      </ul>
+      <nav class="pager" aria-label="Pages">
+        <button type="button" disabled={afters.length === 0} onClick={() => setAfters(afters.slice(0, -1))}>
+          ← Previous
+        </button>
+        <button type="button" disabled={!page.data.next_after}
+          onClick={() => setAfters([...afters, page.data!.next_after!])}>Next →</button>
+      </nav>
+    </div>
+  );
+}
+
+function StepSessionLink({ session, step, outcome }: { session: StepSession; step: number; outcome: "completed" | "dropped" }) {
+  const moment = replayMoment(session, step, outcome);
+  const href = `/sessions/${session.session_id}${moment.atMs !== undefined ? `?at=${moment.atMs}` : ""}`;
+  return (
+    <li>
+      <a href={href} onClick={onLinkClick}>
+        <code>{session.session_id.slice(0, 8)}</code> {moment.description}
+        {moment.atMs !== undefined ? ` (${formatInstant(new Date(moment.atMs).toISOString())})` : ""}
+      </a>
+    </li>
+  );
+}

@@ -1,0 +1,27 @@
+import { describe, expect, it } from "vitest";
+import { formatDuration, formatGap, formatInstant, formatOffset, formatPercent } from "../src/format";
+
+describe("formatDuration", () => {
+  it.each([
+    [0, "0:00:00"], [999, "0:00:00"], [1000, "0:00:01"], [61_000, "0:01:01"], [3_600_000, "1:00:00"],
+    [30 * 3_600_000 + 5_000, "30:00:05"], [-5, "0:00:00"], [Number.NaN, "0:00:00"],
+  ])("%d ms is %s", (ms, text) => expect(formatDuration(ms)).toBe(text));
+});
+
+describe("formatOffset", () => {
+  it.each([[0, "0:00"], [9_000, "0:09"], [75_000, "1:15"], [600_000, "10:00"], [3_725_000, "1:02:05"]])(
+    "%d ms is %s", (ms, text) => expect(formatOffset(ms)).toBe(text));
+});
+
+describe("formatInstant", () => {
+  it("writes UTC to the second", () => expect(formatInstant("2026-01-31T14:05:09.123Z")).toBe("2026-01-31 14:05:09 UTC"));
+  it("dashes a missing value", () => expect(formatInstant(null)).toBe("–"));
+  it("keeps what it cannot read", () => expect(formatInstant("soon")).toBe("soon"));
+});
+
+describe("formatPercent and formatGap", () => {
+  it.each([[0.5, "50.0%"], [1, "100.0%"], [0.12345, "12.3%"], [null, "–"]])("%s is %s",
+    (ratio, text) => expect(formatPercent(ratio)).toBe(text));
+  it.each([[850, "850 ms"], [12_500, "12.5 s"], [2_000, "2 s"], [200_000, "3 min 20 s"], [180_000, "3 min"],
+           [7_500_000, "2 h 5 min"], [null, "–"]])("%s ms reads %s", (ms, text) => expect(formatGap(ms)).toBe(text));
+});
