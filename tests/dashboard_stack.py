@@ -1,0 +1,226 @@
+"""What the dashboard's browser tests run against: ``bard up`` in a subprocess (real PostgreSQL, RabbitMQ and chDB,
+the agent API, the consumer, the session ender and the replayer API serving the built dashboard), with sessions
+recorded through ``/record`` as the bardrr agent sends them, and Debian's Chromium driven by Playwright.
+
+The recorded data is fixed and known, so the tests can say exactly what each screen must show:
+
+- 30 "list" sessions, one an hour back from now: app ``blog`` for every third (i % 3 == 0), ``shop`` otherwise;
+  session i lasts (i + 1) s; every fourth (i % 4 == 0) logged a console error;
+- the "replay" session: the agent's first batch (a product page, a button click on "Add to cart", a click on
+  the "Cart" link, the custom event ``checkout-started``, a console error) and a later batch;
+- 4 "completed" sessions (the first batch: the click, then the custom event) and 2 "dropped" ones (the click,
+  no custom event), for a funnel "Add to cart" -> "checkout-started";
+- 1 session still active (MAX_IDLE_TIME of an hour).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from replayer_api.dashboard import BUILT_IN
+from tests import bardrr_events as bardrr
+from tests.bard_process import WAIT_SECONDS, Bard
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+SHORT_IDLE_MS = 300
+LIST_SESSIONS = 30
+HOUR_MS = 3_600_000
+
+
+@dataclass
+class Recorded:
+    list_sessions: list[dict[str, Any]] = field(default_factory=list)
+    replay: str = ""
+    replay_events: list[dict[str, Any]] = field(default_factory=list)
+    completed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    dropped: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    active: str = ""
+    ended_starts: list[int] = field(default_factory=list)  # every ended session's first event, ms
+
+    @property
+    def ended_count(self) -> int:
+        return len(self.list_sessions) + 1 + len(self.completed) + len(self.dropped)
+
+
+@dataclass
+class Stack:
+    bard: Bard
+    token: str
+    recorded: Recorded
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.bard.replayer_port}"
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+
+
+def wait_for(condition: Any, what: str, bard: Bard) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        assert bard.process is not None
+        if bard.process.poll() is not None:
+            pytest.fail(f"bard up exited with {bard.process.returncode}:\n{bard.log()}")
+        try:
+            if condition():
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"{what} did not happen within {WAIT_SECONDS} s:\n{bard.log()[-4000:]}")
+
+
+def record_all(agent: httpx.Client) -> Recorded:
+    token = agent.get("/authenticate").json()["accessToken"]
+    recorded = Recorded()
+
+    def send(events: list[dict[str, Any]], app: str = "shop", idle: int = SHORT_IDLE_MS,
+             session: str | None = None) -> str:
+        session = session or str(uuid.uuid4())
+        answer = agent.post("/record", headers=bardrr.record_headers(token, app),
+                            json=bardrr.record_body(events, session, idle))
+        assert answer.is_success, answer.text
+        return session
+
+    now = bardrr.now_ms()
+    for i in range(LIST_SESSIONS):
+        start = now - (i + 1) * HOUR_MS
+        events = [bardrr.meta(start, f"https://shop.example.com/list/{i}"), bardrr.full_snapshot(start + 1, 3)]
+        events += [bardrr.mouse_move(start + (k + 1) * 1000) for k in range(i)]
+        if i % 4 == 0:
+            events.append(bardrr.console_error(start + 500, f"list error {i}"))
+        events.append(bardrr.mouse_move(start + (i + 1) * 1000))
+        app = "blog" if i % 3 == 0 else "shop"
+        session = send(sorted(events, key=lambda e: e["timestamp"]), app)
+        recorded.list_sessions.append({"session_id": session, "app": app, "start": start,
+                                       "duration_ms": (i + 1) * 1000, "errors": int(i % 4 == 0),
+                                       "events": len(events)})
+
+    start = now - 10 * 60_000
+    first = bardrr.first_batch(start)
+    later = bardrr.later_batch(first[-1]["timestamp"] + 500)
+    recorded.replay = send(first)
+    send(later, session=recorded.replay)
+    recorded.replay_events = first + later
+
+    for n in range(4):
+        events = bardrr.first_batch(now - (20 + n) * 60_000)
+        recorded.completed[send(events)] = events
+    for n in range(2):
+        events = [e for e in bardrr.first_batch(now - (30 + n) * 60_000) if e["type"] != 5]
+        recorded.dropped[send(events)] = events
+
+    recorded.ended_starts = [s["start"] for s in recorded.list_sessions] + [start] + [
+        events[0]["timestamp"] for events in (*recorded.completed.values(), *recorded.dropped.values())]
+    recorded.active = send(bardrr.first_batch(now - 5_000), idle=3_600_000)
+    return recorded
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if not (BUILT_IN / "index.html").is_file():
+        pytest.fail("the dashboard is not built: run the tests with ./bardctl test (it builds it)")
+    bard = Bard(tmp_path_factory.mktemp("dashboard"), BARD_ENDER_INTERVAL_SECONDS="0.5",
+                BARD_ENDER_GRACE_SECONDS="0.5", BARD_LOG_LEVEL="WARNING")
+    bard.start()
+    try:
+        agent = httpx.Client(base_url=f"http://127.0.0.1:{bard.agent_port}", timeout=30)
+        with agent:
+            wait_for(lambda: agent.get("/healthz").status_code == 200, "bard up answering", bard)
+            recorded = record_all(agent)
+        token = (bard.data_dir / "dashboard_token").read_text().strip()
+        stack = Stack(bard, token, recorded)
+        with stack.api() as api:
+            def all_ended() -> bool:
+                page = api.get("/v1/sessions", params={"limit": 100}).json()
+                return len(page["sessions"]) == recorded.ended_count
+            wait_for(all_ended, f"{recorded.ended_count} sessions ended", bard)
+        yield stack
+    finally:
+        bard.kill()
+        asyncio.run(bard.drop_services())
+
+
+class Watch:
+    """Everything that went wrong on a page: console errors, uncaught exceptions, failed requests and HTTP
+    errors. A test names the answers it provokes on purpose (``allow``); anything else fails it."""
+
+    def __init__(self, page: Any, origin: str) -> None:
+        self.origin = origin
+        self.problems: list[str] = []
+        self.allowed: list[tuple[int, str]] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.problems.append(f"uncaught: {error}"))
+        page.on("requestfailed", self._failed)
+        page.on("response", self._response)
+
+    def allow(self, status: int, path: str) -> None:
+        self.allowed.append((status, path))
+
+    def _is_allowed(self, status: int, url: str) -> bool:
+        return any(status == s and path in url for s, path in self.allowed)
+
+    def _console(self, message: Any) -> None:
+        if message.type != "error":
+            return
+        # Chromium reports every HTTP error as a console error too; those are judged by _response.
+        if re.match(r"Failed to load resource: the server responded with a status of (\d+)", message.text):
+            location = message.location.get("url", "")
+            status = int(re.findall(r"status of (\d+)", message.text)[0])
+            if self._is_allowed(status, location):
+                return
+        self.problems.append(f"console error: {message.text} at {message.location}")
+
+    def _failed(self, request: Any) -> None:
+        if request.url.startswith(self.origin):
+            # A navigation away cancels the page's pending reads: not a failure of the dashboard.
+            if request.failure and "ERR_ABORTED" in request.failure:
+                return
+            self.problems.append(f"request failed: {request.method} {request.url}: {request.failure}")
+
+    def _response(self, response: Any) -> None:
+        if response.url.startswith(self.origin) and response.status >= 400 and \
+                not self._is_allowed(response.status, response.url):
+            self.problems.append(f"HTTP {response.status}: {response.request.method} {response.url}")
+
+    def check(self) -> None:
+        assert self.problems == [], "\n".join(self.problems)
+
+
+def external_host(route: Any) -> None:
+    """The recorded site's own assets (its images on https://cdn.example.com) are not Bard's: no network here,
+    so the replay's iframe gets an empty answer for them instead of a failed request."""
+    route.fulfill(status=204, body=b"")
+
+
+def screenshot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+UNNAMED_CONTROLS = """() => {
+  const name = (el) => {
+    const aria = el.getAttribute('aria-label') || '';
+    const labelled = (el.getAttribute('aria-labelledby') || '').split(' ').map(id => document.getElementById(id))
+      .filter(Boolean).map(n => n.textContent).join(' ');
+    const labels = el.labels ? [...el.labels].map(l => l.textContent).join(' ') : '';
+    return (aria || labelled || labels || el.textContent || el.getAttribute('title') || el.value || '').trim();
+  };
+  return [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea')]
+    .filter(el => el.offsetParent !== null && !el.closest('.replay-frame'))
+    .filter(el => !name(el)).map(el => el.outerHTML.slice(0, 120));
+}"""

@@ -1,0 +1,434 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright, against ``bard up`` (real services) with
+sessions recorded through ``/record`` (see :mod:`tests.dashboard_stack` for the data). Every page is checked for
+console errors and failed requests; screenshots of each screen land in ``tests/artifacts/``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests import bardrr_events as bardrr
+from tests.dashboard_stack import CHROMIUM, UNNAMED_CONTROLS, Stack, Watch, external_host, screenshot, stack
+
+__all__ = ["stack"]  # the module-scoped fixture
+
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.clickhouse, pytest.mark.browser,
+              pytest.mark.slow]
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser(stack: Stack) -> Iterator[Browser]:
+    """After the stack (so torn down before it: sync Playwright runs an event loop of its own)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Visit:
+    def __init__(self, page: Page, watch: Watch, stack: Stack) -> None:
+        self.page, self.watch, self.stack = page, watch, stack
+
+    def go(self, path: str) -> Page:
+        self.page.goto(self.stack.url + path)
+        return self.page
+
+
+def sign_in(page: Page, stack: Stack, token: str) -> None:
+    page.get_by_label("Dashboard token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+
+
+@pytest.fixture
+def visit(browser: Browser, stack: Stack) -> Iterator[Visit]:
+    """A signed-in browser tab; at the end, no console error and no failed request may have happened."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    page.route(re.compile(r"^https?://(?!127\.0\.0\.1)"), external_host)
+    watch = Watch(page, stack.url)
+    page.goto(stack.url + "/login")
+    sign_in(page, stack, stack.token)
+    page.wait_for_url(re.compile(r"/sessions"))
+    yield Visit(page, watch, stack)
+    context.close()
+    watch.check()
+
+
+def rows(page: Page) -> Any:
+    return page.locator("table.sessions tbody tr")
+
+
+def shown(page: Page) -> None:
+    """Until the session table shows the state in the page's URL (a click re-renders a moment later)."""
+    page.wait_for_function("() => { const s = document.querySelector('section[data-search]');"
+                           " return s !== null && s.dataset.search === location.search; }")
+
+
+def settled(page: Page) -> None:
+    """Until nothing on the page is loading any more."""
+    page.wait_for_function("() => document.querySelector('main') !== null && "
+                           "document.querySelector('main .loading') === null")
+
+
+def first_column(page: Page, column: int) -> list[str]:
+    shown(page)
+    return [text.strip() for text in page.locator(f"table.sessions tbody tr td:nth-child({column})").all_inner_texts()]
+
+
+def seconds(text: str) -> int:
+    h, m, s = (int(part) for part in text.split(":"))
+    return h * 3600 + m * 60 + s
+
+
+def test_sign_in_wrong_token_and_sign_out(browser: Browser, stack: Stack) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    watch = Watch(page, stack.url)
+    page.goto(stack.url + "/sessions?app=shop")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    expect(page.get_by_text("./var/dashboard_token")).to_be_visible()
+    screenshot(page, "01-sign-in")
+
+    watch.allow(401, "/login")
+    sign_in(page, stack, "not-the-token")
+    expect(page.get_by_role("alert")).to_have_text("That is not the dashboard token.")
+    screenshot(page, "01-sign-in-wrong-token")
+
+    sign_in(page, stack, stack.token)
+    expect(page).to_have_url(re.compile(r"/sessions\?app=shop$"))  # back where the visit began
+    expect(page.get_by_role("heading", name="Sessions")).to_be_visible()
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+    page.goto(stack.url + "/funnels")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2Ffunnels"))
+    context.close()
+    watch.check()
+
+
+def test_session_list_filters_sorts_pages_and_keeps_its_state_in_the_url(visit: Visit) -> None:
+    page, recorded = visit.page, visit.stack.recorded
+    expect(rows(page)).to_have_count(25)
+    screenshot(page, "02-sessions")
+    # Newest first by default: the active session is not listed; the replay session started 10 minutes ago.
+    starts = first_column(page, 1)
+    assert starts == sorted(starts, reverse=True)
+
+    # Paging forward and back, by keyset cursor, with the back button too.
+    first_page = first_column(page, 6)
+    page.get_by_role("button", name="Next page →").click()
+    expect(page).to_have_url(re.compile(r"cursor="))
+    expect(rows(page)).to_have_count(recorded.ended_count - 25)
+    second_page = first_column(page, 6)
+    assert not set(first_page) & set(second_page)
+    expect(page.get_by_role("button", name="Next page →")).to_be_disabled()
+    page.get_by_role("button", name="← Previous page").click()
+    expect(page).to_have_url(re.compile(r"before="))
+    expect(rows(page).first).to_contain_text(first_page[0])
+    assert first_column(page, 6) == first_page
+    expect(page.get_by_role("button", name="← Previous page")).to_be_disabled()
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"cursor="))
+    expect(rows(page)).to_have_count(recorded.ended_count - 25)
+
+    # Sorting by every column, both ways.
+    page.goto(visit.stack.url + "/sessions")
+    for label, column, key in (("duration", 2, seconds), ("app", 3, str), ("events", 4, int), ("errors", 5, int),
+                               ("start", 1, str)):
+        header = page.get_by_role("button", name=re.compile(f"^Sort by {label}"))
+        header.click()
+        expect(page.get_by_role("columnheader", name=re.compile(label, re.I))).to_have_attribute(
+            "aria-sort", re.compile("ascending|descending"))
+        order = page.get_by_role("columnheader", name=re.compile(label, re.I)).get_attribute("aria-sort")
+        values = [key(v.replace(",", "")) for v in first_column(page, column)]
+        assert values == sorted(values, reverse=order == "descending"), (label, order, values)
+        header.click()
+        expect(page.get_by_role("columnheader", name=re.compile(label, re.I))).not_to_have_attribute(
+            "aria-sort", order or "")
+        flipped = [key(v.replace(",", "")) for v in first_column(page, column)]
+        assert flipped == sorted(flipped, reverse=order != "descending"), (label, flipped)
+    page.get_by_role("button", name=re.compile("^Sort by duration")).click()
+    expect(page).to_have_url(re.compile(r"sort=duration"))
+    assert first_column(page, 2)[0] == "0:00:30"  # the longest list session
+    page.get_by_role("button", name=re.compile("^Sort by duration")).click()
+    expect(page).to_have_url(re.compile(r"sort=duration&order=asc"))
+    shortest = first_column(page, 2)[0]
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"sort=duration$"))
+    assert first_column(page, 2)[0] == "0:00:30"
+    assert shortest != "0:00:30"
+
+    # Filters: apps, errors, duration, id prefix, start range; each one's state in the URL.
+    page.goto(visit.stack.url + "/sessions")
+    page.get_by_role("checkbox", name="blog").check()
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"app=blog"))
+    blog = [s for s in recorded.list_sessions if s["app"] == "blog"]
+    expect(rows(page)).to_have_count(len(blog))
+    assert set(first_column(page, 3)) == {"blog"}
+    screenshot(page, "02-sessions-filtered")
+
+    page.goto(visit.stack.url + "/sessions")
+    page.get_by_role("combobox", name=re.compile("^Errors")).select_option("yes")
+    page.get_by_label("Min duration (s)").fill("10")
+    page.get_by_label("Max duration (s)").fill("25")
+    page.get_by_role("button", name="Apply").click()
+    expected = [s for s in recorded.list_sessions if s["errors"] and 10_000 <= s["duration_ms"] <= 25_000]
+    expect(rows(page)).to_have_count(len(expected))
+    assert sorted(first_column(page, 2)) == sorted(f"0:00:{s['duration_ms'] // 1000:02d}" for s in expected)
+    shared = page.url
+    page.goto(visit.stack.url + "/sessions")
+    page.goto(shared)  # a shared link shows the same list, filters filled in
+    expect(rows(page)).to_have_count(len(expected))
+    expect(page.get_by_label("Min duration (s)")).to_have_value("10")
+
+    target = recorded.list_sessions[7]["session_id"]
+    page.goto(visit.stack.url + "/sessions")
+    page.get_by_label("Session id starts with").fill(target[:8])
+    page.get_by_role("button", name="Apply").click()
+    expect(rows(page)).to_have_count(1)
+    expect(rows(page).first).to_contain_text(target[:8])
+
+    today = bardrr.now_ms()
+    page.goto(visit.stack.url + f"/sessions?from={_day(today)}&to={_day(today)}")
+    expected_today = sum(1 for start in recorded.ended_starts if _day(start) == _day(today))
+    expect(rows(page)).to_have_count(min(25, expected_today))
+
+    # Bad input: the API's message at the field it names.
+    visit.watch.allow(400, "/v1/sessions")
+    page.goto(visit.stack.url + "/sessions")
+    page.get_by_label("Min duration (s)").fill("soon")
+    page.get_by_role("button", name="Apply").click()
+    error = page.locator("#filter-min-error")
+    expect(error).to_contain_text("min_duration_ms")
+    expect(page.get_by_label("Min duration (s)")).to_have_attribute("aria-invalid", "true")
+    screenshot(page, "02-sessions-bad-filter")
+
+    # Empty state.
+    page.goto(visit.stack.url + "/sessions?id=ffffffff-ffff")
+    expect(page.get_by_text("No ended session matches these filters")).to_be_visible()
+
+    # Active now: the one session still going, refreshed by itself.
+    page.goto(visit.stack.url + "/sessions")
+    page.get_by_role("button", name="Active now").click()
+    expect(page).to_have_url(re.compile(r"view=active"))
+    expect(rows(page)).to_have_count(1)
+    expect(rows(page).first).to_contain_text(recorded.active[:8])
+    expect(page.get_by_text(re.compile("Refreshes every 5 s; updated"))).to_be_visible()
+    screenshot(page, "02-sessions-active")
+
+    # A row opens its session.
+    page.goto(visit.stack.url + "/sessions")
+    rows(page).first.locator("td").nth(2).click()
+    expect(page).to_have_url(re.compile(r"/sessions/[0-9a-f-]{36}$"))
+
+
+def _day(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).date().isoformat()
+
+
+def test_a_recorded_session_replays_with_its_markers_and_a_marker_seeks(visit: Visit) -> None:
+    page, recorded = visit.page, visit.stack.recorded
+    page.goto(visit.stack.url + f"/sessions/{recorded.replay}")
+    frame = page.frame_locator(".replay-frame iframe")
+    # The page the agent recorded, rebuilt by rrweb's Replayer inside the player's iframe.
+    expect(frame.locator("body")).to_contain_text("Ceramic mug no. 0", timeout=30_000)
+    expect(frame.locator("button")).to_contain_text("Add to cart")
+    meta = page.locator("dl.meta")
+    expect(meta).to_contain_text("shop")
+    expect(meta).to_contain_text(str(len(recorded.replay_events)))
+    events = page.get_by_role("complementary", name="Events in this session")
+    for text in ("Add to cart", "Cart", bardrr.CUSTOM_TAG, bardrr.ERROR_MESSAGE):
+        expect(events).to_contain_text(text)
+    ticks = page.locator(".ticks .tick")
+    expect(ticks).to_have_count(4)
+    assert sorted(ticks.evaluate_all("ts => ts.map(t => t.className)")) == [
+        "tick click", "tick click", "tick custom", "tick error"]
+    screenshot(page, "03-session")
+
+    start = recorded.replay_events[0]["timestamp"]
+    custom_at = next(e["timestamp"] for e in recorded.replay_events if e["type"] == 5)
+    page.get_by_role("button", name=re.compile(bardrr.CUSTOM_TAG)).click()
+    seek = page.get_by_role("slider", name="Seek")
+    expect(seek).to_have_value(str(custom_at - start))
+    expect(page.locator(".clock")).to_have_text(re.compile(r"^0:01 / 0:0\d$"))
+
+    page.get_by_role("button", name="Play").click()
+    expect(page.get_by_role("button", name="Pause")).to_be_visible()
+    page.get_by_role("combobox", name=re.compile("^Speed")).select_option("8")
+    page.get_by_role("button", name="Pause").click()
+    expect(page.get_by_role("button", name="Play")).to_be_visible()
+
+    # An active session plays too.
+    page.goto(visit.stack.url + f"/sessions/{recorded.active}")
+    expect(page.locator("dl.meta")).to_contain_text("Active now")
+    expect(page.frame_locator(".replay-frame iframe").locator("body")).to_contain_text("Ceramic mug no. 0",
+                                                                                        timeout=30_000)
+
+
+def test_funnel_lifecycle_and_bad_input_at_its_field(visit: Visit) -> None:
+    page, recorded = visit.page, visit.stack.recorded
+    page.get_by_role("link", name="Funnels").click()
+    expect(page.get_by_text("No funnels yet")).to_be_visible()
+    page.get_by_role("link", name="New funnel").click()
+
+    # The API's validation message, at the field it names.
+    visit.watch.allow(400, "/v1/funnels")
+    page.get_by_role("button", name="Create funnel").click()
+    with visit.stack.api() as api:
+        refusal = api.post("/v1/funnels", json={"name": "", "filters": [], "steps": [{"kind": "click", "label": ""}]})
+    assert refusal.status_code == 400
+    expect(page.locator(f"#{_field_id(refusal.json()['parameter'])}-error")).to_have_text(refusal.json()["error"])
+    page.get_by_role("textbox", name=re.compile("^Name")).fill("Checkout")
+    page.get_by_label("Step 1 label").fill("Add to cart")
+    page.get_by_label("Conversion window").fill("0")
+    page.get_by_role("button", name="Create funnel").click()
+    expect(page.locator("#funnel-window-error")).to_contain_text("window_seconds")
+    expect(page.get_by_label("Conversion window")).to_be_focused()
+    screenshot(page, "04-funnel-builder-error")
+    page.get_by_label("Conversion window").fill("")
+
+    page.get_by_role("button", name="+ Add a step").click()
+    page.get_by_label("Step 2 kind").select_option("custom")
+    page.get_by_label("Step 2 label").fill(bardrr.CUSTOM_TAG)
+    page.get_by_role("button", name="+ Add a step").click()
+    page.get_by_label("Step 3 label").fill("Cart")
+    page.get_by_role("button", name="Move step 3 up").click()
+    expect(page.get_by_label("Step 2 label")).to_have_value("Cart")
+    page.get_by_role("button", name="Remove step 2").click()
+    expect(page.get_by_label("Step 2 label")).to_have_value(bardrr.CUSTOM_TAG)
+    expect(page.locator("#labels-click option[value='Add to cart']")).to_have_count(1)  # autocomplete
+    screenshot(page, "04-funnel-builder")
+    page.get_by_role("button", name="Create funnel").click()
+
+    expect(page).to_have_url(re.compile(r"/funnels/\d+$"))
+    steps = page.locator("li.funnel-step")
+    completers = 1 + len(recorded.completed)
+    expect(page.locator(".summary")).to_contain_text(f"{recorded.ended_count} sessions entered")
+    expect(steps.nth(0)).to_contain_text(f"Completed{completers + len(recorded.dropped)}")
+    expect(steps.nth(1)).to_contain_text(f"Completed{completers}")
+    expect(steps.nth(1)).to_contain_text(f"Dropped here{len(recorded.dropped)}")
+    expect(steps.nth(1)).to_contain_text("Median time from previous1.2 s")
+    screenshot(page, "05-funnel-results")
+
+    # Edit: only the app "shop" (every funnel session is shop; a third of the list sessions are blog).
+    page.get_by_role("link", name="Edit funnel").click()
+    expect(page.get_by_label("Step 1 label")).to_have_value("Add to cart")
+    page.get_by_role("textbox", name=re.compile("^Name")).fill("Checkout (shop)")
+    page.get_by_role("checkbox", name="shop").check()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", name="Checkout (shop)")).to_be_visible()
+    blog = sum(1 for s in recorded.list_sessions if s["app"] == "blog")
+    expect(page.locator(".summary")).to_contain_text(f"{recorded.ended_count - blog} sessions entered")
+    expect(steps.nth(1)).to_contain_text(f"Completed{completers}")
+
+    # A date range with no sessions.
+    page.get_by_label("Sessions started from").fill("2020-01-01")
+    page.get_by_label("until (inclusive)").fill("2020-01-02")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"start=2020-01-01&end=2020-01-02"))
+    expect(page.get_by_text("No ended session matches")).to_be_visible()
+
+    page.get_by_role("link", name="← Funnels").click()
+    row = page.get_by_role("row", name=re.compile("Checkout \\(shop\\)"))
+    expect(row).to_be_visible()
+    page.get_by_role("button", name="Delete Checkout (shop)").click()
+    screenshot(page, "04-funnels-delete-confirmation")
+    page.get_by_role("button", name="Cancel").click()
+    expect(row).to_be_visible()
+    page.get_by_role("button", name="Delete Checkout (shop)").click()
+    page.get_by_role("button", name="Yes, delete").click()
+    expect(page.get_by_text("No funnels yet")).to_be_visible()
+
+
+def _field_id(parameter: str) -> str:
+    match = re.fullmatch(r"steps\[(\d+)\]\.(kind|label)", parameter)
+    if match:
+        return f"step-{match[1]}-{match[2]}"
+    return {"name": "funnel-name", "window_seconds": "funnel-window"}[parameter]
+
+
+def test_completed_and_dropped_sessions_open_at_their_moment(visit: Visit) -> None:
+    page, recorded = visit.page, visit.stack.recorded
+    with visit.stack.api() as api:
+        created = api.post("/v1/funnels", json={"name": "Cart to checkout", "filters": [], "steps": [
+            {"kind": "click", "label": "Add to cart"}, {"kind": "custom", "label": bardrr.CUSTOM_TAG}]})
+        assert created.status_code == 201, created.text
+        funnel_id = created.json()["id"]
+    try:
+        page.goto(visit.stack.url + f"/funnels/{funnel_id}")
+        step2 = page.locator("li.funnel-step").nth(1)
+        step2.get_by_role("button", name=re.compile("^Completed sessions")).click()
+        links = step2.locator(".step-sessions a")
+        expect(links).to_have_count(1 + len(recorded.completed))
+        screenshot(page, "05-funnel-results-sessions")
+        href = links.first.get_attribute("href") or ""
+        session_id = href.split("/")[2].split("?")[0]
+        events = recorded.completed.get(session_id) or recorded.replay_events
+        at = int(parse_qs(urlsplit(href).query)["at"][0])
+        custom_at = next(e["timestamp"] for e in events if e["type"] == 5)
+        assert at == custom_at  # completed step 2: when step 2 was reached
+        links.first.click()
+        expect(page).to_have_url(re.compile(rf"/sessions/{session_id}\?at={at}$"))
+        expect(page.get_by_role("slider", name="Seek")).to_have_value(str(at - events[0]["timestamp"]),
+                                                                       timeout=30_000)
+        screenshot(page, "03-session-at-funnel-step")
+
+        page.go_back()
+        step2 = page.locator("li.funnel-step").nth(1)
+        step2.get_by_role("button", name=re.compile("^Dropped sessions")).click()
+        links = step2.locator(".step-sessions a")
+        expect(links).to_have_count(len(recorded.dropped))
+        href = links.first.get_attribute("href") or ""
+        session_id = href.split("/")[2].split("?")[0]
+        events = recorded.dropped[session_id]
+        click_at = next(e["timestamp"] for e in events if e.get("conversionData", {}).get("eventType") == "click")
+        assert int(parse_qs(urlsplit(href).query)["at"][0]) == click_at  # dropped: its last step's moment
+        expect(links.first).to_contain_text("last reached step 1")
+        links.first.click()
+        expect(page.get_by_role("slider", name="Seek")).to_have_value(str(click_at - events[0]["timestamp"]),
+                                                                       timeout=30_000)
+    finally:
+        with visit.stack.api() as api:
+            api.delete(f"/v1/funnels/{funnel_id}")
+
+
+def test_every_control_is_labelled_and_reachable_by_keyboard(visit: Visit) -> None:
+    page, stack = visit.page, visit.stack
+    with stack.api() as api:
+        funnel_id = api.post("/v1/funnels", json={"name": "Keys", "filters": [], "steps": [
+            {"kind": "click", "label": "Add to cart"}]}).json()["id"]
+    try:
+        for path in ("/sessions", "/sessions?view=active", f"/sessions/{stack.recorded.replay}", "/funnels",
+                     "/funnels/new", f"/funnels/{funnel_id}", f"/funnels/{funnel_id}/edit"):
+            page.goto(stack.url + path)
+            settled(page)
+            assert page.evaluate(UNNAMED_CONTROLS) == [], path
+        # Tab order on the sessions page reaches the filters, the sort buttons, a session and the pager.
+        page.goto(stack.url + "/sessions")
+        shown(page)
+        reached = []
+        for _ in range(60):
+            page.keyboard.press("Tab")
+            reached.append(page.evaluate("document.activeElement.getAttribute('aria-label') || "
+                                         "document.activeElement.textContent.trim()"))
+        for wanted in ("Sessions", "Funnels", "Sign out", "Active now", "Apply", "Sort by duration", "Next page →"):
+            assert any(text.startswith(wanted) for text in reached), (wanted, reached)
+        page.goto(stack.url + "/sessions")
+        shown(page)
+        page.locator("table.sessions tbody a").first.focus()
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(re.compile(r"/sessions/[0-9a-f-]{36}$"))
+    finally:
+        with stack.api() as api:
+            api.delete(f"/v1/funnels/{funnel_id}")
+
