@@ -177,7 +177,7 @@ def _banner(settings: Settings, urls: list[tuple[str, str]], *, has_consumer: bo
     lines = [f"Bard is up ({settings.mode} mode, ClickHouse at {_redacted(settings.resolved_clickhouse_url)})."]
     described: dict[str, Callable[[str], str]] = {
         "agent API": lambda url: f"{url}  (point bardrr here: GET /authenticate, POST /record)",
-        "replayer API": lambda url: f"{url}  (dashboard API under /api)",
+        "replayer API": lambda url: f"{url}  (the dashboard: open it in a browser; APIs under /v1 and /api)",
     }
     for name, url in urls:
         lines.append(f"  {name + ':':<16}{described[name](url)}")
@@ -196,7 +196,7 @@ def _token_line(settings: Settings) -> str:
     else:
         where = f"from {env_name('dashboard_token')}"
     return (f"  dashboard token: {settings.dashboard_token}\n"
-            f"    ({where}; send it as 'Authorization: Bearer <token>' or exchange it at POST /login)")
+            f"    ({where}; sign in to the dashboard with it, or send it as 'Authorization: Bearer <token>')")
 
 
 def _redacted(url: str) -> str:

@@ -296,6 +296,7 @@ def test_funnel_lifecycle_and_bad_input_at_its_field(visit: Visit) -> None:
     expect(page.get_by_label("Conversion window")).to_be_focused()
     screenshot(page, "04-funnel-builder-error")
     page.get_by_label("Conversion window").fill("")
+    expect(page.locator("#funnel-window-error")).to_have_count(0)  # an edit clears the message
 
     page.get_by_role("button", name="+ Add a step").click()
     page.get_by_label("Step 2 kind").select_option("custom")

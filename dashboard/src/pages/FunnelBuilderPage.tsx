@@ -89,7 +89,9 @@ export function FunnelBuilderPage({ id }: { id?: string }) {
           saving keeps only what is shown.</p>
       )}
       <form id="funnel-form" class="builder" onSubmit={submit} noValidate tabIndex={-1}
-        aria-describedby="funnel-form-error">
+        aria-describedby="funnel-form-error"
+        // An edit answers the message: it stays until the next save says otherwise.
+        onInput={() => error && setError(null)} onChange={() => error && setError(null)}>
         <FieldError id="funnel-form" message={messageAt("funnel-form")} />
         <label class="wide">Name
           <input id="funnel-name" value={form.name} required aria-invalid={invalid("funnel-name")}
