@@ -43,6 +43,19 @@ class BodyTooLarge(ApiError):
         return {"error": self.message, "parameter": "body"}
 
 
+class UnsupportedMediaType(ApiError):
+    """A write whose body is not declared JSON. Browsers send text/plain and form bodies across sites without a
+    preflight, so refusing them keeps a cookie-authenticated write from being forged by another page."""
+
+    status = 415
+
+    def __init__(self, got: str) -> None:
+        super().__init__(f"Content-Type: must be application/json, got {got or 'none'!r}")
+
+    def body(self) -> dict[str, object]:
+        return {"error": self.message, "parameter": "Content-Type"}
+
+
 class NotFound(ApiError):
     status = 404
 

@@ -36,6 +36,7 @@ ERRORS = {
     "401": _json("Error", "No valid credential"),
 }
 NOT_FOUND = {"404": _json("Error", "No such id")}
+NOT_JSON = {"415": _json("Error", "The body is not declared `Content-Type: application/json`")}
 UUID = {"type": "string", "format": "uuid"}
 SESSION_ID = _path("session_id", "The session's id", UUID)
 FUNNEL_ID = _path("funnel_id", "The funnel's id", {"type": "integer", "minimum": 1})
@@ -269,7 +270,7 @@ PATHS: dict[str, Any] = {
         "post": {"summary": "Create a funnel",
                  "requestBody": {"required": True, "content": {"application/json": {"schema": {
                      "$ref": "#/components/schemas/FunnelDefinition"}}}},
-                 "responses": {"201": _json("Funnel", "Created"), **ERRORS}},
+                 "responses": {"201": _json("Funnel", "Created"), **ERRORS, **NOT_JSON}},
     },
     "/v1/funnels/{funnel_id}": {
         "get": {"summary": "One funnel", "parameters": [FUNNEL_ID],
@@ -277,7 +278,7 @@ PATHS: dict[str, Any] = {
         "put": {"summary": "Replace a funnel's definition", "parameters": [FUNNEL_ID],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/FunnelDefinition"}}}},
-                "responses": {"200": _json("Funnel", "Updated"), **ERRORS, **NOT_FOUND}},
+                "responses": {"200": _json("Funnel", "Updated"), **ERRORS, **NOT_FOUND, **NOT_JSON}},
         "delete": {"summary": "Delete a funnel (it is gone to every reader afterwards)", "parameters": [FUNNEL_ID],
                    "responses": {"204": {"description": "Deleted"}, **ERRORS, **NOT_FOUND}},
     },

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from funnels import FunnelDefinition, IdPage, InvalidFunnel, StartedFilter, from_clean
 from replayer_api import active_sessions, funnel_results, markers, sessions
 from replayer_api.cursors import Cursor, decode_cursor
-from replayer_api.errors import BadParameter, NotFound
+from replayer_api.errors import BadParameter, NotFound, UnsupportedMediaType
 from replayer_api.funnel_store import MAX_FUNNEL_ID, FunnelStore, clean_json
 from replayer_api.options import CONVERSION_KINDS, conversion_labels
 from replayer_api.parameters import (
@@ -142,14 +142,18 @@ async def stream_events(request: Request, session_id: uuid.UUID, *, ndjson: bool
     chunks = event_chunks(warehouse, session_id)
     first = await anext(chunks, None)
     if first is None:
-        # No events: an empty replay for a known session, a 404 for an unknown one.
-        if await sessions.find_session(warehouse, session_id) is None and \
-                await active_sessions.find_active(request.state.pg, session_id) is None:
-            raise NotFound("session", session_id)
+        await require_known_session(request, session_id)  # no events: an empty replay, if the session exists
         return Response(b"", media_type=NDJSON) if ndjson else JSONResponse([])
     if ndjson:
         return StreamingResponse(ndjson_lines(first, chunks), media_type=NDJSON)
     return StreamingResponse(json_array(first, chunks), media_type="application/json")
+
+
+async def require_known_session(request: Request, session_id: uuid.UUID) -> None:
+    """A 404 unless the session has ended (ClickHouse) or is active (PostgreSQL)."""
+    if await sessions.find_session(request.state.warehouse, session_id) is None and \
+            await active_sessions.find_active(request.state.pg, session_id) is None:
+        raise NotFound("session", session_id)
 
 
 async def session_markers(request: Request) -> Response:
@@ -159,10 +163,7 @@ async def session_markers(request: Request) -> Response:
     warehouse: Warehouse = request.state.warehouse
     found = await markers.session_markers(warehouse, session_id)
     if found is None:
-        # No events: no markers for a known session, a 404 for an unknown one.
-        if await sessions.find_session(warehouse, session_id) is None and \
-                await active_sessions.find_active(request.state.pg, session_id) is None:
-            raise NotFound("session", session_id)
+        await require_known_session(request, session_id)  # no events: no markers, if the session exists
         return JSONResponse({"session_id": str(session_id), "first_event_at": None, "markers": [],
                              "truncated": False})
     first = found.first_event_ms
@@ -211,6 +212,9 @@ def funnel_id_from(request: Request) -> int:
 
 
 async def definition_from_body(request: Request) -> FunnelDefinition:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(media_type)
     body = await limited_body(request, MAX_BODY)
     try:
         document = msgspec.json.decode(body)

@@ -218,7 +218,9 @@ UNNAMED_CONTROLS = """() => {
     const labelled = (el.getAttribute('aria-labelledby') || '').split(' ').map(id => document.getElementById(id))
       .filter(Boolean).map(n => n.textContent).join(' ');
     const labels = el.labels ? [...el.labels].map(l => l.textContent).join(' ') : '';
-    return (aria || labelled || labels || el.textContent || el.getAttribute('title') || el.value || '').trim();
+    // Buttons and links are named by their text; a field only by a label (its value or options are no name).
+    const text = el.matches('a, button') ? el.textContent : '';
+    return (aria || labelled || labels || text || el.getAttribute('title') || '').trim();
   };
   return [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea')]
     .filter(el => el.offsetParent !== null && !el.closest('.replay-frame'))

@@ -84,6 +84,15 @@ def first_column(page: Page, column: int) -> list[str]:
     return [text.strip() for text in page.locator(f"table.sessions tbody tr td:nth-child({column})").all_inner_texts()]
 
 
+def replay_scrolled_to(page: Page, top: int) -> None:
+    """Until the replayed page is scrolled to ``top``, as the recorded scroll events up to the player's moment
+    leave it: proof that a seek reached the Replayer, not only the page's own controls."""
+    page.wait_for_function(
+        "top => { const frame = document.querySelector('.replay-frame iframe');"
+        " const doc = frame && frame.contentDocument;"
+        " return !!doc && (doc.scrollingElement || doc.documentElement).scrollTop === top; }", arg=top)
+
+
 def seconds(text: str) -> int:
     h, m, s = (int(part) for part in text.split(":"))
     return h * 3600 + m * 60 + s
@@ -198,10 +207,15 @@ def test_session_list_filters_sorts_pages_and_keeps_its_state_in_the_url(visit: 
     expect(rows(page)).to_have_count(1)
     expect(rows(page).first).to_contain_text(target[:8])
 
-    today = bardrr.now_ms()
-    page.goto(visit.stack.url + f"/sessions?from={_day(today)}&to={_day(today)}")
-    expected_today = sum(1 for start in recorded.ended_starts if _day(start) == _day(today))
-    expect(rows(page)).to_have_count(min(25, expected_today))
+    yesterday = _day(bardrr.now_ms() - 86_400_000)
+    page.goto(visit.stack.url + "/sessions")
+    page.get_by_label("Started from (UTC)").fill(yesterday)
+    page.get_by_label("Started until (UTC, inclusive)").fill(yesterday)
+    page.get_by_role("button", name="Apply").click()
+    expected = sum(1 for start in recorded.ended_starts if _day(start) == yesterday)
+    assert 0 < expected < 25  # hourly list sessions: a whole past day is less than a page
+    expect(rows(page)).to_have_count(expected)
+    assert {text[:10] for text in first_column(page, 1)} == {yesterday}
 
     # Bad input: the API's message at the field it names.
     visit.watch.allow(400, "/v1/sessions")
@@ -224,6 +238,9 @@ def test_session_list_filters_sorts_pages_and_keeps_its_state_in_the_url(visit: 
     expect(rows(page)).to_have_count(1)
     expect(rows(page).first).to_contain_text(recorded.active[:8])
     expect(page.get_by_text(re.compile("Refreshes every 5 s; updated"))).to_be_visible()
+    with page.expect_response(lambda r: "/v1/active-sessions" in r.url, timeout=15_000) as refreshed:
+        pass  # nothing is clicked: the view asks again on its own
+    assert refreshed.value.ok
     screenshot(page, "02-sessions-active")
 
     # A row opens its session.
@@ -245,7 +262,8 @@ def test_a_recorded_session_replays_with_its_markers_and_a_marker_seeks(visit: V
     expect(frame.locator("button")).to_contain_text("Add to cart")
     meta = page.locator("dl.meta")
     expect(meta).to_contain_text("shop")
-    expect(meta).to_contain_text(str(len(recorded.replay_events)))
+    expect(meta.locator("div", has=page.locator("dt", has_text="Events")).locator("dd")).to_have_text(
+        str(len(recorded.replay_events)))
     events = page.get_by_role("complementary", name="Events in this session")
     for text in ("Add to cart", "Cart", bardrr.CUSTOM_TAG, bardrr.ERROR_MESSAGE):
         expect(events).to_contain_text(text)
@@ -261,6 +279,10 @@ def test_a_recorded_session_replays_with_its_markers_and_a_marker_seeks(visit: V
     seek = page.get_by_role("slider", name="Seek")
     expect(seek).to_have_value(str(custom_at - start))
     expect(page.locator(".clock")).to_have_text(re.compile(r"^0:01 / 0:0\d$"))
+    # The agent's first batch scrolls to 480 px between the button click and the custom event.
+    replay_scrolled_to(page, bardrr.scroll(0)["data"]["y"])
+    page.get_by_role("button", name=re.compile("Add to cart")).click()
+    replay_scrolled_to(page, 0)
 
     page.get_by_role("button", name="Play").click()
     expect(page.get_by_role("button", name="Pause")).to_be_visible()
@@ -382,6 +404,7 @@ def test_completed_and_dropped_sessions_open_at_their_moment(visit: Visit) -> No
         expect(page).to_have_url(re.compile(rf"/sessions/{session_id}\?at={at}$"))
         expect(page.get_by_role("slider", name="Seek")).to_have_value(str(at - events[0]["timestamp"]),
                                                                        timeout=30_000)
+        replay_scrolled_to(page, bardrr.scroll(0)["data"]["y"])  # step 2 comes after the scroll
         screenshot(page, "03-session-at-funnel-step")
 
         page.go_back()
@@ -398,6 +421,10 @@ def test_completed_and_dropped_sessions_open_at_their_moment(visit: Visit) -> No
         links.first.click()
         expect(page.get_by_role("slider", name="Seek")).to_have_value(str(click_at - events[0]["timestamp"]),
                                                                        timeout=30_000)
+        replay_scrolled_to(page, 0)  # the click on the button comes before the scroll
+        # Back to the results: the same list is open (its state is in the URL).
+        page.go_back()
+        expect(page.locator("li.funnel-step").nth(1).locator(".step-sessions a")).to_have_count(len(recorded.dropped))
     finally:
         with visit.stack.api() as api:
             api.delete(f"/v1/funnels/{funnel_id}")

@@ -272,6 +272,14 @@ BAD_INPUTS: list[tuple[str, str, str, dict[str, Any] | None, Any, int, str]] = [
     ("v1-funnel-body-too-large", "POST", "/v1/funnels", None, b"[" + b"1," * 600_000 + b"1]", 413, "body"),
     ("api-funnel-body-too-large", "PUT", "/api/funnels/{funnel}", None, b" " * (1024 * 1024 + 1), 413, "body"),
     ("v1-funnel-body-list", "POST", "/v1/funnels", None, [], 400, "body"),
+    # A cross-site page can post text/plain or a form without a preflight: only declared JSON is taken.
+    ("v1-funnel-text-plain", "POST", "/v1/funnels", None,
+     (b'{"name": "F", "steps": [{"kind": "click", "label": "A"}]}', "text/plain"), 415, "Content-Type"),
+    ("v1-funnel-form", "POST", "/v1/funnels", None, (b"name=F", "application/x-www-form-urlencoded"), 415,
+     "Content-Type"),
+    ("v1-update-text-plain", "PUT", "/v1/funnels/{funnel}", None,
+     (b'{"name": "F", "steps": [{"kind": "click", "label": "A"}]}', "text/plain;charset=UTF-8"), 415,
+     "Content-Type"),
     ("v1-funnel-no-steps", "POST", "/v1/funnels", None, {"name": "F", "steps": []}, 400, "steps"),
     ("v1-funnel-no-name", "POST", "/v1/funnels", None, {"steps": GOOD_FUNNEL["steps"]}, 400, "name"),
     ("v1-funnel-bad-kind", "POST", "/v1/funnels", None,
@@ -363,9 +371,12 @@ async def test_bad_input_is_refused_by_name_and_writes_nothing(
     funnel = (await api.post("/v1/funnels", json=GOOD_FUNNEL)).json()
     before = (await postgres_snapshot(pool), await clickhouse_snapshot(ch))
 
+    content_type = "application/json"
+    if isinstance(body, tuple):  # (raw body, its Content-Type)
+        body, content_type = body
     content = body if isinstance(body, bytes) else None
     json_body = None if isinstance(body, bytes) or body is None else body
-    headers = {"content-type": "application/json"} if content is not None else None
+    headers = {"content-type": content_type} if content is not None else None
     response = await api.request(method, path.format(funnel=funnel["id"]), params=query, content=content,
                                  json=json_body, headers=headers)
 

@@ -47,7 +47,7 @@ async def forward_then_back(api: httpx.AsyncClient, params: dict[str, Any]) -> l
     return forward
 
 
-@pytest.mark.parametrize("sort", ["start", "duration", "app", "errors"])
+@pytest.mark.parametrize("sort", ["start", "duration", "app", "events", "errors"])
 @pytest.mark.parametrize("order", ["asc", "desc"])
 @pytest.mark.parametrize("limit", [1, 4, 14, 20], ids=["one", "uneven", "exact", "past-the-end"])
 async def test_back_pages_are_the_forward_pages(strategy: str, api: httpx.AsyncClient, ch: Client, sort: str,

@@ -13,11 +13,14 @@ function Page({ path, search }: { path: string; search: string }) {
     return <Redirect to="/sessions" />;
   }
   if (match("/sessions", path)) return <SessionsPage search={search} />;
-  if ((params = match("/sessions/:id", path))) return <SessionPage id={params.id} search={search} />;
+  if ((params = match("/sessions/:id", path))) return <SessionPage key={params.id} id={params.id} search={search} />;
   if (match("/funnels", path)) return <FunnelsPage />;
-  if (match("/funnels/new", path)) return <FunnelBuilderPage />;
-  if ((params = match("/funnels/:id/edit", path))) return <FunnelBuilderPage id={params.id} />;
-  if ((params = match("/funnels/:id", path))) return <FunnelResultsPage id={params.id} search={search} />;
+  // Keys: a new funnel and each funnel's page are instances of their own, never a reused one's state.
+  if (match("/funnels/new", path)) return <FunnelBuilderPage key="new" />;
+  if ((params = match("/funnels/:id/edit", path))) return <FunnelBuilderPage key={`edit-${params.id}`} id={params.id} />;
+  if ((params = match("/funnels/:id", path))) {
+    return <FunnelResultsPage key={`results-${params.id}`} id={params.id} search={search} />;
+  }
   return (
     <main>
       <h1>Not found</h1>

@@ -59,9 +59,6 @@ export function Player({ sessionId, markers, startAtMs }: Props) {
       instance.addEventListener("ui-update-current-time", (e: { payload: number }) => setTime(e.payload));
       instance.addEventListener("ui-update-player-state", (e: { payload: string }) =>
         setPlaying(e.payload === "playing"));
-      const offset = startAtMs !== undefined ? Math.min(Math.max(0, startAtMs - meta.startTime), meta.totalTime) : 0;
-      instance.goto(offset, false);
-      setTime(offset);
       setStatus("ready");
     }, (error: unknown) => {
       if (controller.signal.aborted) return;
@@ -74,7 +71,17 @@ export function Player({ sessionId, markers, startAtMs }: Props) {
       player.current?.$destroy();
       player.current = null;
     };
-  }, [sessionId, startAtMs]);
+  }, [sessionId]);
+
+  // Open at the moment asked for (a funnel step's), paused; a new moment on the same session only seeks.
+  useEffect(() => {
+    const instance = player.current;
+    if (status !== "ready" || !instance) return;
+    const meta = instance.getMetaData();
+    const offset = startAtMs !== undefined ? Math.min(Math.max(0, startAtMs - meta.startTime), meta.totalTime) : 0;
+    instance.goto(offset, false);
+    setTime(offset);
+  }, [status, startAtMs]);
 
   const seek = (offset: number) => {
     const target = Math.min(Math.max(0, offset), total);

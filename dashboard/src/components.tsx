@@ -51,8 +51,9 @@ export function useLoad<T>(key: string, load: (signal: AbortSignal) => Promise<T
     );
     return () => controller.abort();
   }, [key, attempt]);
-  return { data: state.key === key ? state.data : undefined, error: state.error, loading: state.loading,
-           reload: () => setAttempt((n) => n + 1) };
+  const current = state.key === key;
+  return { data: current ? state.data : undefined, error: current ? state.error : undefined,
+           loading: !current || state.loading, reload: () => setAttempt((n) => n + 1) };
 }
 
 export function errorParameter(error: unknown): string | undefined {

@@ -1,5 +1,6 @@
 // The funnel builder's model: what the form holds, the /v1 definition it sends, and where the API's
 // validation errors go back on the form. Pure: unit-tested in tests/funnelForm.test.ts.
+import { secondsToMs } from "./sessionQuery";
 
 export type StepKind = "click" | "custom";
 export const MAX_STEPS = 20;
@@ -67,10 +68,10 @@ export function updateStep(form: FunnelForm, index: number, change: Partial<Step
   return { ...form, steps: form.steps.map((step, i) => (i === index ? { ...step, ...change } : step)) };
 }
 
-/** A number as typed: whole numbers become numbers; anything else is sent as typed so the API names it. */
-function typedNumber(text: string, scale = 1): number | string {
+/** A whole number as typed becomes a number; anything else is sent as typed so the API names it. */
+function typedNumber(text: string): number | string {
   const trimmed = text.trim();
-  return /^\d+$/.test(trimmed) ? Number(trimmed) * scale : trimmed;
+  return /^\d+$/.test(trimmed) ? Number(trimmed) : trimmed;
 }
 
 /** The /v1 definition, and for each filter the form field it came from (``filterFields[i]`` for
@@ -89,8 +90,8 @@ export function toDefinition(form: FunnelForm): { definition: CleanDefinition; f
   if (form.minSeconds.trim() || form.maxSeconds.trim()) {
     filters.push({
       type: "duration",
-      min_ms: form.minSeconds.trim() ? typedNumber(form.minSeconds, 1000) : null,
-      max_ms: form.maxSeconds.trim() ? typedNumber(form.maxSeconds, 1000) : null,
+      min_ms: form.minSeconds.trim() ? secondsToMs(form.minSeconds) : null,
+      max_ms: form.maxSeconds.trim() ? secondsToMs(form.maxSeconds) : null,
     });
     filterFields.push(["minSeconds", "maxSeconds"]);
   }

@@ -15,9 +15,12 @@ function current(): Location {
 
 export function navigate(to: string, { replace = false } = {}): void {
   if (to === window.location.pathname + window.location.search) return;
+  // A new page starts at the top; a replaced state (a list opened in place) keeps the reader where they are.
   if (replace) history.replaceState(null, "", to);
-  else history.pushState(null, "", to);
-  window.scrollTo(0, 0);
+  else {
+    history.pushState(null, "", to);
+    window.scrollTo(0, 0);
+  }
   listeners.forEach((listener) => listener());
 }
 
@@ -54,5 +57,9 @@ export function match(pattern: string, path: string): Record<string, string> | n
   });
   const found = new RegExp(`^${source}/?$`).exec(path);
   if (!found) return null;
-  return Object.fromEntries(names.map((name, i) => [name, decodeURIComponent(found[i + 1])]));
+  try {
+    return Object.fromEntries(names.map((name, i) => [name, decodeURIComponent(found[i + 1])]));
+  } catch {
+    return null; // a malformed escape (/sessions/%E0): no route, so the "not found" page
+  }
 }

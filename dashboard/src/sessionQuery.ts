@@ -74,11 +74,11 @@ function nextDay(day: string): string {
   return date.toISOString().slice(0, 10);
 }
 
-/** Seconds as typed to milliseconds: "90" -> "90000"; anything that is not a whole number is passed on as
- * typed, so that the API's message about it reaches the field. */
-function secondsToMs(text: string): string {
+/** Seconds as typed to milliseconds: "90" -> "90000", "1.5" -> "1500"; anything that is not a number is passed
+ * on as typed, so that the API's message about it reaches the field. */
+export function secondsToMs(text: string): number | string {
   const trimmed = text.trim();
-  return /^\d+$/.test(trimmed) ? String(Number(trimmed) * 1000) : trimmed;
+  return /^\d+(\.\d*)?$|^\.\d+$/.test(trimmed) ? Math.round(Number(trimmed) * 1000) : trimmed;
 }
 
 /** The /v1/sessions query for a state. Days are UTC; "to" is inclusive, so it becomes the next day's start. */
@@ -87,8 +87,8 @@ export function apiQuery(state: SessionListState, limit: number): URLSearchParam
   for (const app of state.apps) params.append("app", app);
   if (state.from) params.set("started_after", `${state.from}T00:00:00Z`);
   if (state.to) params.set("started_before", `${nextDay(state.to)}T00:00:00Z`);
-  if (state.minSeconds.trim()) params.set("min_duration_ms", secondsToMs(state.minSeconds));
-  if (state.maxSeconds.trim()) params.set("max_duration_ms", secondsToMs(state.maxSeconds));
+  if (state.minSeconds.trim()) params.set("min_duration_ms", String(secondsToMs(state.minSeconds)));
+  if (state.maxSeconds.trim()) params.set("max_duration_ms", String(secondsToMs(state.maxSeconds)));
   if (state.hasErrors) params.set("has_errors", state.hasErrors === "yes" ? "true" : "false");
   if (state.idPrefix.trim()) params.set("id_prefix", state.idPrefix.trim());
   params.set("sort", state.sort);
@@ -101,18 +101,13 @@ export function apiQuery(state: SessionListState, limit: number): URLSearchParam
 
 /** Which form field an API error's `parameter` belongs to. */
 export const FIELD_OF_PARAMETER: Record<string, keyof SessionListState> = {
-  app: "apps",
   started_after: "from",
   started_before: "to",
   min_duration_ms: "minSeconds",
   max_duration_ms: "maxSeconds",
-  has_errors: "hasErrors",
   id_prefix: "idPrefix",
-  sort: "sort",
-  order: "order",
-  cursor: "cursor",
-  before: "before",
 };
+// Any other refused parameter (a stale or edited cursor, say) has no field: the page says so, with a way back.
 
 /** Clicking a column header: the same column flips its order; a new column starts at its natural order
  * (newest, longest, A-Z, most errors first). Paging starts over. */

@@ -46,6 +46,11 @@ describe("the definition sent to /v1", () => {
   it("sends a number it cannot read as typed, for the API to name", () => {
     expect(toDefinition({ ...emptyForm(), windowSeconds: "soon" }).definition.window_seconds).toBe("soon");
   });
+  it("keeps a stored duration that is not whole seconds when saved again", () => {
+    const stored = { name: "F", steps: [{ kind: "click" as const, label: "x" }],
+                     filters: [{ type: "duration" as const, min_ms: 1500, max_ms: 60_250 }] };
+    expect(toDefinition(fromDefinition(stored).form).definition.filters).toEqual(stored.filters);
+  });
   it("reads a stored funnel back into the form", () => {
     const stored = { name: "F", steps: [{ kind: "custom" as const, label: "x" }], window_seconds: 60,
                      filters: [{ type: "duration" as const, min_ms: 2000, max_ms: null },

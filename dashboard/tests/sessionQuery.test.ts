@@ -32,8 +32,11 @@ describe("the /v1 query", () => {
   it("crosses a year's end for an inclusive last day", () => {
     expect(apiQuery({ ...DEFAULT_STATE, to: "2026-12-31" }, 5).get("started_before")).toBe("2027-01-01T00:00:00Z");
   });
-  it("passes what is not a whole number as typed, so the API can name it", () => {
-    expect(apiQuery({ ...DEFAULT_STATE, minSeconds: "1.5" }, 5).get("min_duration_ms")).toBe("1.5");
+  it("takes fractions of a second, and passes what is not a number as typed, so the API can name it", () => {
+    expect(apiQuery({ ...DEFAULT_STATE, minSeconds: "1.5" }, 5).get("min_duration_ms")).toBe("1500");
+    expect(apiQuery({ ...DEFAULT_STATE, minSeconds: ".25" }, 5).get("min_duration_ms")).toBe("250");
+    expect(apiQuery({ ...DEFAULT_STATE, minSeconds: "soon" }, 5).get("min_duration_ms")).toBe("soon");
+    expect(apiQuery({ ...DEFAULT_STATE, minSeconds: "-3" }, 5).get("min_duration_ms")).toBe("-3");
   });
   it("sends the page's cursor", () => {
     expect(apiQuery({ ...DEFAULT_STATE, before: "B" }, 5).get("before")).toBe("B");

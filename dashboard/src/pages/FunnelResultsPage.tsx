@@ -12,6 +12,32 @@ function rangeFrom(search: string): { start: string; end: string } {
   return { start: params.get("start") ?? "", end: params.get("end") ?? "" };
 }
 
+/** Which step's list is open, and its pages so far (the cursors that led there), kept in the URL so that the
+ * back button from the player returns to the same list and page. */
+interface OpenList {
+  step: number;
+  outcome: "completed" | "dropped";
+  afters: string[];
+}
+
+function openListFrom(search: string): OpenList | null {
+  const params = new URLSearchParams(search);
+  const found = /^(\d+)-(completed|dropped)$/.exec(params.get("list") ?? "");
+  if (!found) return null;
+  const afters = (params.get("pages") ?? "").split(",").filter(Boolean);
+  return { step: Number(found[1]), outcome: found[2] as OpenList["outcome"], afters };
+}
+
+function resultsUrl(id: string, range: { start: string; end: string }, list: OpenList | null): string {
+  const query = rangeQuery(range);
+  if (list) {
+    query.set("list", `${list.step}-${list.outcome}`);
+    if (list.afters.length) query.set("pages", list.afters.join(","));
+  }
+  const text = query.toString();
+  return `/funnels/${id}${text ? `?${text}` : ""}`;
+}
+
 function rangeQuery(range: { start: string; end: string }): URLSearchParams {
   const query = new URLSearchParams();
   if (range.start) query.set("start", range.start);
@@ -25,14 +51,8 @@ export function FunnelResultsPage({ id, search }: { id: string; search: string }
   query.set("ids_limit", "0");
   const results = useLoad(`${id}?${query}`, (signal) =>
     getJson<FunnelResults>(`/v1/funnels/${encodeURIComponent(id)}/results`, query, signal));
-  const [draft, setDraft] = useState(range);
   const parameter = errorParameter(results.error);
   const rangeError = parameter === "start" || parameter === "end" ? (results.error as Error).message : undefined;
-  const apply = (event: Event) => {
-    event.preventDefault();
-    const text = rangeQuery(draft).toString();
-    navigate(`/funnels/${id}${text ? `?${text}` : ""}`);
-  };
   const data = results.data;
   return (
     <main>
@@ -41,32 +61,47 @@ export function FunnelResultsPage({ id, search }: { id: string; search: string }
         <h1>{data ? data.funnel.name : "Funnel"}</h1>
         {data && <a class="button" href={`/funnels/${id}/edit`} onClick={onLinkClick}>Edit funnel</a>}
       </div>
-      <form class="filters" onSubmit={apply} aria-label="Date range">
-        <label>Sessions started from (UTC day)
-          <input id="range-start" type="date" value={draft.start} aria-invalid={parameter === "start" || undefined}
-            aria-describedby="range-start-error"
-            onInput={(e) => setDraft({ ...draft, start: (e.currentTarget as HTMLInputElement).value })} />
-          <FieldError id="range-start" message={parameter === "start" ? rangeError : undefined} />
-        </label>
-        <label>until (inclusive)
-          <input id="range-end" type="date" value={draft.end} aria-invalid={parameter === "end" || undefined}
-            aria-describedby="range-end-error"
-            onInput={(e) => setDraft({ ...draft, end: (e.currentTarget as HTMLInputElement).value })} />
-          <FieldError id="range-end" message={parameter === "end" ? rangeError : undefined} />
-        </label>
-        <div class="actions">
-          <button type="submit" class="primary">Apply</button>
-          <a href={`/funnels/${id}`} onClick={onLinkClick}>All dates</a>
-        </div>
-      </form>
+      <RangeForm key={search} id={id} range={range} parameter={parameter} message={rangeError} />
       {results.error && !rangeError ? <Failure error={results.error} retry={results.reload} />
         : !data ? (results.error ? null : <Loading what="the funnel's results" />)
-        : <Results id={id} results={data} range={range} />}
+        : <Results id={id} results={data} range={range} list={openListFrom(search)} />}
     </main>
   );
 }
 
-function Results({ id, results, range }: { id: string; results: FunnelResults; range: { start: string; end: string } }) {
+function RangeForm({ id, range, parameter, message }: {
+  id: string; range: { start: string; end: string }; parameter?: string; message?: string;
+}) {
+  const [draft, setDraft] = useState(range);
+  const apply = (event: Event) => {
+    event.preventDefault();
+    navigate(resultsUrl(id, draft, null));
+  };
+  return (
+    <form class="filters" onSubmit={apply} aria-label="Date range">
+      <label>Sessions started from (UTC day)
+        <input id="range-start" type="date" value={draft.start} aria-invalid={parameter === "start" || undefined}
+          aria-describedby="range-start-error"
+          onInput={(e) => setDraft({ ...draft, start: (e.currentTarget as HTMLInputElement).value })} />
+        <FieldError id="range-start" message={parameter === "start" ? message : undefined} />
+      </label>
+      <label>until (inclusive)
+        <input id="range-end" type="date" value={draft.end} aria-invalid={parameter === "end" || undefined}
+          aria-describedby="range-end-error"
+          onInput={(e) => setDraft({ ...draft, end: (e.currentTarget as HTMLInputElement).value })} />
+        <FieldError id="range-end" message={parameter === "end" ? message : undefined} />
+      </label>
+      <div class="actions">
+        <button type="submit" class="primary">Apply</button>
+        <a href={`/funnels/${id}`} onClick={onLinkClick}>All dates</a>
+      </div>
+    </form>
+  );
+}
+
+function Results({ id, results, range, list }: {
+  id: string; results: FunnelResults; range: { start: string; end: string }; list: OpenList | null;
+}) {
   if (results.entered === 0) {
     return <Empty><p>No ended session matches this funnel's filters{range.start || range.end ? " in this date range" : ""}.</p></Empty>;
   }
@@ -76,15 +111,20 @@ function Results({ id, results, range }: { id: string; results: FunnelResults; r
         {results.funnel.window_seconds ? `; each had ${formatGap(results.funnel.window_seconds * 1000)} from step 1` : ""}.</p>
       <ol class="funnel-steps">
         {results.steps.map((step) => (
-          <Step key={step.number} id={id} step={step} entered={results.entered} range={range} />
+          <Step key={step.number} id={id} step={step} entered={results.entered} range={range}
+            list={list && list.step === step.number ? list : null} />
         ))}
       </ol>
     </section>
   );
 }
 
-function Step({ id, step, entered, range }: { id: string; step: StepResult; entered: number; range: { start: string; end: string } }) {
-  const [open, setOpen] = useState<"completed" | "dropped" | null>(null);
+function Step({ id, step, entered, range, list }: {
+  id: string; step: StepResult; entered: number; range: { start: string; end: string }; list: OpenList | null;
+}) {
+  const open = list?.outcome ?? null;
+  const setOpen = (outcome: "completed" | "dropped" | null) =>
+    navigate(resultsUrl(id, range, outcome ? { step: step.number, outcome, afters: [] } : null), { replace: true });
   const width = entered ? (step.completed / entered) * 100 : 0;
   const kind = step.kind === "click" ? "Click on" : "Custom event";
   return (
@@ -110,15 +150,14 @@ function Step({ id, step, entered, range }: { id: string; step: StepResult; ente
           Dropped sessions ({formatCount(step.dropped)})
         </button>
       </div>
-      {open && <StepSessionList id={id} step={step.number} outcome={open} range={range} />}
+      {list && <StepSessionList id={id} list={list} range={range} />}
     </li>
   );
 }
 
-function StepSessionList({ id, step, outcome, range }: {
-  id: string; step: number; outcome: "completed" | "dropped"; range: { start: string; end: string };
-}) {
-  const [afters, setAfters] = useState<string[]>([]);
+function StepSessionList({ id, list, range }: { id: string; list: OpenList; range: { start: string; end: string } }) {
+  const { step, outcome, afters } = list;
+  const setAfters = (pages: string[]) => navigate(resultsUrl(id, range, { ...list, afters: pages }), { replace: true });
   const after = afters[afters.length - 1] ?? "";
   const query = rangeQuery(range);
   query.set("limit", String(LIST_PAGE));

@@ -40,6 +40,10 @@ export function SessionPage({ id, search }: { id: string; search: string }) {
         </dl>
       )}
       {markers.error ? <Failure error={markers.error} retry={markers.reload} /> : null}
+      {markers.data?.truncated && (
+        <p class="notice">This session has more clicks, custom events and errors than the first{" "}
+          {formatCount(markers.data.markers.length)} shown on the timeline.</p>
+      )}
       {markers.data ? <Player sessionId={id} markers={markers.data.markers} startAtMs={startAtMs} />
                     : !markers.error && <Loading what="the session's events" />}
     </main>

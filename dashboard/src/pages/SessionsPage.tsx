@@ -37,12 +37,17 @@ export function SessionsPage({ search }: { search: string }) {
       </div>
       {state.view === "active" ? (
         <>
-          <Filters key={search} state={state} apps={apps.data?.apps ?? []} />
+          <Filters key={search} state={state} apps={withUrlApps(apps.data?.apps ?? [], state)} />
           <ActiveSessions state={state} />
         </>
       ) : <Ended key="ended" state={state} search={search} apps={apps.data?.apps ?? []} />}
     </main>
   );
+}
+
+/** The apps to offer: those with ended sessions, and any the URL names (an active session's app, an old link). */
+function withUrlApps(apps: string[], state: SessionListState): string[] {
+  return [...new Set([...apps, ...state.apps])].sort();
 }
 
 function Ended({ state, search, apps }: { state: SessionListState; search: string; apps: string[] }) {
@@ -52,7 +57,7 @@ function Ended({ state, search, apps }: { state: SessionListState; search: strin
   const field = parameter ? FIELD_OF_PARAMETER[parameter] : undefined;
   return (
     <>
-      <Filters key={search} state={state} apps={apps} errorField={field}
+      <Filters key={search} state={state} apps={withUrlApps(apps, state)} errorField={field}
         errorMessage={field ? (page.error as Error).message : undefined} />
       <EndedSessions state={state} page={page} search={search} />
     </>
@@ -186,10 +191,28 @@ function EndedSessions({ state, page, search }: { state: SessionListState; page:
   if (page.error && errorParameter(page.error) && FIELD_OF_PARAMETER[errorParameter(page.error)!]) {
     return <div class="state failure"><p>Bard refused this filter; the message is at its field above.</p></div>;
   }
+  if (page.error && (state.cursor || state.before)) {
+    return (
+      <div class="state failure" role="alert">
+        <p>{(page.error as Error).message}</p>
+        <p><a href={`/sessions${searchFromState({ ...state, cursor: "", before: "" })}`} onClick={onLinkClick}>
+          Go to the first page</a></p>
+      </div>
+    );
+  }
   if (page.error) return <Failure error={page.error} retry={page.reload} />;
   if (!page.data) return <Loading what="sessions" />;
   const { sessions, next_cursor, prev_cursor } = page.data;
   const filtered = searchFromState({ ...state, sort: "start", order: "desc", cursor: "", before: "" }) !== "";
+  const firstPage = `/sessions${searchFromState({ ...state, cursor: "", before: "" })}`;
+  if (sessions.length === 0 && (state.cursor || state.before)) {
+    return (
+      <Empty>
+        <p>No sessions on this page any more (the list has changed since this link was made).{" "}
+          <a href={firstPage} onClick={onLinkClick}>Go to the first page</a>.</p>
+      </Empty>
+    );
+  }
   if (sessions.length === 0 && !state.cursor && !state.before) {
     return (
       <Empty>
@@ -261,6 +284,9 @@ function ActiveSessions({ state }: { state: SessionListState }) {
           </thead>
           <tbody>{shown.sessions.map((s) => <SessionRow key={s.session_id} session={s} active />)}</tbody>
         </table>
+      )}
+      {shown.next_cursor && (
+        <p class="hint">Showing the {shown.sessions.length} most recently active sessions; more are active.</p>
       )}
     </section>
   );
