@@ -45,11 +45,11 @@ from clickhouse.client import create_client
 from replayer_api.dashboard import BUILT_IN
 from tests import bardrr_events as bardrr
 from tests.bard_process import free_port
+from tests.dashboard_stack import CHROMIUM, CHROMIUM_ARGS
+from tests.replayer_support import at
 
 DATABASE = funnel_engine.DATABASE
 LARGE_SESSION = uuid.UUID("00000000-0000-4000-8000-0000000a0000")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 MORE_SESSIONS = """
 INSERT INTO bench.sessions (session_id, app_name, started_at, ended_at, event_count, error_count, segments,
                             segment_event_counts, segment_error_counts, version)
@@ -115,7 +115,7 @@ def prepare(directory: Path, sessions: int, rows: int, funnel_sessions: int, eve
         batch = uuid.uuid4()
         rows_ = [(LARGE_SESSION, "shop", e["timestamp"], e["type"], batch, i, json.dumps(e), e["timestamp"])
                  for i, e in enumerate(large_session_events(events))]
-        client.insert("events", [[r[0], r[1], _dt(r[2]), r[3], r[4], r[5], r[6], _dt(r[7])] for r in rows_],
+        client.insert("events", [[r[0], r[1], at(r[2]), r[3], r[4], r[5], r[6], at(r[7])] for r in rows_],
                       column_names=["session_id", "app_name", "ts", "type", "batch_id", "seq", "event", "received_at"])
         client.command(
             "INSERT INTO sessions (session_id, app_name, started_at, ended_at, event_count, error_count, segments, "
@@ -124,12 +124,6 @@ def prepare(directory: Path, sessions: int, rows: int, funnel_sessions: int, eve
             "[], [], [], 1)",
             parameters={"s": str(LARGE_SESSION), "a": rows_[0][2], "b": rows_[-1][2], "n": events})
     client.close()
-
-
-def _dt(ms: int) -> Any:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
 def bundle_bytes() -> tuple[int, int]:
@@ -206,7 +200,7 @@ def main() -> None:
                         {"type": "started", "start": "2026-01-01", "end": "2026-12-31"}],
             "steps": [{"kind": s.kind, "label": s.label} for s in definition.steps]}).json()
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             context = browser.new_context(viewport={"width": 1360, "height": 900})
             context.add_init_script(OBSERVER)
             page = context.new_page()

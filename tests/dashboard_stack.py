@@ -32,6 +32,9 @@ from tests import bardrr_events as bardrr
 from tests.bard_process import WAIT_SECONDS, Bard
 
 CHROMIUM = "/usr/bin/chromium"
+# Headless as root, and quiet on a closed network (no background calls to Google's hosts).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).parent / "artifacts"
 SHORT_IDLE_MS = 300
 LIST_SESSIONS = 30

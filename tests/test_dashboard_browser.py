@@ -14,15 +14,22 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests import bardrr_events as bardrr
-from tests.dashboard_stack import CHROMIUM, UNNAMED_CONTROLS, Stack, Watch, external_host, screenshot, stack
+from tests.dashboard_stack import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    UNNAMED_CONTROLS,
+    Stack,
+    Watch,
+    external_host,
+    screenshot,
+    stack,
+)
 
 __all__ = ["stack"]  # the module-scoped fixture
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.clickhouse, pytest.mark.browser,
               pytest.mark.slow]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
