@@ -10,6 +10,8 @@ The recorded data is fixed and known, so the tests can say exactly what each scr
   the "Cart" link, the custom event ``checkout-started``, a console error) and a later batch;
 - 4 "completed" sessions (the first batch: the click, then the custom event) and 2 "dropped" ones (the click,
   no custom event), for a funnel "Add to cart" -> "checkout-started";
+- 1 "long" session of 3,000 events over 5 minutes (one large batch, as the agent sends after a late token), which
+  the server streams in several chunks: near its end a scroll to 960 px, then the custom event ``LONG_END_TAG``;
 - 1 session still active (MAX_IDLE_TIME of an hour).
 """
 
@@ -39,6 +41,9 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 SHORT_IDLE_MS = 300
 LIST_SESSIONS = 30
 HOUR_MS = 3_600_000
+LONG_EVENTS = 3_000
+LONG_END_TAG = "reached-the-end"
+LONG_END_SCROLL = 960
 
 
 @dataclass
@@ -49,11 +54,13 @@ class Recorded:
     completed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     dropped: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     active: str = ""
+    long: str = ""
+    long_events: list[dict[str, Any]] = field(default_factory=list)
     ended_starts: list[int] = field(default_factory=list)  # every ended session's first event, ms
 
     @property
     def ended_count(self) -> int:
-        return len(self.list_sessions) + 1 + len(self.completed) + len(self.dropped)
+        return len(self.list_sessions) + 2 + len(self.completed) + len(self.dropped)
 
 
 @dataclass
@@ -125,7 +132,15 @@ def record_all(agent: httpx.Client) -> Recorded:
         events = [e for e in bardrr.first_batch(now - (30 + n) * 60_000) if e["type"] != 5]
         recorded.dropped[send(events)] = events
 
-    recorded.ended_starts = [s["start"] for s in recorded.list_sessions] + [start] + [
+    long_start = now - 40 * 60_000
+    long = [bardrr.meta(long_start), bardrr.full_snapshot(long_start + 1)]
+    long += [bardrr.mouse_move(long_start + 100 * (i + 1), i % 900, i % 500) for i in range(LONG_EVENTS - 5)]
+    last = long[-1]["timestamp"]
+    long += [bardrr.scroll(last + 100, LONG_END_SCROLL), bardrr.custom_event(last + 200, LONG_END_TAG),
+             bardrr.mouse_move(last + 300)]
+    recorded.long, recorded.long_events = send(long), long
+
+    recorded.ended_starts = [s["start"] for s in recorded.list_sessions] + [start, long_start] + [
         events[0]["timestamp"] for events in (*recorded.completed.values(), *recorded.dropped.values())]
     recorded.active = send(bardrr.first_batch(now - 5_000), idle=3_600_000)
     return recorded

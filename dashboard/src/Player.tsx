@@ -1,7 +1,8 @@
 // The replay: rrweb-player 1.0.0-alpha.4 (its bundled Replayer plays what bardrr 2.3.1 records) without its
 // own controller, driven by Bard's controls: play/pause, speed, skip inactivity, seek, and a timeline with a
-// marker for every click, custom event and console error. Events arrive streamed (see eventStream.ts) and the
-// player is built once they are in; the page keeps one copy of them, the player's.
+// marker for every click, custom event and console error. Events arrive streamed (see eventStream.ts); the
+// player starts on the first full snapshot and takes the rest as it comes; the page keeps one copy of them,
+// the player's.
 import RrwebPlayer from "rrweb-player";
 import "rrweb-player/dist/style.css";
 import { useEffect, useRef, useState } from "preact/hooks";
@@ -10,6 +11,7 @@ import { streamEvents } from "./eventStream";
 import { formatCount, formatOffset } from "./format";
 
 export const SPEEDS = [1, 2, 4, 8];
+const FULL_SNAPSHOT = 2; // rrweb's EventType.FullSnapshot
 export const MARKER_NAMES: Record<Marker["kind"], string> = { click: "Click", custom: "Custom event", error: "Error" };
 
 interface Props {
@@ -23,7 +25,8 @@ export function Player({ sessionId, markers, startAtMs }: Props) {
   const frame = useRef<HTMLDivElement>(null);
   const player = useRef<RrwebPlayer | null>(null);
   const [received, setReceived] = useState(0);
-  const [status, setStatus] = useState<"loading" | "ready" | "empty" | "failed">("loading");
+  // loading: nothing to show yet; playable: the player runs while the rest of the session arrives; ready: all in.
+  const [status, setStatus] = useState<"loading" | "playable" | "ready" | "empty" | "failed">("loading");
   const [problem, setProblem] = useState("");
   const [playing, setPlaying] = useState(false);
   const [time, setTime] = useState(0);
@@ -34,24 +37,23 @@ export function Player({ sessionId, markers, startAtMs }: Props) {
 
   useEffect(() => {
     const controller = new AbortController();
-    let events: unknown[] = [];
+    let pending: unknown[] = []; // events received before the player exists
+    let instance: RrwebPlayer | null = null;
+    let count = 0;
     setStatus("loading");
-    streamEvents(sessionId, (chunk) => {
-      for (const event of chunk) events.push(event);
-      setReceived(events.length);
-    }, controller.signal).then(() => {
-      if (controller.signal.aborted || !frame.current) return;
-      if (events.length < 2) {
-        setStatus("empty");
-        return;
-      }
+
+    // The player starts as soon as the page's first full snapshot is in: the first frame does not wait for a
+    // long session's last event. Later events go to its Replayer as they arrive; the last one of each chunk
+    // through the player itself, which also updates its idea of the session's length.
+    const start = () => {
+      if (!frame.current) return;
       const width = Math.max(320, frame.current.clientWidth);
-      const instance = new RrwebPlayer({
+      instance = new RrwebPlayer({
         target: frame.current,
-        props: { events, width, height: Math.round(width * 9 / 16), autoPlay: false, showController: false,
-                 skipInactive: true, mouseTail: false, speed: 1 },
+        props: { events: pending, width, height: Math.round(width * 9 / 16), autoPlay: false,
+                 showController: false, skipInactive: true, mouseTail: false, speed: 1 },
       });
-      events = []; // the player holds them now
+      pending = []; // the player holds them now
       player.current = instance;
       const meta = instance.getMetaData();
       setStartTime(meta.startTime);
@@ -59,7 +61,34 @@ export function Player({ sessionId, markers, startAtMs }: Props) {
       instance.addEventListener("ui-update-current-time", (e: { payload: number }) => setTime(e.payload));
       instance.addEventListener("ui-update-player-state", (e: { payload: string }) =>
         setPlaying(e.payload === "playing"));
-      setStatus("ready");
+      instance.goto(0, false);
+      setStatus("playable");
+    };
+    const add = (chunk: unknown[]) => {
+      const replayer = instance!.getReplayer();
+      for (let i = 0; i < chunk.length - 1; i++) replayer.addEvent(chunk[i]);
+      instance!.addEvent(chunk[chunk.length - 1]);
+      // The Replayer takes added events in microtasks of its own; read its length after them.
+      const current = instance!;
+      void Promise.resolve().then(() => setTotal(current.getMetaData().totalTime));
+    };
+
+    streamEvents(sessionId, (chunk) => {
+      if (controller.signal.aborted) return;
+      count += chunk.length;
+      setReceived(count);
+      if (instance) {
+        add(chunk);
+        return;
+      }
+      for (const event of chunk) pending.push(event);
+      if (pending.length >= 2 && pending.some((event) => (event as { type?: number }).type === FULL_SNAPSHOT)) {
+        start();
+      }
+    }, controller.signal).then(() => {
+      if (controller.signal.aborted) return;
+      if (!instance && pending.length >= 2) start(); // a session without a full snapshot: play what there is
+      setStatus(instance ? "ready" : "empty");
     }, (error: unknown) => {
       if (controller.signal.aborted) return;
       setProblem(error instanceof Error ? error.message : String(error));
@@ -76,9 +105,10 @@ export function Player({ sessionId, markers, startAtMs }: Props) {
   // Open at the moment asked for (a funnel step's), paused; a new moment on the same session only seeks.
   useEffect(() => {
     const instance = player.current;
-    if (status !== "ready" || !instance) return;
+    // Once every event is in, so the moment is in the Replayer's hands; without one the player stays at the start.
+    if (status !== "ready" || !instance || startAtMs === undefined) return;
     const meta = instance.getMetaData();
-    const offset = startAtMs !== undefined ? Math.min(Math.max(0, startAtMs - meta.startTime), meta.totalTime) : 0;
+    const offset = Math.min(Math.max(0, startAtMs - meta.startTime), meta.totalTime);
     instance.goto(offset, false);
     setTime(offset);
   }, [status, startAtMs]);
@@ -102,7 +132,7 @@ export function Player({ sessionId, markers, startAtMs }: Props) {
     setSkipInactive(!skipInactive);
     player.current?.toggleSkipInactive();
   };
-  const ready = status === "ready";
+  const ready = status === "playable" || status === "ready";
   const offsetOf = (marker: Marker) => marker.at_ms - startTime;
 
   return (
@@ -111,6 +141,9 @@ export function Player({ sessionId, markers, startAtMs }: Props) {
         <div class="replay-frame" ref={frame} data-testid="replay-frame" />
         {status === "loading" && (
           <p class="state loading" role="status">Loading the replay… {formatCount(received)} events received</p>
+        )}
+        {status === "playable" && (
+          <p class="hint" role="status">Still receiving events: {formatCount(received)} so far</p>
         )}
         {status === "empty" && <p class="state empty">This session has too few events to replay.</p>}
         {status === "failed" && <p class="state failure" role="alert">The replay could not load: {problem}</p>}
