@@ -59,3 +59,58 @@ export function useLoad<T>(key: string, load: (signal: AbortSignal) => Promise<T
 export function errorParameter(error: unknown): string | undefined {
   return error instanceof ApiError ? error.parameter : undefined;
 }
+
+/** A labelled text-like input with its error message under it (``aria-describedby`` points at the message).
+ * The forms' fields are all this one shape, so each form says only what differs. */
+export function TextField({ id, label, value, onValue, error, type = "text", size, inputMode, spellcheck,
+                            className }: {
+  id: string; label: string; value: string; onValue: (value: string) => void; error?: string;
+  type?: "text" | "date"; size?: number; inputMode?: "numeric"; spellcheck?: boolean; className?: string;
+}) {
+  return (
+    <label class={className}>{label}
+      <input id={id} type={type} value={value} size={size} inputMode={inputMode} spellcheck={spellcheck}
+        aria-invalid={error ? true : undefined} aria-describedby={`${id}-error`}
+        onInput={(e) => onValue((e.currentTarget as HTMLInputElement).value)} />
+      <FieldError id={id} message={error} />
+    </label>
+  );
+}
+
+export type HasErrorsChoice = "" | "yes" | "no";
+
+export function HasErrorsSelect({ id, value, onValue }: {
+  id: string; value: HasErrorsChoice; onValue: (value: HasErrorsChoice) => void;
+}) {
+  return (
+    <label>Errors
+      <select id={id} value={value}
+        onChange={(e) => onValue((e.currentTarget as HTMLSelectElement).value as HasErrorsChoice)}>
+        <option value="">Any</option>
+        <option value="yes">With errors</option>
+        <option value="no">Without errors</option>
+      </select>
+    </label>
+  );
+}
+
+/** One checkbox per app; none ticked means every app. */
+export function AppChoices({ id, legend, apps, chosen, onChosen, error }: {
+  id?: string; legend: string; apps: string[]; chosen: string[]; onChosen: (apps: string[]) => void; error?: string;
+}) {
+  return (
+    <fieldset id={id} class="apps" tabIndex={id ? -1 : undefined} aria-describedby={id ? `${id}-error` : undefined}>
+      <legend>{legend}</legend>
+      {apps.length === 0 && <span class="hint">No ended sessions yet</span>}
+      {apps.map((app) => (
+        <label key={app} class="check">
+          <input type="checkbox" name="app" value={app} checked={chosen.includes(app)}
+            onChange={(e) => onChosen((e.currentTarget as HTMLInputElement).checked
+              ? [...chosen, app] : chosen.filter((a) => a !== app))} />
+          {app}
+        </label>
+      ))}
+      {id && <FieldError id={id} message={error} />}
+    </fieldset>
+  );
+}

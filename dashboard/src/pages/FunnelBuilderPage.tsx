@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, getJson, sendJson, type StoredFunnel } from "../api";
-import { Failure, FieldError, Loading } from "../components";
+import { AppChoices, Failure, FieldError, HasErrorsSelect, Loading, TextField } from "../components";
 import {
   FORM_FIELD_IDS,
   MAX_STEPS,
@@ -93,61 +93,23 @@ export function FunnelBuilderPage({ id }: { id?: string }) {
         // An edit answers the message: it stays until the next save says otherwise.
         onInput={() => error && setError(null)} onChange={() => error && setError(null)}>
         <FieldError id="funnel-form" message={messageAt("funnel-form")} />
-        <label class="wide">Name
-          <input id="funnel-name" value={form.name} required aria-invalid={invalid("funnel-name")}
-            aria-describedby="funnel-name-error"
-            onInput={(e) => set({ name: (e.currentTarget as HTMLInputElement).value })} />
-          <FieldError id="funnel-name" message={messageAt("funnel-name")} />
-        </label>
+        <TextField id="funnel-name" label="Name" className="wide" value={form.name}
+          onValue={(name) => set({ name })} error={messageAt("funnel-name")} />
 
         <fieldset id="funnel-filters" tabIndex={-1}>
           <legend>Which sessions</legend>
           <FieldError id="funnel-filters" message={messageAt("funnel-filters")} />
-          <fieldset id={FORM_FIELD_IDS.apps} class="apps" tabIndex={-1} aria-describedby="funnel-apps-error">
-            <legend>Apps (none ticked: every app)</legend>
-            {allApps.length === 0 && <span class="hint">No ended sessions yet</span>}
-            {allApps.map((app) => (
-              <label key={app} class="check">
-                <input type="checkbox" checked={form.apps.includes(app)}
-                  onChange={(e) => set({ apps: (e.currentTarget as HTMLInputElement).checked
-                    ? [...form.apps, app] : form.apps.filter((a) => a !== app) })} />
-                {app}
-              </label>
-            ))}
-            <FieldError id="funnel-apps" message={messageAt("funnel-apps")} />
-          </fieldset>
-          <label>Started from (UTC day)
-            <input id="funnel-start" type="date" value={form.startDay} aria-invalid={invalid("funnel-start")}
-              aria-describedby="funnel-start-error"
-              onInput={(e) => set({ startDay: (e.currentTarget as HTMLInputElement).value })} />
-            <FieldError id="funnel-start" message={messageAt("funnel-start")} />
-          </label>
-          <label>Started until (UTC day, inclusive)
-            <input id="funnel-end" type="date" value={form.endDay} aria-invalid={invalid("funnel-end")}
-              aria-describedby="funnel-end-error"
-              onInput={(e) => set({ endDay: (e.currentTarget as HTMLInputElement).value })} />
-            <FieldError id="funnel-end" message={messageAt("funnel-end")} />
-          </label>
-          <label>Min duration (s)
-            <input id="funnel-min" inputMode="numeric" size={6} value={form.minSeconds}
-              aria-invalid={invalid("funnel-min")} aria-describedby="funnel-min-error"
-              onInput={(e) => set({ minSeconds: (e.currentTarget as HTMLInputElement).value })} />
-            <FieldError id="funnel-min" message={messageAt("funnel-min")} />
-          </label>
-          <label>Max duration (s)
-            <input id="funnel-max" inputMode="numeric" size={6} value={form.maxSeconds}
-              aria-invalid={invalid("funnel-max")} aria-describedby="funnel-max-error"
-              onInput={(e) => set({ maxSeconds: (e.currentTarget as HTMLInputElement).value })} />
-            <FieldError id="funnel-max" message={messageAt("funnel-max")} />
-          </label>
-          <label>Errors
-            <select id="funnel-errors" value={form.hasErrors}
-              onChange={(e) => set({ hasErrors: (e.currentTarget as HTMLSelectElement).value as FunnelForm["hasErrors"] })}>
-              <option value="">Any</option>
-              <option value="yes">With errors</option>
-              <option value="no">Without errors</option>
-            </select>
-          </label>
+          <AppChoices id={FORM_FIELD_IDS.apps} legend="Apps (none ticked: every app)" apps={allApps}
+            chosen={form.apps} onChosen={(apps) => set({ apps })} error={messageAt(FORM_FIELD_IDS.apps)} />
+          <TextField id="funnel-start" label="Started from (UTC day)" type="date" value={form.startDay}
+            onValue={(startDay) => set({ startDay })} error={messageAt("funnel-start")} />
+          <TextField id="funnel-end" label="Started until (UTC day, inclusive)" type="date" value={form.endDay}
+            onValue={(endDay) => set({ endDay })} error={messageAt("funnel-end")} />
+          <TextField id="funnel-min" label="Min duration (s)" inputMode="numeric" size={6} value={form.minSeconds}
+            onValue={(minSeconds) => set({ minSeconds })} error={messageAt("funnel-min")} />
+          <TextField id="funnel-max" label="Max duration (s)" inputMode="numeric" size={6} value={form.maxSeconds}
+            onValue={(maxSeconds) => set({ maxSeconds })} error={messageAt("funnel-max")} />
+          <HasErrorsSelect id="funnel-errors" value={form.hasErrors} onValue={(hasErrors) => set({ hasErrors })} />
         </fieldset>
 
         <fieldset id="funnel-steps" tabIndex={-1}>
@@ -197,12 +159,9 @@ export function FunnelBuilderPage({ id }: { id?: string }) {
           </button>
         </fieldset>
 
-        <label>Conversion window (seconds from step 1; empty: no limit)
-          <input id="funnel-window" inputMode="numeric" size={8} value={form.windowSeconds}
-            aria-invalid={invalid("funnel-window")} aria-describedby="funnel-window-error"
-            onInput={(e) => set({ windowSeconds: (e.currentTarget as HTMLInputElement).value })} />
-          <FieldError id="funnel-window" message={messageAt("funnel-window")} />
-        </label>
+        <TextField id="funnel-window" label="Conversion window (seconds from step 1; empty: no limit)"
+          inputMode="numeric" size={8} value={form.windowSeconds}
+          onValue={(windowSeconds) => set({ windowSeconds })} error={messageAt("funnel-window")} />
 
         <div class="actions">
           <button type="submit" class="primary" disabled={saving}>{saving ? "Saving…" : id ? "Save" : "Create funnel"}</button>

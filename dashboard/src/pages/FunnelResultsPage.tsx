@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { getJson, type FunnelResults, type StepResult, type StepSession, type StepSessions } from "../api";
-import { Empty, Failure, FieldError, Loading, errorParameter, useLoad } from "../components";
+import { Empty, Failure, Loading, TextField, errorParameter, useLoad } from "../components";
 import { formatCount, formatGap, formatInstant, formatPercent } from "../format";
 import { navigate, onLinkClick } from "../router";
 import { replayMoment } from "../funnelMoments";
@@ -79,18 +79,10 @@ function RangeForm({ id, range, parameter, message }: {
   };
   return (
     <form class="filters" onSubmit={apply} aria-label="Date range">
-      <label>Sessions started from (UTC day)
-        <input id="range-start" type="date" value={draft.start} aria-invalid={parameter === "start" || undefined}
-          aria-describedby="range-start-error"
-          onInput={(e) => setDraft({ ...draft, start: (e.currentTarget as HTMLInputElement).value })} />
-        <FieldError id="range-start" message={parameter === "start" ? message : undefined} />
-      </label>
-      <label>until (inclusive)
-        <input id="range-end" type="date" value={draft.end} aria-invalid={parameter === "end" || undefined}
-          aria-describedby="range-end-error"
-          onInput={(e) => setDraft({ ...draft, end: (e.currentTarget as HTMLInputElement).value })} />
-        <FieldError id="range-end" message={parameter === "end" ? message : undefined} />
-      </label>
+      <TextField id="range-start" label="Sessions started from (UTC day)" type="date" value={draft.start}
+        onValue={(start) => setDraft({ ...draft, start })} error={parameter === "start" ? message : undefined} />
+      <TextField id="range-end" label="until (inclusive)" type="date" value={draft.end}
+        onValue={(end) => setDraft({ ...draft, end })} error={parameter === "end" ? message : undefined} />
       <div class="actions">
         <button type="submit" class="primary">Apply</button>
         <a href={`/funnels/${id}`} onClick={onLinkClick}>All dates</a>

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { getJson, type Session, type SessionPage } from "../api";
-import { Empty, Failure, FieldError, Loading, errorParameter, useLoad, type Loaded } from "../components";
+import { AppChoices, Empty, Failure, HasErrorsSelect, Loading, TextField, errorParameter, useLoad, type Loaded } from "../components";
 import { formatCount, formatDuration, formatInstant } from "../format";
 import { navigate, onLinkClick } from "../router";
 import {
@@ -78,58 +78,20 @@ function Filters({ state, apps, errorField, errorMessage }: {
   const error = (field: keyof SessionListState) => (errorField === field ? errorMessage : undefined);
   return (
     <form class="filters" onSubmit={submit} aria-label="Filter sessions">
-      <fieldset class="apps">
-        <legend>Apps</legend>
-        {apps.length === 0 && <span class="hint">No ended sessions yet</span>}
-        {apps.map((app) => (
-          <label key={app} class="check">
-            <input type="checkbox" name="app" value={app} checked={draft.apps.includes(app)}
-              onChange={(e) => set({ apps: (e.currentTarget as HTMLInputElement).checked
-                ? [...draft.apps, app] : draft.apps.filter((a) => a !== app) })} />
-            {app}
-          </label>
-        ))}
-      </fieldset>
+      <AppChoices legend="Apps" apps={apps} chosen={draft.apps} onChosen={(chosen) => set({ apps: chosen })} />
       {!active && (
         <>
-          <label>Started from (UTC)
-            <input id="filter-from" type="date" value={draft.from} aria-describedby="filter-from-error"
-              aria-invalid={error("from") ? true : undefined}
-              onInput={(e) => set({ from: (e.currentTarget as HTMLInputElement).value })} />
-            <FieldError id="filter-from" message={error("from")} />
-          </label>
-          <label>Started until (UTC, inclusive)
-            <input id="filter-to" type="date" value={draft.to} aria-describedby="filter-to-error"
-              aria-invalid={error("to") ? true : undefined}
-              onInput={(e) => set({ to: (e.currentTarget as HTMLInputElement).value })} />
-            <FieldError id="filter-to" message={error("to")} />
-          </label>
-          <label>Min duration (s)
-            <input id="filter-min" inputMode="numeric" size={6} value={draft.minSeconds}
-              aria-describedby="filter-min-error" aria-invalid={error("minSeconds") ? true : undefined}
-              onInput={(e) => set({ minSeconds: (e.currentTarget as HTMLInputElement).value })} />
-            <FieldError id="filter-min" message={error("minSeconds")} />
-          </label>
-          <label>Max duration (s)
-            <input id="filter-max" inputMode="numeric" size={6} value={draft.maxSeconds}
-              aria-describedby="filter-max-error" aria-invalid={error("maxSeconds") ? true : undefined}
-              onInput={(e) => set({ maxSeconds: (e.currentTarget as HTMLInputElement).value })} />
-            <FieldError id="filter-max" message={error("maxSeconds")} />
-          </label>
-          <label>Errors
-            <select id="filter-errors" value={draft.hasErrors}
-              onChange={(e) => set({ hasErrors: (e.currentTarget as HTMLSelectElement).value as "" | "yes" | "no" })}>
-              <option value="">Any</option>
-              <option value="yes">With errors</option>
-              <option value="no">Without errors</option>
-            </select>
-          </label>
-          <label>Session id starts with
-            <input id="filter-id" size={10} value={draft.idPrefix} spellcheck={false}
-              aria-describedby="filter-id-error" aria-invalid={error("idPrefix") ? true : undefined}
-              onInput={(e) => set({ idPrefix: (e.currentTarget as HTMLInputElement).value })} />
-            <FieldError id="filter-id" message={error("idPrefix")} />
-          </label>
+          <TextField id="filter-from" label="Started from (UTC)" type="date" value={draft.from}
+            onValue={(from) => set({ from })} error={error("from")} />
+          <TextField id="filter-to" label="Started until (UTC, inclusive)" type="date" value={draft.to}
+            onValue={(to) => set({ to })} error={error("to")} />
+          <TextField id="filter-min" label="Min duration (s)" inputMode="numeric" size={6} value={draft.minSeconds}
+            onValue={(minSeconds) => set({ minSeconds })} error={error("minSeconds")} />
+          <TextField id="filter-max" label="Max duration (s)" inputMode="numeric" size={6} value={draft.maxSeconds}
+            onValue={(maxSeconds) => set({ maxSeconds })} error={error("maxSeconds")} />
+          <HasErrorsSelect id="filter-errors" value={draft.hasErrors} onValue={(hasErrors) => set({ hasErrors })} />
+          <TextField id="filter-id" label="Session id starts with" size={10} spellcheck={false} value={draft.idPrefix}
+            onValue={(idPrefix) => set({ idPrefix })} error={error("idPrefix")} />
         </>
       )}
       <div class="actions">
