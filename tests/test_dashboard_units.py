@@ -29,3 +29,24 @@ def test_the_dashboard_type_checks() -> None:
     done = subprocess.run([npm, "run", "--silent", "typecheck"], cwd=DASHBOARD, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_wheel_carries_every_file_of_the_build() -> None:
+    """pyproject's package-data globs match each file Vite writes, so a wheel built after the dashboard (as the
+    image's builder stage does) serves the same dashboard as the checkout."""
+    import tomllib
+    from pathlib import PurePosixPath
+
+    from replayer_api.dashboard import BUILT_IN
+
+    pyproject = tomllib.loads((DASHBOARD.parent / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["replayer_api"]
+    files = [p.relative_to(BUILT_IN.parent).as_posix() for p in BUILT_IN.rglob("*") if p.is_file()]
+    assert "dashboard_build/index.html" in files, "run ./bardctl test: it builds the dashboard"
+    assert any(f.startswith("dashboard_build/assets/") and f.endswith(".js") for f in files)
+
+    def packaged(name: str) -> bool:  # setuptools' globs: '*' stays within one folder
+        path = PurePosixPath(name)
+        return any(len(path.parts) == len(PurePosixPath(g).parts) and path.match(g) for g in globs)
+
+    assert [f for f in files if not packaged(f)] == []
