@@ -7,7 +7,10 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
+import tomllib
+from pathlib import Path, PurePosixPath
+
+from replayer_api.dashboard import BUILT_IN
 
 DASHBOARD = Path(__file__).parent.parent / "dashboard"
 
@@ -34,11 +37,6 @@ def test_the_dashboard_type_checks() -> None:
 def test_a_wheel_carries_every_file_of_the_build() -> None:
     """pyproject's package-data globs match each file Vite writes, so a wheel built after the dashboard (as the
     image's builder stage does) serves the same dashboard as the checkout."""
-    import tomllib
-    from pathlib import PurePosixPath
-
-    from replayer_api.dashboard import BUILT_IN
-
     pyproject = tomllib.loads((DASHBOARD.parent / "pyproject.toml").read_text())
     globs = pyproject["tool"]["setuptools"]["package-data"]["replayer_api"]
     files = [p.relative_to(BUILT_IN.parent).as_posix() for p in BUILT_IN.rglob("*") if p.is_file()]
