@@ -33,9 +33,9 @@ from starlette.routing import Route
 from agent_api.batches import parse_app_name, parse_batch
 from agent_api.errors import AgentApiError, BodyTooLarge, InvalidRequest, RateLimited, UnsupportedContentType
 from agent_api.publisher import BatchPublisher
-from agent_api.rate_limit import TokenBucketLimiter, retry_after_seconds
 from agent_api.storage import POSTGRES_EXCEPTIONS, BatchStore
 from agent_api.tokens import TokenAuthority
+from bard.rate_limit import TokenBucketLimiter, retry_after_seconds
 from bard.settings import Settings, split_origins, with_secrets
 
 log = logging.getLogger(__name__)

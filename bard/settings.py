@@ -52,6 +52,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_idle_default_ms: int = 60_000
     max_idle_max_ms: int = 3_600_000
     authenticate_rate_per_minute: int = 120
+    login_rate_per_minute: int = 20
     # Groups of batches one agent API process stores at once, each on its own PostgreSQL connection (a process
     # opens this many + 2). Fewer means larger groups: fewer transactions and messages, a longer wait for each.
     # At 10,000 events/s on 2 cores, 1 took ~10 % less CPU per batch than 2 and ~15 % less than 4 (BENCHMARKS.md).
@@ -77,7 +78,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if not 0 <= port <= 65535:
                 raise SettingsError(f"{env_name(name)} must be a port number, got {port}")
         for name in ("jwt_ttl_seconds", "max_body_bytes", "max_idle_default_ms", "max_idle_max_ms",
-                     "authenticate_rate_per_minute", "agent_store_workers", "agent_message_bytes",
+                     "authenticate_rate_per_minute", "login_rate_per_minute", "agent_store_workers",
+                     "agent_message_bytes",
                      "ender_batch_size", "consumer_batch_rows"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{env_name(name)} must be positive, got {getattr(self, name)}")

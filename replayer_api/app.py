@@ -26,7 +26,15 @@ from bard.settings import Settings, split_origins
 from clickhouse.client import client_for
 from funnels import FunnelQueryFailed, InvalidFunnel
 from replayer_api import legacy, v1
-from replayer_api.auth import RequireCredentials, credentials_for, log_in, log_out, show_login
+from replayer_api.auth import (
+    RequireCredentials,
+    credentials_for,
+    log_in,
+    log_out,
+    login_limiter_for,
+    show_login,
+    trusted_origins_for,
+)
 from replayer_api.dashboard import Dashboard
 from replayer_api.errors import ApiError, error_response
 from replayer_api.funnel_store import FunnelStore
@@ -104,7 +112,7 @@ def create_app(settings: Settings, *, clickhouse_clients: int = CLICKHOUSE_CLIEN
     middleware += [
         # Replays are large and repetitive JSON; level 5 keeps the CPU cost of compressing them moderate.
         Middleware(GZipMiddleware, minimum_size=1000, compresslevel=5),
-        Middleware(RequireCredentials, credentials=credentials),
+        Middleware(RequireCredentials, credentials=credentials, trusted_origins=trusted_origins_for(settings)),
     ]
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -131,4 +139,5 @@ def create_app(settings: Settings, *, clickhouse_clients: int = CLICKHOUSE_CLIEN
         },
     )
     app.state.credentials = credentials
+    app.state.login_limiter = login_limiter_for(settings)
     return app

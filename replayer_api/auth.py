@@ -3,7 +3,15 @@
 ``POST /login`` takes the token (form or JSON) and answers with a signed cookie: ``<issued_at>.<hmac>``, the HMAC
 (SHA-256) of the issue time under a key derived from the token, so changing the token ends every session, and
 nothing is stored server-side. The cookie is HttpOnly and SameSite=Lax (a cross-site page cannot post with it).
-Every comparison of a secret is constant-time. Only health and login are open.
+Every comparison of a secret is constant-time. Only health and login are open. Sign-in attempts are rate limited
+per client address (``BARD_LOGIN_RATE_PER_MINUTE``), so the token cannot be guessed at speed.
+
+A cookie travels with every request the browser makes, whoever's page asks, and SameSite=Lax still lets a page
+on another port or subdomain of the same site send it. So a write (POST, PUT, PATCH, DELETE) that a cookie
+authorizes must come from a page of this server's own origin, or of one in ``BARD_REPLAYER_CORS_ORIGINS``: its
+``Origin`` (or, failing that, ``Referer``) must say so, or it is a 403. A request with neither header is no
+browser's, so no forgery (browsers send ``Origin`` on every cross-origin write). A bearer token is never
+ambient, so requests that carry one are not checked.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import hashlib
 import hmac
 import html
 import time
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import msgspec
 from starlette.datastructures import Headers
@@ -20,7 +28,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bard.settings import Settings
+from bard.rate_limit import TokenBucketLimiter, retry_after_seconds
+from bard.settings import Settings, split_origins
 from replayer_api.parameters import limited_body
 
 COOKIE_NAME = "bard_session"
@@ -28,6 +37,9 @@ COOKIE_MAX_AGE = 7 * 24 * 3600
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/login", "/logout"})
 API_PREFIXES = ("/api/", "/v1/")
 MAX_LOGIN_BODY = 16 * 1024
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# A few typos in a row are fine; a guessing loop is not.
+LOGIN_BURST = 10
 
 
 class Credentials:
@@ -54,28 +66,38 @@ class Credentials:
     def _sign(self, issued: str) -> str:
         return hmac.new(self._cookie_key, issued.encode(), hashlib.sha256).hexdigest()
 
-    def allows(self, headers: Headers, cookies: dict[str, str]) -> bool:
+    def allows(self, headers: Headers, cookies: dict[str, str]) -> str | None:
+        """How the request is authorized: ``"bearer"``, ``"cookie"``, or ``None`` (it is not)."""
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token and self.token_matches(token.strip()):
-            return True
+            return "bearer"
         cookie = cookies.get(COOKIE_NAME)
-        return cookie is not None and self.cookie_valid(cookie)
+        return "cookie" if cookie is not None and self.cookie_valid(cookie) else None
 
 
 class RequireCredentials:
     """ASGI middleware: a request without a valid credential gets a 401 (API paths) or the login page (the
     served dashboard). A pure ASGI middleware, so streamed responses pass through untouched."""
 
-    def __init__(self, app: ASGIApp, credentials: Credentials) -> None:
+    def __init__(self, app: ASGIApp, credentials: Credentials, trusted_origins: tuple[str, ...] = ()) -> None:
         self.app = app
         self.credentials = credentials
+        self.trusted_origins = frozenset(origin.rstrip("/").lower() for origin in trusted_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        if self.credentials.allows(request.headers, request.cookies):
+        how = self.credentials.allows(request.headers, request.cookies)
+        if how == "cookie" and scope["method"] in UNSAFE_METHODS and not self._from_own_page(request.headers):
+            forged = JSONResponse(
+                {"error": "Origin: a write with the session cookie must come from this server's own pages "
+                          "(or an origin in BARD_REPLAYER_CORS_ORIGINS)", "parameter": "Origin"},
+                status_code=403)
+            await forged(scope, receive, send)
+            return
+        if how is not None:
             await self.app(scope, receive, send)
             return
         response: Response
@@ -89,6 +111,18 @@ class RequireCredentials:
             target = scope["path"] + ("?" + request.url.query if request.url.query else "")
             response = RedirectResponse("/login?next=" + quote(target, safe=""), status_code=303)
         await response(scope, receive, send)
+
+
+    def _from_own_page(self, headers: Headers) -> bool:
+        source = headers.get("origin") or headers.get("referer")
+        if source is None:
+            return True  # no browser's request (browsers send Origin on every cross-origin write)
+        parts = urlsplit(source)
+        origin = f"{parts.scheme}://{parts.netloc}".lower()
+        if origin in self.trusted_origins:
+            return True
+        # The page's host and port against the Host it sent here; the scheme may differ behind a TLS proxy.
+        return bool(parts.netloc) and parts.netloc.lower() == headers.get("host", "").lower()
 
 
 def _safe_next(target: str | None) -> str:
@@ -136,8 +170,20 @@ async def show_login(request: Request) -> Response:
 async def log_in(request: Request) -> Response:
     """Exchange the token for a session cookie: JSON ``{"token"}`` answers JSON, a form answers a redirect."""
     credentials: Credentials = request.app.state.credentials
-    body = await limited_body(request, MAX_LOGIN_BODY)
     is_json = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
+    limiter: TokenBucketLimiter = request.app.state.login_limiter
+    wait = limiter.try_acquire(request.client.host if request.client else "unknown")
+    if wait > 0:
+        seconds = retry_after_seconds(wait)
+        problem = f"Too many sign-in attempts from this address; try again in {seconds} s."
+        headers = {"Retry-After": str(seconds)}
+        if is_json:
+            return JSONResponse({"error": f"token: {problem}", "parameter": "token"}, status_code=429,
+                                headers=headers)
+        refused = login_page(_safe_next(request.query_params.get("next")), problem, status_code=429)
+        refused.headers.update(headers)
+        return refused
+    body = await limited_body(request, MAX_LOGIN_BODY)
     token: object
     next_path = "/"
     if is_json:
@@ -172,3 +218,11 @@ async def log_out(request: Request) -> Response:
 
 def credentials_for(settings: Settings) -> Credentials:
     return Credentials(settings.dashboard_token)
+
+
+def login_limiter_for(settings: Settings) -> TokenBucketLimiter:
+    return TokenBucketLimiter(settings.login_rate_per_minute, burst=LOGIN_BURST)
+
+
+def trusted_origins_for(settings: Settings) -> tuple[str, ...]:
+    return tuple(split_origins(settings.replayer_cors_origins))

@@ -151,7 +151,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not (BUILT_IN / "index.html").is_file():
         pytest.fail("the dashboard is not built: run the tests with ./bardctl test (it builds it)")
     bard = Bard(tmp_path_factory.mktemp("dashboard"), BARD_ENDER_INTERVAL_SECONDS="0.5",
-                BARD_ENDER_GRACE_SECONDS="0.5", BARD_LOG_LEVEL="WARNING")
+                BARD_ENDER_GRACE_SECONDS="0.5", BARD_LOG_LEVEL="WARNING",
+                # Every test signs in again from 127.0.0.1; the limit itself is tested in test_replayer_access.
+                BARD_LOGIN_RATE_PER_MINUTE="6000")
     bard.start()
     try:
         agent = httpx.Client(base_url=f"http://127.0.0.1:{bard.agent_port}", timeout=30)

@@ -32,9 +32,10 @@ def clickhouse_uuid_key(session_id: uuid.UUID) -> tuple[int, int]:
 
 
 @contextlib.asynccontextmanager
-async def open_api(settings: Settings, *, authorized: bool = True, **client_options: object
-                   ) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its real lifespan (pool, ClickHouse clients), requests through httpx's ASGI transport."""
+async def open_api(settings: Settings, *, authorized: bool = True, address: str = "127.0.0.1",
+                   **client_options: object) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its real lifespan (pool, ClickHouse clients), requests through httpx's ASGI transport from
+    the client ``address``."""
     app = create_app(settings)
     async with app.router.lifespan_context(app) as state:
 
@@ -44,7 +45,8 @@ async def open_api(settings: Settings, *, authorized: bool = True, **client_opti
             await app(scope, receive, send)
 
         headers = {"Authorization": f"Bearer {settings.dashboard_token}"} if authorized else {}
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=with_state), base_url="http://testserver",
+        transport = httpx.ASGITransport(app=with_state, client=(address, 50000))  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
                                      headers=headers, **client_options) as client:  # type: ignore[arg-type]
             yield client
 

@@ -11,10 +11,10 @@ import pytest
 
 from agent_api.batches import Batch, parse_app_name, parse_batch
 from agent_api.errors import InvalidRequest, Unauthorized
-from agent_api.rate_limit import TokenBucketLimiter, retry_after_seconds
 from agent_api.storage import pack_messages
 from agent_api.tagging import MAX_LABEL_CHARS, collapse_whitespace
 from agent_api.tokens import TokenAuthority, signing_key
+from bard.rate_limit import TokenBucketLimiter, retry_after_seconds
 from clickhouse.schema import INGEST_NAMES
 from tests import bardrr_events as agent
 

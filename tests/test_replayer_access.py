@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from bard.settings import Settings
 from replayer_api.app import create_app
-from replayer_api.auth import COOKIE_NAME, Credentials
+from replayer_api.auth import COOKIE_NAME, LOGIN_BURST, Credentials
 from replayer_api.cursors import Cursor
 from replayer_api.openapi import OPENAPI
 from tests.replayer_support import (
@@ -112,6 +112,64 @@ async def test_login_form_sets_a_cookie_that_is_enough(settings: Settings, stran
     assert (await stranger.get("/v1/apps")).status_code == 200
     await stranger.get("/logout")
     assert (await stranger.get("/v1/apps")).status_code == 401
+
+
+async def test_sign_in_attempts_are_rate_limited_per_address(settings: Settings, services: object) -> None:
+    async with open_api(settings, authorized=False, address="198.51.100.7") as guesser:
+        answers = [await guesser.post("/login", json={"token": f"guess-{n}"}) for n in range(LOGIN_BURST)]
+        assert [a.status_code for a in answers] == [401] * LOGIN_BURST
+        refused = await guesser.post("/login", json={"token": settings.dashboard_token})  # even the right one
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["parameter"] == "token" and COOKIE_NAME not in refused.cookies
+        form = await guesser.post("/login", data={"token": settings.dashboard_token})
+        assert form.status_code == 429 and "Too many sign-in attempts" in form.text
+    # Each address has its own allowance.
+    async with open_api(settings, authorized=False, address="198.51.100.8") as someone_else:
+        assert (await someone_else.post("/login", json={"token": settings.dashboard_token})).status_code == 200
+
+
+COOKIE_WRITES = [
+    # (id, headers, status): a write authorized by the session cookie, from where the headers say
+    ("own-origin", {"Origin": "http://testserver"}, 201),
+    ("own-page-referer", {"Referer": "http://testserver/funnels/new"}, 201),
+    ("no-browser", {}, 201),
+    ("evil-origin", {"Origin": "http://evil.example"}, 403),
+    ("evil-referer", {"Referer": "http://evil.example/page"}, 403),
+    ("other-port", {"Origin": "http://testserver:8080"}, 403),
+    ("sandboxed-null", {"Origin": "null"}, 403),
+    ("trusted-origin", {"Origin": "https://dash.example"}, 201),
+]
+
+
+@pytest.mark.parametrize(("headers", "status"), [row[1:] for row in COOKIE_WRITES],
+                         ids=[row[0] for row in COOKIE_WRITES])
+async def test_cookie_writes_must_come_from_bards_own_pages(settings: Settings, services: tuple[asyncpg.Pool, Client],
+                                                          headers: dict[str, str], status: int) -> None:
+    pool, _ = services
+    configured = settings.replace(replayer_cors_origins="https://dash.example")
+    async with open_api(configured, authorized=False) as browser:
+        assert (await browser.post("/login", json={"token": settings.dashboard_token})).status_code == 200
+        before = await postgres_snapshot(pool)
+        created = await browser.post("/v1/funnels", json=GOOD_FUNNEL, headers=headers)
+        assert created.status_code == status, created.text
+        dashboard_form = {"funnelName": "F", "sessionFilters": [{}],
+                          "eventSequence": [{"eventType": "click", "textContent": "B"}]}
+        legacy = await browser.post("/api/funnels", json=dashboard_form, headers=headers)
+        assert legacy.status_code in ((200, 201) if status == 201 else (403,)), legacy.text
+        if status == 403:
+            assert created.json()["parameter"] == "Origin"
+            assert await postgres_snapshot(pool) == before
+            # Reads are not writes: the same page may still read.
+            assert (await browser.get("/v1/funnels", headers=headers)).status_code == 200
+        else:
+            deleted = await browser.delete(f"/v1/funnels/{created.json()['id']}", headers=headers)
+            assert deleted.status_code == 204
+
+
+async def test_a_bearer_token_is_not_ambient_so_its_writes_are_not_origin_checked(api: httpx.AsyncClient,
+                                                                                   services: object) -> None:
+    created = await api.post("/v1/funnels", json=GOOD_FUNNEL, headers={"Origin": "http://evil.example"})
+    assert created.status_code == 201
 
 
 async def test_login_json_and_no_open_redirect(settings: Settings, stranger: httpx.AsyncClient) -> None:

@@ -1,4 +1,4 @@
-"""A per-address token bucket for ``/authenticate``, in process.
+"""A per-address token bucket, in process: the agent API's ``/authenticate`` and the replayer API's ``POST /login``.
 
 Each client address may take ``burst`` tokens at once and earns ``rate_per_minute`` back over a minute. Each
 process keeps its own buckets, so behind N processes an address gets up to N times the rate; that is enough
