@@ -39,6 +39,7 @@ from replayer_api.dashboard import Dashboard
 from replayer_api.errors import ApiError, error_response
 from replayer_api.funnel_store import FunnelStore
 from replayer_api.openapi import openapi_document
+from replayer_api.security_headers import SecurityHeaders
 from replayer_api.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ def create_app(settings: Settings, *, clickhouse_clients: int = CLICKHOUSE_CLIEN
                                      allow_methods=["GET", "POST", "PUT", "DELETE"],
                                      allow_headers=["Authorization", "Content-Type"]))
     middleware += [
+        Middleware(SecurityHeaders),
         # Replays are large and repetitive JSON; level 5 keeps the CPU cost of compressing them moderate.
         Middleware(GZipMiddleware, minimum_size=1000, compresslevel=5),
         Middleware(RequireCredentials, credentials=credentials, trusted_origins=trusted_origins_for(settings)),

@@ -205,8 +205,10 @@ async def log_in(request: Request) -> Response:
             return JSONResponse({"error": "token: not the dashboard token", "parameter": "token"}, status_code=401)
         return login_page(next_path, "That is not the dashboard token.", status_code=401)
     response: Response = JSONResponse({"ok": True}) if is_json else RedirectResponse(next_path, status_code=303)
+    # Secure behind TLS, also where a proxy ends it: a forged X-Forwarded-Proto can only make the cookie stricter.
+    behind_tls = request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").lower() == "https"
     response.set_cookie(COOKIE_NAME, credentials.issue_cookie(), max_age=COOKIE_MAX_AGE, httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https", path="/")
+                        samesite="lax", secure=behind_tls, path="/")
     return response
 
 

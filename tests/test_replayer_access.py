@@ -172,6 +172,32 @@ async def test_a_bearer_token_is_not_ambient_so_its_writes_are_not_origin_checke
     assert created.status_code == 201
 
 
+async def test_pages_carry_a_policy_and_every_answer_nosniff(settings: Settings, services: object,
+                                                             tmp_path: Path) -> None:
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "index.html").write_text("<html>dashboard</html>")
+    async with open_api(settings.replace(dashboard_dir=str(build))) as client:
+        for path in ("/", "/sessions/abc", "/login"):
+            page = await client.get(path)
+            policy = page.headers["content-security-policy"]
+            assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, path
+            assert "connect-src 'self'" in policy and "object-src 'none'" in policy, path
+            assert page.headers["x-content-type-options"] == "nosniff", path
+        answer = await client.get("/v1/apps")
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert "content-security-policy" not in answer.headers  # a policy is for documents
+
+
+@pytest.mark.parametrize(("forwarded", "secure"), [("https", True), ("http", False), (None, False)])
+async def test_the_cookie_is_secure_behind_tls(settings: Settings, stranger: httpx.AsyncClient,
+                                               forwarded: str | None, secure: bool) -> None:
+    headers = {"X-Forwarded-Proto": forwarded} if forwarded else {}
+    response = await stranger.post("/login", json={"token": settings.dashboard_token}, headers=headers)
+    assert response.status_code == 200
+    assert ("secure" in response.headers["set-cookie"].lower().split("; ")) is secure
+
+
 async def test_login_json_and_no_open_redirect(settings: Settings, stranger: httpx.AsyncClient) -> None:
     assert (await stranger.post("/login", json={"token": "nope"})).status_code == 401
     assert (await stranger.post("/login", json={})).json()["parameter"] == "token"
