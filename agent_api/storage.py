@@ -34,6 +34,7 @@ answer is 503 and the session row is missing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -153,6 +154,7 @@ class BatchStore:
             async with self._pool.acquire(timeout=self._timeout_seconds) as conn:
                 transaction = conn.transaction()
                 await transaction.start()
+                finished = False  # committed or rolled back (asyncpg's Transaction does not say)
                 try:
                     for position, labels in (await keep_sessions(conn, [p.batch for p in group])).items():
                         group[position].name_clicks(labels)
@@ -169,13 +171,16 @@ class BatchStore:
                             raise result
                         else:
                             confirmed.extend(message)
+                    finished = True  # from here on, rolling back again would only raise
                     if refused:
                         await transaction.rollback()
                     else:
                         await transaction.commit()
                 except BaseException:
-                    if not transaction.is_completed() and not conn.is_closed():
-                        await transaction.rollback()
+                    if not finished and not conn.is_closed():
+                        # The error in hand is the one to report; a rollback that fails too adds nothing to it.
+                        with contextlib.suppress(*POSTGRES_EXCEPTIONS):
+                            await transaction.rollback()
                     raise
                 if refused and confirmed:
                     async with conn.transaction():  # their clicks went out named: nothing to look up again

@@ -673,6 +673,36 @@ async def test_postgresql_down_is_503_with_nothing_published_then_recovers(
     assert [r["event_count"] for r in await session_rows(pg_pool)] == [10, 10]
 
 
+async def test_postgresql_going_away_inside_a_transaction_is_503_then_recovers(
+    api_settings: Settings, pg_pool: asyncpg.Pool, queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart under load cuts connections in the middle of a group's transaction: a 503 naming PostgreSQL,
+    never a 500 (it was: ``'Transaction' object has no attribute 'is_completed'``), and nothing published."""
+    from agent_api import storage
+
+    keep_sessions = storage.keep_sessions
+    async with proxied(5432) as proxy:
+
+        async def cut_inside_the_transaction(conn: asyncpg.Connection, batches: Any) -> Any:
+            await proxy.cut()  # the transaction has begun on this connection; now the server is gone
+            return await keep_sessions(conn, batches)
+
+        settings = api_settings.replace(postgres_url=_with_port(api_settings.postgres_url, proxy.port))
+        async with running(create_app(settings)) as client:
+            token = await token_for(client)
+            monkeypatch.setattr(storage, "keep_sessions", cut_inside_the_transaction)
+            down = await post_record(client, agent.record_body(agent.first_batch()), agent.record_headers(token))
+            assert down.status_code == 503, down.text
+            assert down.json()["dependency"] == "PostgreSQL"
+            assert await queue.count() == 0
+            monkeypatch.setattr(storage, "keep_sessions", keep_sessions)
+            await proxy.start()
+            statuses = await record_until_accepted(client, token, "PostgreSQL")
+            assert statuses[-1] == 200
+    assert await queue.count() == 1
+    assert [r["event_count"] for r in await session_rows(pg_pool)] == [10]
+
+
 async def test_rabbitmq_down_is_503_with_the_session_rolled_back_then_recovers(
     api_settings: Settings, pg_pool: asyncpg.Pool, amqp: aio_pika.abc.AbstractRobustConnection, queue: Queue
 ) -> None:
