@@ -112,7 +112,6 @@ class RequireCredentials:
             response = RedirectResponse("/login?next=" + quote(target, safe=""), status_code=303)
         await response(scope, receive, send)
 
-
     def _from_own_page(self, headers: Headers) -> bool:
         source = headers.get("origin") or headers.get("referer")
         if source is None:
