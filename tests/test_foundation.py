@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from bard import postgres
@@ -87,3 +90,42 @@ def test_unmarked_test_cannot_reach_a_service() -> None:
 
     with pytest.raises(RuntimeError, match="service marker"):
         asyncpg.connect("postgresql://localhost/x")
+
+
+# Settings whose default is derived from another one (the README says how), so no literal can be compared.
+DERIVED_DEFAULTS = {"clickhouse_url", "clickhouse_database"}
+ONLY_LITERALS = re.compile(r"`[^`]*`(, `[^`]*`)*")
+
+
+def readme_settings() -> dict[str, str | None]:
+    """Each ``BARD_*`` variable in the README's settings table, with its default as written where the row gives
+    one literal per variable (else None)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    found: dict[str, str | None] = {}
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`BARD_"):
+            continue
+        names = re.findall(r"`(BARD_[A-Z0-9_]+)`", cells[0])
+        values = re.findall(r"`([^`]*)`", cells[1]) if ONLY_LITERALS.fullmatch(cells[1]) else []
+        for index, name in enumerate(names):
+            found[name] = values[index] if len(values) == len(names) else None
+    return found
+
+
+def written(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def test_the_readme_names_every_setting_with_the_default_the_code_has() -> None:
+    documented = readme_settings()
+    fields = {f"BARD_{name.upper()}": name for name in Settings.__struct_fields__}
+    assert sorted(set(fields) - set(documented)) == [], "settings the README does not name"
+    assert sorted(set(documented) - set(fields)) == [], "README rows for settings that do not exist"
+    defaults = Settings()
+    wrong = {name: (shown, written(getattr(defaults, fields[name])))
+             for name, shown in documented.items()
+             if shown is not None and fields[name] not in DERIVED_DEFAULTS
+             and shown != written(getattr(defaults, fields[name]))}
+    assert wrong == {}, "README default vs the code's"
