@@ -35,6 +35,7 @@ from agent_api.errors import AgentApiError, BodyTooLarge, InvalidRequest, RateLi
 from agent_api.publisher import BatchPublisher
 from agent_api.storage import POSTGRES_EXCEPTIONS, BatchStore
 from agent_api.tokens import TokenAuthority
+from bard.logs import configure_logging
 from bard.rate_limit import TokenBucketLimiter, retry_after_seconds
 from bard.settings import Settings, split_origins, with_secrets
 
@@ -197,5 +198,5 @@ def create_app(settings: Settings) -> Starlette:
 def create_app_from_environ() -> Starlette:
     """The entry point for ``uvicorn --factory`` (one call per worker process)."""
     settings = with_secrets(Settings.from_environ())
-    logging.basicConfig(level=settings.log_level.upper())
+    configure_logging(settings)
     return create_app(settings)

@@ -4,11 +4,10 @@ commands run one part each, as production does (one process per service)."""
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 
 import click
 
+from bard.logs import configure_logging
 from bard.settings import Settings, SettingsError, with_secrets
 from deploy.healthcheck import healthcheck
 
@@ -21,13 +20,7 @@ def _settings() -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # The session ender logs one line per run itself; APScheduler's own two lines per run are noise.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logging(settings)
 
 
 @click.group()
@@ -76,6 +69,7 @@ def agent_api(workers: int) -> None:
         workers=workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        log_config=None,  # uvicorn's loggers reach Bard's handler (bard.logs)
     )
 
 
@@ -89,7 +83,7 @@ def replayer_api() -> None:
     settings = _settings()
     _logging(settings)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.replayer_api_port,
-                log_level=settings.log_level.lower(), access_log=False)
+                log_level=settings.log_level.lower(), access_log=False, log_config=None)
 
 
 @main.command("session-ender")

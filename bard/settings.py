@@ -71,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     consumer_batch_rows: int = 10_000
     consumer_batch_seconds: float = 0.5
     log_level: str = "INFO"
+    # "text", or "json" for one JSON object per line (bard.logs).
+    log_format: str = "text"
 
     def __post_init__(self) -> None:
         for name in ("agent_api_port", "replayer_api_port"):
@@ -85,6 +87,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingsError(f"{env_name(name)} must be positive, got {getattr(self, name)}")
         if self.max_idle_default_ms > self.max_idle_max_ms:
             raise SettingsError("BARD_MAX_IDLE_DEFAULT_MS must not exceed BARD_MAX_IDLE_MAX_MS")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"BARD_LOG_FORMAT must be text or json, got {self.log_format!r}")
         if self.amqp_queue_type not in ("classic", "quorum"):
             raise SettingsError(f"BARD_AMQP_QUEUE_TYPE must be classic or quorum, got {self.amqp_queue_type!r}")
         url = self.clickhouse_url

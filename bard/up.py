@@ -136,7 +136,8 @@ async def _run_parts(settings: Settings, stop: asyncio.Event, parts: contextlib.
     parts.push_async_callback(stop_session_ender, scheduler)  # lets a move in progress finish
 
     running = [
-        _Server(uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on"))
+        _Server(uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on",
+                               log_config=None))
         for _, app, _ in servers
     ]
     tasks = [

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import re
 from pathlib import Path
 
 import pytest
 
 from bard import postgres
+from bard.logs import configure_logging
 from bard.settings import Settings, SettingsError, with_secrets
 from clickhouse.migrations import migrate as migrate_clickhouse
 from clickhouse.schema import MIGRATIONS
@@ -129,3 +133,39 @@ def test_the_readme_names_every_setting_with_the_default_the_code_has() -> None:
              if shown is not None and fields[name] not in DERIVED_DEFAULTS
              and shown != written(getattr(defaults, fields[name]))}
     assert wrong == {}, "README default vs the code's"
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_log_lines_as_json_objects_or_text(log_format: str) -> None:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    out = io.StringIO()
+    try:
+        configure_logging(Settings.from_mapping({"BARD_LOG_FORMAT": log_format}), stream=out)
+        # uvicorn's records carry their message again with terminal colours, which a JSON line leaves out.
+        logging.getLogger("bard.test").info("moved %d sessions", 3, extra={"color_message": "\x1b[36mmoved\x1b[0m"})
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            logging.getLogger("bard.test").exception("a move failed")
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+    if log_format == "text":
+        assert " INFO bard.test: moved 3 sessions" in out.getvalue()
+        return
+    lines = out.getvalue().splitlines()
+    first, second = json.loads(lines[0]), json.loads(lines[1])  # one object per line, the traceback inside
+    assert len(lines) == 2
+    assert {k: first[k] for k in ("level", "logger", "message")} == {
+        "level": "INFO", "logger": "bard.test", "message": "moved 3 sessions"}
+    assert first["time"] and "color_message" not in first
+    assert second["level"] == "ERROR" and "RuntimeError: boom" in second["exc_info"]
+
+
+def test_an_unknown_log_format_is_refused_by_name() -> None:
+    with pytest.raises(SettingsError, match="BARD_LOG_FORMAT"):
+        Settings.from_mapping({"BARD_LOG_FORMAT": "xml"})
