@@ -32,9 +32,9 @@ Public interface:
   -> :class:`FunnelResult` (``entered``; per step :class:`StepResult`: ``completed``, ``dropped``, conversions,
   ``median_ms_from_previous``, ``completed_ids``, ``dropped_ids``). Blocking: call it off the event loop.
   One query per call. Ids are ``uuid.UUID``, ordered by their text (``sorted(ids, key=str)``).
-- :func:`step_sessions` (one step's completed or dropped ids, one page by offset or ``after`` cursor: for
-  ``/v1`` listings); :func:`step_sessions_reached` (the same page, each session a :class:`ReachedSession`
-  with its ``level`` and ``reached_at_ms``, the moments it reached steps 1..level).
+- :func:`step_sessions` (one step's completed or dropped sessions, one page by offset or ``after`` cursor, for
+  ``/v1`` listings: each a :class:`ReachedSession` with its ``session_id``, ``level`` and ``reached_at_ms``, the
+  moments it reached steps 1..level).
 - :func:`compile_funnel` -> :class:`CompiledQuery` (``sql``, ``parameters``): the compiled text, for review;
   :class:`funnels.compiler.FunnelCompiler` builds every query; :mod:`funnels.reference` is the plain-Python
   evaluator the tests hold the queries to; :func:`funnels.evaluation.window_funnel_levels` runs ClickHouse's
@@ -61,7 +61,7 @@ from funnels.definition import (
     validate,
 )
 from funnels.errors import FunnelError, FunnelQueryFailed, InvalidFunnel
-from funnels.evaluation import evaluate_funnel, step_sessions, step_sessions_reached
+from funnels.evaluation import evaluate_funnel, step_sessions
 from funnels.results import AllIds, FunnelResult, IdPage, IdSelection, NoIds, ReachedSession, StepResult
 
 __all__ = [
@@ -93,7 +93,6 @@ __all__ = [
     "from_clean",
     "from_dashboard",
     "step_sessions",
-    "step_sessions_reached",
     "to_clean",
     "to_dashboard",
     "validate",

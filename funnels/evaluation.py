@@ -88,26 +88,10 @@ def step_sessions(
     limit: int = 100,
     offset: int = 0,
     after: uuid.UUID | None = None,
-) -> list[uuid.UUID]:
-    """One page of the sessions that completed (or dropped at) step ``step_number`` (1-based), ordered by
-    ``str(id)``; ``after`` is a cursor (the last id of the previous page) used instead of ``offset``."""
-    reached = step_sessions_reached(client, database, definition, step_number, outcome, extra_filters, limit, offset,
-                                    after)
-    return [session.session_id for session in reached]
-
-
-def step_sessions_reached(
-    client: Client,
-    database: str,
-    definition: FunnelDefinition,
-    step_number: int,
-    outcome: Literal["completed", "dropped"],
-    extra_filters: Sequence[SessionFilter] = (),
-    limit: int = 100,
-    offset: int = 0,
-    after: uuid.UUID | None = None,
 ) -> list[ReachedSession]:
-    """The page :func:`step_sessions` lists, each session with its level and the moments it reached its steps."""
+    """One page of the sessions that completed (or dropped at) step ``step_number`` (1-based), ordered by
+    ``str(id)``, each with its level and the moments it reached its steps; ``after`` is a cursor (the last id of
+    the previous page) used instead of ``offset``."""
     query = FunnelCompiler(definition, database, extra_filters).step_sessions_query(
         step_number, outcome, limit, offset, after
     )

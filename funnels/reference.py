@@ -120,7 +120,7 @@ def reference_step_sessions(
     extra_filters: Sequence[SessionFilter] = (),
 ) -> list[ReachedSession]:
     """Every session that completed (``level >= step_number``) or dropped at (``level == step_number - 1``) one
-    step, in ``str(id)`` order, with its level and moments: what the pages of ``step_sessions_reached`` add up to."""
+    step, in ``str(id)`` order, with its level and moments: what the pages of ``step_sessions`` add up to."""
     reached = reached_moments(definition, sessions, events, extra_filters)
     return [
         ReachedSession(session_id=sid, level=len(times), reached_at_ms=times)

@@ -13,7 +13,7 @@ from funnels import (
     ReachedSession,
     SessionFilter,
     evaluate_funnel,
-    step_sessions_reached,
+    step_sessions,
 )
 from replayer_api.parameters import iso_ms
 from replayer_api.warehouse import Warehouse
@@ -29,7 +29,7 @@ async def one_step_sessions(warehouse: Warehouse, database: str, definition: Fun
                             limit: int, after: uuid.UUID | None) -> list[ReachedSession]:
     """One page of a step's completed or dropped sessions, each with its level and the moments it reached its
     steps."""
-    return await warehouse.call(lambda client: step_sessions_reached(
+    return await warehouse.call(lambda client: step_sessions(
         client, database, definition, step_number, outcome, extra_filters, limit=limit, after=after))
 
 

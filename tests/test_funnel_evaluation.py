@@ -36,7 +36,6 @@ from funnels import (
     evaluate_funnel,
     from_dashboard,
     step_sessions,
-    step_sessions_reached,
 )
 from funnels.evaluation import window_funnel_levels
 from funnels.reference import (
@@ -67,6 +66,10 @@ HOSTILE = [
     "\t\n\r",
     "x" * 10_000,
 ]
+
+
+def session_ids(page: list[ReachedSession]) -> list[uuid.UUID]:
+    return [listed.session_id for listed in page]
 
 
 def database(settings: Settings) -> str:
@@ -121,7 +124,7 @@ def assert_moments_agree(
     for step_number in steps if steps is not None else range(1, len(definition.steps) + 1):
         for outcome in ("completed", "dropped"):
             expected = reference_step_sessions(definition, sessions, events, step_number, outcome, extra_filters)
-            listed = step_sessions_reached(ch, db, definition, step_number, outcome, extra_filters, limit=10_000)
+            listed = step_sessions(ch, db, definition, step_number, outcome, extra_filters, limit=10_000)
             assert msgspec.to_builtins(listed) == msgspec.to_builtins(expected), (step_number, outcome)
 
 
@@ -171,7 +174,7 @@ def test_semantics_case(ch: Client, settings: Settings, steps, window, events, r
         assert (target.session_id in step.dropped_ids) == (index == level)
     # The listing of the step it dropped at (or of the last step it completed) tells when it got where it got.
     step_number, outcome = (level + 1, "dropped") if level < len(steps) else (level, "completed")
-    listed = step_sessions_reached(ch, database(settings), definition, step_number, outcome)
+    listed = step_sessions(ch, database(settings), definition, step_number, outcome)
     assert [s for s in listed if s.session_id == target.session_id] == [
         ReachedSession(target.session_id, level, [BASE_MS + offset for offset in reached])
     ]
@@ -305,13 +308,13 @@ def test_pages_and_cursors_walk_every_id_once(ch: Client, settings: Settings) ->
             by_offset = [
                 sid
                 for offset in range(0, 60, 10)
-                for sid in step_sessions(ch, db, definition, index + 1, outcome, (), 10, offset)
+                for sid in session_ids(step_sessions(ch, db, definition, index + 1, outcome, (), 10, offset))
             ]
             assert by_offset == ids
             walked: list[uuid.UUID] = []
             cursor = None
             while True:
-                page = step_sessions(ch, db, definition, index + 1, outcome, (), 9, after=cursor)
+                page = session_ids(step_sessions(ch, db, definition, index + 1, outcome, (), 9, after=cursor))
                 if not page:
                     break
                 walked += page
@@ -319,7 +322,7 @@ def test_pages_and_cursors_walk_every_id_once(ch: Client, settings: Settings) ->
             assert walked == ids
             reached: list[ReachedSession] = []
             cursor = None
-            while page := step_sessions_reached(ch, db, definition, index + 1, outcome, (), 8, after=cursor):
+            while page := step_sessions(ch, db, definition, index + 1, outcome, (), 8, after=cursor):
                 reached += page
                 cursor = page[-1].session_id
             assert reached == reference_step_sessions(definition, sessions, events, index + 1, outcome)
