@@ -7,14 +7,16 @@ data directory with a fresh chDB):
 
 - ``bard migrate``; ``bard agent-api --workers W`` (uvicorn worker processes); ``bard consumer`` (the embedded
   consumer and chDB, one process, as in ``bard up``);
-- this process: N simulated agents, each one session on its own keep-alive connection, sending 10-event batches
-  at ``--rate`` events/s, the first batch with Meta and a FullSnapshot of tens of KB (``--snapshot-products``),
-  later ones mouse moves and scrolls with a marked button click, a custom event and a console error now and
-  then, and in every third batch a click the agent left unmarked (on the link, or on a plain node), which the
-  agent API looks up in PostgreSQL. The agents start at random moments of the first ``--ramp`` seconds (real
-  users do not all open the page in the same instant), then the load runs ``--duration`` seconds more at its
-  full rate; at most ``--max-batches`` per agent. Each agent gets its token from ``/authenticate`` first (the
-  bench raises ``BARD_AUTHENTICATE_RATE_PER_MINUTE``: every agent comes from 127.0.0.1).
+- this process: N simulated agents, each one session on keep-alive connections of its own, sending 10-event
+  batches at ``--rate`` events/s, open loop (each batch leaves when it is due, answered or not, and its latency
+  is timed from then: see ``send_batches``). The first batch carries Meta and a FullSnapshot of tens of KB
+  (``--snapshot-products``); later ones mouse moves and scrolls with a marked button click, a custom event and
+  a console error now and then, and in every third batch a click the agent left unmarked (on the link, or on a
+  plain node), which the agent API looks up in PostgreSQL. The agents start at random moments of the first
+  ``--ramp`` seconds (real users do not all open the page in the same instant), then the load runs
+  ``--duration`` seconds more at its full rate; at most ``--max-batches`` per agent. Each agent gets its token
+  from ``/authenticate`` first (the bench raises ``BARD_AUTHENTICATE_RATE_PER_MINUTE``: every agent comes from
+  127.0.0.1).
 
 When the load ends, the bench waits until the queue is empty, reads the peak memory of the processes, stops the
 consumer (which inserts what it holds), then opens the chDB directory itself and reports:
@@ -100,13 +102,16 @@ class Load:
     events_accepted: int = 0
     accepted_after_ramp: int = 0
     batches_sent: int = 0
-    started: float = 0.0
-    started_perf: float = 0.0  # the same moment on perf_counter's clock
+    started: float = 0.0  # perf_counter's clock, as every moment of the load
     ended: float = 0.0
     cpu_seconds: float = 0.0  # the load generator's own CPU time
     system_seconds: float = 0.0  # the part of it in the kernel (sockets)
     # How late the generator's own event loop wakes a 5 ms timer: what it adds to the latencies it measures.
     loop_lag_ms: list[float] = field(default_factory=list)
+    # How late each batch was, from when it was due: until its task ran (the generator's event loop behind), and
+    # until its bytes were written (that, plus waiting for a free connection of the agent's and opening one).
+    start_late_ms: list[float] = field(default_factory=list)
+    write_late_ms: list[float] = field(default_factory=list)
 
 
 def arguments() -> argparse.Namespace:
@@ -136,6 +141,10 @@ def arguments() -> argparse.Namespace:
                         help="the agents' HTTP client (see above)")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                         help="the load generator's event loop")
+    parser.add_argument("--schedule", choices=("open", "closed"), default="open",
+                        help="open loop, latency from when each batch was due; or closed loop (see send_batches)")
+    parser.add_argument("--connections", type=int, default=6,
+                        help="connections each agent may open at once in the open loop (a browser's 6 per host)")
     parser.add_argument("--events", type=int, default=200_000, help="events to preload with --consumer-only")
     return parser.parse_args()
 
@@ -268,26 +277,35 @@ class LeanConnection(asyncio.Protocol):
 
 
 class LeanAgentClient:
-    """An agent's requests over a :class:`LeanConnection`, reconnecting when the server closed it."""
+    """An agent's requests over :class:`LeanConnection` s: one per request in flight, up to ``connections``
+    (a browser opens at most 6 to one host), each kept alive and reopened when the server closed it. A request
+    that finds them all busy waits for one, and that wait counts in its latency."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, connections: int = 6) -> None:
         self._host, self._port = host, port
-        self._connection: LeanConnection | None = None
+        self._idle: list[LeanConnection] = []
+        self._free = asyncio.Semaphore(connections)
 
-    async def send(self, head: bytes, body: bytes = b"") -> Answer:
-        if self._connection is None or not self._connection.is_open:
-            self._connection = await LeanConnection.open(self._host, self._port)
-        try:
-            async with asyncio.timeout(30):
-                return await self._connection.request(head, body)
-        except (ConnectionError, TimeoutError) as exc:
-            self._connection.close()
-            self._connection = None
-            return Answer(type(exc).__name__)
+    async def send(self, head: bytes, body: bytes = b"", on_write: Any = None) -> Answer:
+        async with self._free:
+            connection = self._idle.pop() if self._idle else None
+            try:
+                if connection is None or not connection.is_open:
+                    connection = await LeanConnection.open(self._host, self._port)
+                if on_write is not None:
+                    on_write()
+                async with asyncio.timeout(30):
+                    answer = await connection.request(head, body)
+            except (ConnectionError, TimeoutError) as exc:
+                if connection is not None:
+                    connection.close()
+                return Answer(type(exc).__name__)
+            self._idle.append(connection)
+            return answer
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
+        for connection in self._idle:
+            connection.close()
 
 
 def request_head(method: str, path: str, host: str, headers: dict[str, str], length: int | None = None) -> bytes:
@@ -300,15 +318,16 @@ def request_head(method: str, path: str, host: str, headers: dict[str, str], len
 async def lean_agent(base: str, args: argparse.Namespace, load: Load, deadline: float, app_name: str) -> None:
     host_port = base.removeprefix("http://")
     host, _, port = host_port.partition(":")
-    client = LeanAgentClient(host, int(port))
+    client = LeanAgentClient(host, int(port), connections=1 if args.schedule == "closed" else args.connections)
     await start_moment(args)
     try:
         answer = await client.send(request_head("GET", "/authenticate", host_port, {}))
         token = json.loads(answer.body)["accessToken"]
         headers = bardrr.record_headers(token, app_name)
 
-        async def post(body: bytes) -> Answer:
-            return await client.send(request_head("POST", "/record", host_port, headers, len(body)), body)
+        async def post(body: bytes, on_write: Any) -> Answer:
+            head = request_head("POST", "/record", host_port, headers, len(body))
+            return await client.send(head, body, on_write)
 
         await send_batches(post, args, load, deadline)
     finally:
@@ -322,7 +341,8 @@ async def aiohttp_agent(http: aiohttp.ClientSession, base: str, args: argparse.N
         token = (await answer.json())["accessToken"]
     headers = bardrr.record_headers(token, app_name)
 
-    async def post(body: bytes) -> Answer:
+    async def post(body: bytes, on_write: Any) -> Answer:
+        on_write()  # aiohttp tells no moment of writing: this is when the request was handed to it
         try:
             async with http.post(f"{base}/record", data=body, headers=headers) as answer:
                 await answer.read()
@@ -342,23 +362,35 @@ async def start_moment(args: argparse.Namespace) -> None:
 
 
 async def send_batches(post: Any, args: argparse.Namespace, load: Load, deadline: float) -> None:
-    """One agent's session: a batch every ``10 / rate`` seconds until the deadline."""
+    """One agent's session: batch n is due ``n * 10 / rate`` seconds after the first, until the deadline.
+
+    Open loop (``--schedule open``, the default): each batch leaves when it is due, whether or not the earlier
+    ones were answered (on another connection of the agent's, as a browser does), and its latency is timed from
+    when it was due, as wrk2 does: a stall of the server counts for every batch that was due during it, not
+    for the one request that happened to be waiting (coordinated omission). A generator that falls behind
+    sends what is due at once, and how late it was is reported on its own.
+
+    Closed loop (``--schedule closed``, how this bench measured before): the agent waits for each answer
+    before it sends the next batch, a late agent skips ahead rather than catching up, and latency is timed from
+    the send. It hides a server's stalls; it is kept to measure how much."""
     session = str(uuid.uuid4())
     interval = EVENTS_PER_BATCH / args.rate
-    next_at = time.monotonic()
-    for n in range(args.max_batches):
-        pause = next_at - time.monotonic()
-        if pause > 0:
-            await asyncio.sleep(pause)
-        if time.monotonic() >= deadline:
-            return
+    first_due = time.perf_counter()
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def one(n: int, due: float) -> None:
+        started = time.perf_counter()
         now = bardrr.now_ms()
         events = first_batch(now, args.snapshot_products) if n == 0 else later_batch(now, n)
         body = msgspec.json.encode(bardrr.record_body(events, session))
-        sent = time.perf_counter()
-        answer = await post(body)
-        load.latencies_ms.append((time.perf_counter() - sent) * 1000)
-        sent_s = sent - load.started_perf
+        written = [started]
+        answer = await post(body, lambda: written.__setitem__(0, time.perf_counter()))
+        answered = time.perf_counter()
+        timed_from = due if args.schedule == "open" else written[0]
+        load.latencies_ms.append((answered - timed_from) * 1000)
+        load.start_late_ms.append((started - due) * 1000)
+        load.write_late_ms.append((written[0] - due) * 1000)
+        sent_s = due - load.started
         load.sent_s.append(sent_s)
         for name, value in server_timing(answer.timing):
             if name == "record":
@@ -372,8 +404,24 @@ async def send_batches(post: Any, args: argparse.Namespace, load: Load, deadline
             load.events_accepted += len(events)
             if sent_s >= args.ramp:
                 load.accepted_after_ramp += len(events)
-        # Keep the schedule, but a late agent does not burst to catch up.
-        next_at = max(next_at + interval, time.monotonic() - interval)
+
+    due = first_due
+    for n in range(args.max_batches):
+        pause = due - time.perf_counter()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        if time.perf_counter() >= deadline:
+            break
+        if args.schedule == "open":
+            task = asyncio.create_task(one(n, due))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            due += interval
+        else:
+            await one(n, time.perf_counter())
+            due = max(due + interval, time.perf_counter() - interval)
+    # Every batch that was due is answered (or times out) before the load ends: none is left out of the tail.
+    await asyncio.gather(*in_flight)
 
 
 def server_timing(header: str) -> list[tuple[str, float]]:
@@ -389,7 +437,7 @@ def server_timing(header: str) -> list[tuple[str, float]]:
 
 
 async def watch_loop_lag(load: Load, deadline: float) -> None:
-    while time.monotonic() < deadline:
+    while time.perf_counter() < deadline:
         asked = time.perf_counter()
         await asyncio.sleep(0.005)
         load.loop_lag_ms.append((time.perf_counter() - asked) * 1000 - 5)
@@ -398,17 +446,17 @@ async def watch_loop_lag(load: Load, deadline: float) -> None:
 async def generate(args: argparse.Namespace, base: str) -> Load:
     load = Load()
     cpu_before, system_before = time.process_time(), os.times().system
-    load.started, load.started_perf = time.monotonic(), time.perf_counter()
+    load.started = time.perf_counter()
     deadline = load.started + args.ramp + args.duration
     apps = [f"bench-{i % 5}" for i in range(args.agents)]
     ticker = asyncio.create_task(watch_loop_lag(load, deadline))
     if args.client == "lean":
         await asyncio.gather(*(lean_agent(base, args, load, deadline, app) for app in apps))
     else:
-        connector = aiohttp.TCPConnector(limit=args.agents)
+        connector = aiohttp.TCPConnector(limit=args.agents * (1 if args.schedule == "closed" else args.connections))
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
             await asyncio.gather(*(aiohttp_agent(http, base, args, load, deadline, app) for app in apps))
-    load.ended = time.monotonic()
+    load.ended = time.perf_counter()
     await ticker
     load.cpu_seconds = time.process_time() - cpu_before
     load.system_seconds = os.times().system - system_before
@@ -495,6 +543,11 @@ def p99_by_window(load: Load, window_s: float) -> list[float]:
     for sent, latency in zip(load.sent_s, load.latencies_ms, strict=True):
         windows.setdefault(int(sent // window_s), []).append(latency)
     return [round(quantile(windows[w], 0.99), 1) for w in sorted(windows)]
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"p50": round(quantile(values, 0.5), 2), "p99": round(quantile(values, 0.99), 2),
+            "max": round(max(values, default=float("nan")), 2)}
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -643,7 +696,10 @@ def main() -> None:
             load_end_ms = time.time() * 1000
             drain_s = asyncio.run(wait_drained(env["BARD_AMQP_URL"], env["BARD_AMQP_QUEUE"], args.drain_timeout))
             consumer_rss = peak_rss_mb(consumer.pid)
-            api_rss = max([peak_rss_mb(pid) for pid in children(api.pid)] or [peak_rss_mb(api.pid)])
+            worker_rss = [peak_rss_mb(pid) for pid in children(api.pid)]
+            api_rss = max(worker_rss or [peak_rss_mb(api.pid)])
+            # Every process of Bard's (the peaks need not coincide, so this is an upper bound)
+            total_rss = sum(worker_rss) + peak_rss_mb(api.pid) + (0 if args.up else peak_rss_mb(consumer.pid))
             consumer_exit = stop(consumer)
             stop(api)
             warehouse = read_warehouse(data_dir)
@@ -665,6 +721,8 @@ def main() -> None:
                           "loop_lag_ms": {"p50": round(quantile(load.loop_lag_ms, 0.5), 2),
                                           "p99": round(quantile(load.loop_lag_ms, 0.99), 2),
                                           "max": round(max(load.loop_lag_ms, default=float("nan")), 2)}},
+        # How late the generator itself was: behind it, a latency measures the generator, not Bard.
+        "generator_late_ms": {"task_start": spread(load.start_late_ms), "request_written": spread(load.write_late_ms)},
         "statuses": {str(k): v for k, v in load.statuses.items()},
         "accepted_events": load.events_accepted,
         "accepted_per_s": round(load.events_accepted / seconds, 1),
@@ -692,7 +750,8 @@ def main() -> None:
         "last_insert_after_load_s": round((warehouse["last_inserted_ms"] - load_end_ms) / 1000, 2),
         "broken_messages": warehouse["broken"],
         "conversion_events": warehouse["tagged"],
-        "peak_rss_mb": {"consumer": round(consumer_rss, 1), "agent_api_worker": round(api_rss, 1)},
+        "peak_rss_mb": {"consumer": round(consumer_rss, 1), "agent_api_worker": round(api_rss, 1),
+                        "all_of_bard": round(total_rss, 1)},
         "consumer_exit_code": consumer_exit,
     }
     if args.json:
@@ -706,10 +765,16 @@ def main() -> None:
           f"{generator['us_per_batch']} us CPU per batch (building it included), "
           f"{generator['kernel_share']:.0%} of it in the kernel; its own event loop late by p50 "
           f"{generator['loop_lag_ms']['p50']} ms, p99 {generator['loop_lag_ms']['p99']} ms")
+    late = report["generator_late_ms"]
+    print(f"batches late from when due ({args.schedule} loop): task started p50 {late['task_start']['p50']} ms, "
+          f"p99 {late['task_start']['p99']} ms, max {late['task_start']['max']} ms; request written p50 "
+          f"{late['request_written']['p50']} ms, p99 {late['request_written']['p99']} ms, max "
+          f"{late['request_written']['max']} ms")
     print(f"accepted: {load.events_accepted} events, {report['accepted_per_s']:.0f} events/s; "
           f"answers {report['statuses']}")
     lat = report["record_latency_ms"]
-    print(f"/record latency ms: p50 {lat['p50']}, p99 {lat['p99']}, max {lat['max']}")
+    timed_from = "from when due" if args.schedule == "open" else "from the send"
+    print(f"/record latency ms ({timed_from}): p50 {lat['p50']}, p99 {lat['p99']}, max {lat['max']}")
     steady = report["after_ramp"]
     print(f"  after the {args.ramp:g} s ramp ({steady['requests']} requests, {steady['accepted_per_s']:.0f} events/s "
           f"accepted): client p50 {steady['client_ms']['p50']}, p99 {steady['client_ms']['p99']}; inside p50 "
@@ -731,7 +796,8 @@ def main() -> None:
     print(f"accepted -> queryable lag ms: p50 {lag['p50']}, p99 {lag['p99']}, max {lag['max']}")
     print(f"queue empty {report['queue_drained_after_load_s']} s after the load ended")
     print(f"peak RSS MB: consumer {report['peak_rss_mb']['consumer']}, "
-          f"agent API worker {report['peak_rss_mb']['agent_api_worker']}")
+          f"agent API worker {report['peak_rss_mb']['agent_api_worker']}, all of Bard's processes at most "
+          f"{report['peak_rss_mb']['all_of_bard']}")
 
 
 if __name__ == "__main__":
