@@ -32,7 +32,7 @@ def main() -> None:
 
 @main.command()
 def up() -> None:
-    """Run every part in one process on the embedded defaults."""
+    """Run every part on the embedded defaults: one process, and the agent API's workers."""
     from bard.up import run_all
 
     settings = _settings()
@@ -54,13 +54,15 @@ def migrate() -> None:
 
 
 @main.command("agent-api")
-@click.option("--workers", default=1, show_default=True, help="processes to serve with")
-def agent_api(workers: int) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="processes to serve with  [default: BARD_AGENT_API_WORKERS, 2]")
+def agent_api(workers: int | None) -> None:
     """Serve the agent API (bardrr's /authenticate and /record)."""
     import uvicorn
 
     settings = _settings()
     _logging(settings)
+    workers = workers or max(1, settings.agent_api_workers)
     uvicorn.run(
         "agent_api.app:create_app_from_environ",
         factory=True,

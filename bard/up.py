@@ -2,12 +2,15 @@
 
 ``bard up`` runs, on the embedded defaults: the agent API, the replayer API, the session ender, and in
 embedded mode the consumer that plays ClickHouse's RabbitMQ engine (in server mode the engine consumes the queue
-itself). Production runs one part per process instead (``bard agent-api``, ``bard consumer``, ...).
+itself). The agent API, which needs no ClickHouse, is served by ``BARD_AGENT_API_WORKERS`` processes of its own
+(:mod:`bard.workers`); everything else shares this process and its event loop, chDB included (one process may
+open a chDB directory). Production runs one part per process instead (``bard agent-api``, ``bard consumer``, ...).
 
-Stopping (SIGINT or SIGTERM) goes from the edge inwards: the HTTP servers stop accepting and finish their
-requests, so no batch is accepted after its consumer is gone; then the consumer inserts what it was
-delivered (and requeues what ClickHouse will not take); then the session ender; then the connections close.
-A part that stops on its own (a server that cannot start, a consumer that crashed) stops the others.
+Stopping (SIGINT or SIGTERM) goes from the edge inwards: the HTTP servers and the agent API's workers stop
+accepting and finish their requests, so no batch is accepted after its consumer is gone; then the consumer
+inserts what it was delivered (and requeues what ClickHouse will not take); then the session ender; then the
+connections close. A part that stops on its own (a server that cannot start, a consumer that crashed, a worker
+that keeps dying) stops the others.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from agent_api.app import create_app as create_agent_app
 from bard import postgres
 from bard.broker import declare_topology
 from bard.settings import Settings, SettingsError, env_name
+from bard.workers import AgentWorkers
 from clickhouse.client import client_for, create_client
 from clickhouse.consumer import Consumer
 from clickhouse.migrations import migrate as migrate_clickhouse
@@ -110,12 +114,15 @@ async def run_all(settings: Settings) -> None:
 
 async def _run_parts(settings: Settings, stop: asyncio.Event, parts: contextlib.AsyncExitStack) -> None:
     # Everything registered on ``parts`` is undone in reverse order after the servers have stopped.
+    agent_sock = _listen(settings, "agent_api_port")
+    parts.callback(agent_sock.close)
+    replayer_sock = _listen(settings, "replayer_api_port")
+    parts.callback(replayer_sock.close)
     servers: list[tuple[str, Starlette, socket.socket]] = [
-        ("agent API", create_agent_app(settings), _listen(settings, "agent_api_port")),
-        ("replayer API", create_replayer_app(settings), _listen(settings, "replayer_api_port")),
+        ("replayer API", create_replayer_app(settings), replayer_sock),
     ]
-    for _, _, sock in servers:
-        parts.callback(sock.close)
+    if settings.agent_api_workers == 0:  # served from this process, on its event loop
+        servers.append(("agent API", create_agent_app(settings), agent_sock))
 
     watched: list[asyncio.Task[Any]] = []  # parts whose end, unasked, ends ``bard up``
     if settings.mode == "embedded":
@@ -135,6 +142,9 @@ async def _run_parts(settings: Settings, stop: asyncio.Event, parts: contextlib.
     scheduler = start_session_ender(settings, pool, ender_client)
     parts.push_async_callback(stop_session_ender, scheduler)  # lets a move in progress finish
 
+    # Started last, once everything in this process serves: a worker's first answer means Bard is up.
+    workers = AgentWorkers(settings, agent_sock, settings.agent_api_workers) if settings.agent_api_workers else None
+
     running = [
         _Server(uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on",
                                log_config=None))
@@ -148,12 +158,17 @@ async def _run_parts(settings: Settings, stop: asyncio.Event, parts: contextlib.
     try:
         await _wait_started(running, [*tasks, *watched], stopped)
         if all(server.started for server in running):
-            print(_banner(settings, [(name, _url(settings, sock)) for name, _, sock in servers],
-                          has_consumer=settings.mode == "embedded"), flush=True)
+            if workers is not None:
+                await workers.start()
+                watched.append(asyncio.create_task(workers.wait(), name="bard agent API workers"))
+            urls = [("agent API", _url(settings, agent_sock)), ("replayer API", _url(settings, replayer_sock))]
+            print(_banner(settings, urls, has_consumer=settings.mode == "embedded"), flush=True)
             await asyncio.wait([*tasks, *watched, stopped], return_when=asyncio.FIRST_COMPLETED)
     finally:
         for server in running:
             server.should_exit = True
+        if workers is not None:
+            await workers.stop()  # before the consumer stops: every accepted batch is published by then
         await asyncio.gather(*tasks, return_exceptions=True)
         stopped.cancel()
         for task in watched:
