@@ -1,9 +1,10 @@
 """The agent API as a Starlette app: ``create_app(settings)``; ``create_app_from_environ`` for uvicorn.
 
 Routes (the bardrr 2.3.1 contract, see DESIGN.md): ``GET /authenticate`` -> ``{"accessToken"}``,
-``POST /record`` (a batch of rrweb events), ``GET /healthz`` (alive) and ``GET /readyz`` (PostgreSQL and
-RabbitMQ reachable). The PostgreSQL pool and the RabbitMQ publisher open in the lifespan and reach handlers
-through ``request.state``; accepted batches are kept by :class:`agent_api.storage.BatchStore` (the upsert
+``POST /record`` (a batch of rrweb events), ``GET /healthz`` (alive), ``GET /readyz`` (PostgreSQL and
+RabbitMQ reachable) and ``GET /metrics`` (Prometheus; open like ``/healthz``, :mod:`bard.metrics` says why).
+The PostgreSQL pool and the RabbitMQ publisher open in the lifespan and reach handlers through
+``request.state``; accepted batches are kept by :class:`agent_api.storage.BatchStore` (the upsert
 and the publish as one unit, concurrent batches grouped).
 
 The checks of ``/record`` run cheapest first, and none writes anything: declared size (413), token (401),
@@ -36,6 +37,7 @@ from agent_api.publisher import BatchPublisher
 from agent_api.storage import POSTGRES_EXCEPTIONS, BatchStore
 from agent_api.tokens import TokenAuthority
 from bard.logs import configure_logging
+from bard.metrics import RequestMetrics, metrics
 from bard.rate_limit import TokenBucketLimiter, retry_after_seconds
 from bard.settings import Settings, split_origins, with_secrets
 
@@ -173,14 +175,17 @@ def create_app(settings: Settings) -> Starlette:
             await publisher.close()
             await pg_pool.close()
 
+    routes = [
+        Route("/authenticate", authenticate, methods=["GET"]),
+        Route("/record", record, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
     return Starlette(
-        routes=[
-            Route("/authenticate", authenticate, methods=["GET"]),
-            Route("/record", record, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-        ],
+        routes=routes,
         middleware=[
+            Middleware(RequestMetrics, api="agent", routes=routes),
             Middleware(
                 CORSMiddleware,
                 allow_origins=split_origins(settings.agent_cors_origins),

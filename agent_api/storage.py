@@ -23,6 +23,9 @@ confirms most of a ``/record``'s time (BENCHMARKS.md); measured again against on
 takes ~12 % less CPU per batch and is what keeps the p99 under the floor. The rows are the same JSONEachRow
 rows, each with its batch's id, so a reader cannot tell how they travelled.
 
+Metrics (Prometheus, see :mod:`bard.metrics`): batches and events accepted, batches refused by dependency, and
+groups stored, counted once a group's outcome is known.
+
 Groups are as large as the load makes them: ``workers`` (``BARD_AGENT_STORE_WORKERS``, 1 by default) groups are
 in flight at once per process, and fewer workers make larger groups, so fewer transactions and messages.
 
@@ -41,10 +44,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import asyncpg
+from prometheus_client import Counter
 
 from agent_api.batches import Batch
 from agent_api.errors import DependencyUnavailable
-from agent_api.publisher import BatchPublisher
+from agent_api.publisher import RABBITMQ, BatchPublisher
 from agent_api.sessions import keep_sessions
 
 log = logging.getLogger(__name__)
@@ -65,6 +69,16 @@ POSTGRES_EXCEPTIONS = (
     OSError,
     TimeoutError,
 )
+
+BATCHES_ACCEPTED = Counter("bard_agent_api_batches_accepted_total",
+                           "Batches kept: published, confirmed by RabbitMQ, their sessions committed (answered 2xx)")
+EVENTS_ACCEPTED = Counter("bard_agent_api_events_accepted_total", "Events in the batches accepted")
+BATCHES_REFUSED = Counter("bard_agent_api_batches_refused_total",
+                          "Batches answered 503, by the dependency that failed", ["dependency"])
+GROUPS_STORED = Counter("bard_agent_api_groups_stored_total",
+                        "Groups of batches stored together (one transaction each); batches / groups is the grouping")
+for _dependency in (POSTGRESQL, RABBITMQ):
+    BATCHES_REFUSED.labels(_dependency)  # present at 0 from the start, so that rate() sees the first refusal
 
 
 @dataclass(slots=True)
@@ -148,6 +162,7 @@ class BatchStore:
     async def _store_group(self, group: list[_Pending]) -> None:
         self.groups_stored += 1
         self.batches_stored += len(group)
+        GROUPS_STORED.inc()
         confirmed: list[_Pending] = []
         refused: list[tuple[_Pending, DependencyUnavailable]] = []
         try:
@@ -187,9 +202,15 @@ class BatchStore:
                         await keep_sessions(conn, [replace(p.batch, open_clicks=[]) for p in confirmed])
         except POSTGRES_EXCEPTIONS as exc:
             log.warning("storing %d batch(es) failed in PostgreSQL: %r", len(group), exc)
+            BATCHES_REFUSED.labels(POSTGRESQL).inc(len(group))
             for pending in group:
                 pending.settle(DependencyUnavailable(POSTGRESQL, type(exc).__name__))
             return
+        if confirmed:
+            BATCHES_ACCEPTED.inc(len(confirmed))
+            EVENTS_ACCEPTED.inc(sum(len(p.batch.timestamps) for p in confirmed))
+        if refused:
+            BATCHES_REFUSED.labels(RABBITMQ).inc(len(refused))
         for pending in confirmed:
             pending.settle(None)
         for pending, error in refused:

@@ -1,5 +1,9 @@
 """The ``bard`` command: ``bard up`` runs everything in one process on the embedded defaults; the other
-commands run one part each, as production does (one process per service)."""
+commands run one part each, as production does (one process per service).
+
+Nothing here imports prometheus_client, nor a module that does, before the command has run: ``bard up`` and
+``bard agent-api`` serve from several processes and set up the metrics directory they share first
+(:mod:`bard.metrics_directory`); the commands that run one process keep their metrics in memory."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import asyncio
 import click
 
 from bard.logs import configure_logging
+from bard.metrics_directory import shared_metrics_directory
 from bard.settings import Settings, SettingsError, with_secrets
 from deploy.healthcheck import healthcheck
 
@@ -33,14 +38,15 @@ def main() -> None:
 @main.command()
 def up() -> None:
     """Run every part on the embedded defaults: one process, and the agent API's workers."""
-    from bard.up import run_all
-
     settings = _settings()
     _logging(settings)
-    try:
-        asyncio.run(run_all(settings))
-    except SettingsError as exc:  # e.g. a port in use: say which setting, without a traceback
-        raise click.ClickException(str(exc)) from None
+    with shared_metrics_directory():
+        from bard.up import run_all
+
+        try:
+            asyncio.run(run_all(settings))
+        except SettingsError as exc:  # e.g. a port in use: say which setting, without a traceback
+            raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -63,16 +69,18 @@ def agent_api(workers: int | None) -> None:
     settings = _settings()
     _logging(settings)
     workers = workers or max(1, settings.agent_api_workers)
-    uvicorn.run(
-        "agent_api.app:create_app_from_environ",
-        factory=True,
-        host=settings.host,
-        port=settings.agent_api_port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        log_config=None,  # uvicorn's loggers reach Bard's handler (bard.logs)
-    )
+    # uvicorn restarts a worker that dies; the agent API has no live gauge, so nothing needs forgetting then.
+    with shared_metrics_directory():
+        uvicorn.run(
+            "agent_api.app:create_app_from_environ",
+            factory=True,
+            host=settings.host,
+            port=settings.agent_api_port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            log_config=None,  # uvicorn's loggers reach Bard's handler (bard.logs)
+        )
 
 
 @main.command("replayer-api")
@@ -90,22 +98,29 @@ def replayer_api() -> None:
 
 @main.command("session-ender")
 def session_ender() -> None:
-    """Move expired sessions from PostgreSQL to ClickHouse, on a schedule."""
+    """Move expired sessions from PostgreSQL to ClickHouse, on a schedule; metrics on BARD_ENDER_METRICS_PORT."""
     from session_ender.service import run
 
     settings = _settings()
     _logging(settings)
-    asyncio.run(run(settings))
+    try:
+        asyncio.run(run(settings))
+    except SettingsError as exc:  # the metrics port in use
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
 def consumer() -> None:
-    """Consume Bard's queue into ClickHouse (for a ClickHouse without the RabbitMQ engine)."""
+    """Consume Bard's queue into ClickHouse (for a ClickHouse without the RabbitMQ engine); metrics on
+    BARD_CONSUMER_METRICS_PORT."""
     from clickhouse.consumer import run
 
     settings = _settings()
     _logging(settings)
-    asyncio.run(run(settings))
+    try:
+        asyncio.run(run(settings))
+    except SettingsError as exc:  # the metrics port in use
+        raise click.ClickException(str(exc)) from None
 
 
 main.add_command(healthcheck)

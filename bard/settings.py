@@ -68,17 +68,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ender_grace_seconds: float = 10.0
     # Each ClickHouse insert costs a part; 5000 moves 100 k sessions ~2.5x faster than 1000 (BENCHMARKS.md).
     ender_batch_size: int = 5000
+    # `bard session-ender` serves no API, so it answers /metrics on a port of its own (0: none).
+    ender_metrics_port: int = 3006
     # Embedded consumer: a batch closes at this many rows or after this many seconds. Each insert makes parts
     # that chDB merges on the same cores as everything else: at 10,000 events/s, 0.5 s instead of 0.25 s cut
     # the /record p99 by ~15-25 % for a lag p99 of ~0.6 s instead of ~0.3 s (aim 1 s; BENCHMARKS.md).
     consumer_batch_rows: int = 10_000
     consumer_batch_seconds: float = 0.5
+    # `bard consumer` serves no API, so it answers /metrics on a port of its own (0: none). Under `bard up` the
+    # consumer's metrics are on both APIs' /metrics instead.
+    consumer_metrics_port: int = 3005
     log_level: str = "INFO"
     # "text", or "json" for one JSON object per line (bard.logs).
     log_format: str = "text"
 
     def __post_init__(self) -> None:
-        for name in ("agent_api_port", "replayer_api_port"):
+        for name in ("agent_api_port", "replayer_api_port", "consumer_metrics_port", "ender_metrics_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise SettingsError(f"{env_name(name)} must be a port number, got {port}")

@@ -34,6 +34,7 @@ from multiprocessing.synchronize import Event
 
 import uvicorn
 
+from bard.metrics import forget_process
 from bard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,8 @@ class AgentWorkers:
                     return
                 log.warning("an agent API worker (pid %s) died with exit code %s; starting another",
                             process.pid, process.exitcode)
+                if process.pid is not None:
+                    forget_process(process.pid)  # its counters stay in the sum; its live gauges go
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** (len(self._deaths) - 1)))
                 if self._stopping:
                     return
@@ -167,3 +170,5 @@ class AgentWorkers:
                           STOP_TIMEOUT_SECONDS)
                 process.kill()
             process.join(timeout=5)
+            if process.pid is not None:
+                forget_process(process.pid)

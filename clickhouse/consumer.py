@@ -33,12 +33,21 @@ Policy, in the order a batch lives:
   lands, ClickHouse is failing and everything is requeued.
 - **Stopping.** The subscription is cancelled, the batch being inserted finishes, and the messages still
   gathering are inserted too (at most the prefetch); whatever cannot be inserted is requeued.
+
+Metrics (Prometheus, see :mod:`bard.metrics`) beside :class:`ConsumerStats`: rows inserted, batches by what
+closed them, insert failures, messages by outcome, the queue's ready messages (a passive declare on a channel of
+its own every :data:`QUEUE_PROBE_SECONDS`, never on the consuming channel, which a failed declare would close),
+and the lag of every message acknowledged: from ``received_at`` (when the agent API took its first batch, read
+from the first row) to the insert that made it queryable. ``bard consumer`` serves them on
+``BARD_CONSUMER_METRICS_PORT``; under ``bard up`` they are on the APIs' ``/metrics``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
 import signal
 import time
 from dataclasses import dataclass, field
@@ -46,13 +55,15 @@ from dataclasses import dataclass, field
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractRobustChannel
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS, AMQPError, ChannelInvalidStateError
 from aiormq import spec
 from aiormq.abc import DeliveredMessage
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
+from prometheus_client import Counter, Gauge, Histogram
 
 from bard.broker import declare_topology
+from bard.metrics import metrics_server
 from bard.settings import Settings
 from clickhouse.client import client_for
 
@@ -97,6 +108,30 @@ ISOLATE_AFTER_FAILURES = 3
 fails alone while others of its batch land is kept aside: the safety net for a broken message whose error
 code is not in :data:`BROKEN_DATA_CODES`."""
 
+QUEUE_PROBE_SECONDS = 5.0
+QUEUE_PROBE_TIMEOUT_SECONDS = 2.0
+
+ROWS_INSERTED = Counter("bard_consumer_rows_inserted_total", "Rows inserted into ClickHouse's ingest table")
+BATCHES = Counter("bard_consumer_batches_total",
+                  "Batches closed for an insert, by what closed them: size (rows or bytes), time, or stop",
+                  ["closed_by"])
+INSERT_FAILURES = Counter("bard_consumer_insert_failures_total",
+                          "Batches ClickHouse failed to take: requeued, retried after a back-off")
+MESSAGES = Counter("bard_consumer_messages_total",
+                   "Queue messages settled, by outcome: acked (inserted), broken (kept in ingest_errors), requeued",
+                   ["outcome"])
+QUEUE_READY = Gauge("bard_consumer_queue_messages_ready",
+                    f"Messages ready in Bard's queue, not yet delivered (read every {QUEUE_PROBE_SECONDS:g} s)",
+                    multiprocess_mode="mostrecent")
+LAG_SECONDS = Histogram("bard_consumer_lag_seconds",
+                        "From the agent API's acceptance of a message (received_at of its first row) to the insert "
+                        "that made it queryable, per message acknowledged",
+                        buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0))
+_BY_SIZE, _BY_TIME, _AT_STOP = (BATCHES.labels(closed_by) for closed_by in ("size", "time", "stop"))
+_ACKED, _BROKEN, _REQUEUED = (MESSAGES.labels(outcome) for outcome in ("acked", "broken", "requeued"))
+_RECEIVED_AT = b'"received_at":'
+_NUMBER = re.compile(rb"\s*(\d+)")
+
 
 def prefetch_for(settings: Settings) -> int:
     """Messages in flight: two batches' worth at the agent's 10 events per message, so the next batch gathers
@@ -124,6 +159,7 @@ class Delivery:
     delivery_tag: int
     rows: int
     arrived_at: float
+    received_at_ms: int | None = None  # of the first row, for the lag; None when the row does not say
 
     @property
     def size(self) -> int:
@@ -172,6 +208,7 @@ class Consumer:
         self._channel: AbstractChannel | None = None
         self._subscription: tuple[aiormq.abc.AbstractChannel, str] | None = None  # (channel, consumer tag)
         self._task: asyncio.Task[None] | None = None
+        self._queue_probe: asyncio.Task[None] | None = None
         self._failures_in_a_row = 0
         self.stats = ConsumerStats()
 
@@ -196,6 +233,8 @@ class Consumer:
         await self._subscribe()
         if isinstance(self._channel, AbstractRobustChannel):
             self._channel.reopen_callbacks.add(self._subscribe_again)
+        self._queue_probe = asyncio.create_task(self._probe_queue(), name="bard-consumer-queue-probe")
+        self._queue_probe.add_done_callback(_log_probe_crash)
         log.info("consuming %s into %s", self._settings.amqp_queue, self._table)
 
     async def wait(self) -> None:
@@ -206,6 +245,11 @@ class Consumer:
     async def stop(self) -> None:
         """Stop taking deliveries, insert what was delivered, requeue what cannot be inserted."""
         self._stopping = True
+        if self._queue_probe is not None:
+            self._queue_probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._queue_probe
+            self._queue_probe = None
         if isinstance(self._channel, AbstractRobustChannel):
             self._channel.reopen_callbacks.discard(self._subscribe_again)
         if self._subscription is not None:
@@ -237,12 +281,35 @@ class Consumer:
         if not self._stopping:
             await self._subscribe()
 
+    async def _probe_queue(self) -> None:
+        """Every :data:`QUEUE_PROBE_SECONDS`, the queue's ready messages into :data:`QUEUE_READY`, until cancelled."""
+        channel: AbstractChannel | None = None
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(QUEUE_PROBE_TIMEOUT_SECONDS):
+                        if channel is None or channel.is_closed:
+                            channel = await self._connection.channel()
+                        underlay = await channel.get_underlay_channel()
+                        declared = await underlay.queue_declare(self._settings.amqp_queue, passive=True)
+                    if declared.message_count is not None:
+                        QUEUE_READY.set(declared.message_count)
+                except CONNECTION_EXCEPTIONS as exc:  # TimeoutError among them (an OSError)
+                    # RabbitMQ is away or the queue is gone; the consumer itself says so. Try again next time.
+                    log.debug("reading the queue's depth failed: %r", exc)
+                await asyncio.sleep(QUEUE_PROBE_SECONDS)
+        finally:
+            if channel is not None and not channel.is_closed:
+                with contextlib.suppress(*CONNECTION_EXCEPTIONS):
+                    await channel.close()
+
     async def _on_delivery(self, message: DeliveredMessage) -> None:
         body = message.body
         rows = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
         assert isinstance(message.delivery, spec.Basic.Deliver) and message.delivery.delivery_tag is not None
         delivery_tag = message.delivery.delivery_tag
-        self._pending.append(Delivery(body, message.channel, delivery_tag, rows, time.monotonic()))
+        self._pending.append(Delivery(body, message.channel, delivery_tag, rows, time.monotonic(),
+                                      _received_at_ms(body)))
         self._pending_rows += rows
         self._pending_bytes += len(body)
         self._changed.set()
@@ -264,12 +331,15 @@ class Consumer:
             batch = self._take_batch()
             if by_size:
                 self.stats.batches_by_size += 1
+                _BY_SIZE.inc()
             else:
                 self.stats.batches_by_time += 1
+                _BY_TIME.inc()
             await self._deliver(batch)
         # Stopping: what was delivered is inserted now rather than redelivered later, unless ClickHouse fails.
         while self._pending:
             self.stats.batches_at_stop += 1
+            _AT_STOP.inc()
             if not await self._deliver(self._take_batch()):
                 break
 
@@ -308,6 +378,7 @@ class Consumer:
             rows = await self._land(batch, isolating=self._failures_in_a_row >= ISOLATE_AFTER_FAILURES)
         except ClickHouseFailing as exc:
             self.stats.insert_failures += 1
+            INSERT_FAILURES.inc()
             self.stats.last_error = str(exc)
             self._failures_in_a_row += 1
             pause = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (self._failures_in_a_row - 1))
@@ -317,9 +388,15 @@ class Consumer:
             return False
         self._failures_in_a_row = 0
         self.stats.rows_inserted += rows
+        ROWS_INSERTED.inc(rows)
         self.stats.record_batch(rows)
         await self._settle(batch[-1], ack=True)
         self.stats.messages_acked += len(batch)
+        _ACKED.inc(len(batch))
+        now_ms = time.time() * 1000
+        for delivery in batch:
+            if delivery.received_at_ms is not None:
+                LAG_SECONDS.observe(max(0.0, now_ms - delivery.received_at_ms) / 1000)
         return True
 
     async def _land(self, batch: list[Delivery], *, isolating: bool) -> int:
@@ -368,11 +445,13 @@ class Consumer:
         except Exception as exc:
             raise ClickHouseFailing(exc) from exc
         self.stats.messages_broken += 1
+        _BROKEN.inc()
 
     async def _requeue(self, batch: list[Delivery]) -> None:
         if batch:
             await self._settle(batch[-1], ack=False)
             self.stats.messages_requeued += len(batch)
+            _REQUEUED.inc(len(batch))
 
     async def _settle(self, last: Delivery, *, ack: bool) -> None:
         try:
@@ -401,6 +480,21 @@ def _log_crash(task: asyncio.Task[None]) -> None:
         log.error("the consumer stopped on an unexpected error", exc_info=task.exception())
 
 
+def _log_probe_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("reading the queue's depth stopped on an unexpected error", exc_info=task.exception())
+
+
+def _received_at_ms(body: bytes) -> int | None:
+    """``received_at`` of the message's first row: the agent API writes it among the first keys of every row, so
+    the search stops after a few hundred bytes."""
+    at = body.find(_RECEIVED_AT)
+    if at < 0:
+        return None
+    number = _NUMBER.match(body, at + len(_RECEIVED_AT))
+    return int(number.group(1)) if number else None
+
+
 def _line_terminated(body: bytes) -> bytes:
     # Bodies are concatenated; a body without its final newline would glue its last row to the next body.
     return body if body.endswith(b"\n") else body + b"\n"
@@ -412,12 +506,15 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    client = await asyncio.to_thread(client_for, settings)
-    connection = await aio_pika.connect_robust(settings.amqp_url)
-    try:
-        async with Consumer(settings, client, connection):
-            await stop.wait()
-            log.info("stopping the consumer")
-    finally:
-        await connection.close()
-        await asyncio.to_thread(client.close)
+    with metrics_server(settings.host, settings.consumer_metrics_port, "consumer_metrics_port") as port:
+        if port is not None:
+            log.info("metrics on http://%s:%d/metrics", settings.host, port)
+        client = await asyncio.to_thread(client_for, settings)
+        connection = await aio_pika.connect_robust(settings.amqp_url)
+        try:
+            async with Consumer(settings, client, connection):
+                await stop.wait()
+                log.info("stopping the consumer")
+        finally:
+            await connection.close()
+            await asyncio.to_thread(client.close)

@@ -3,6 +3,10 @@
 The lifespan opens what handlers use, reached through ``request.state``: ``pg`` (asyncpg pool), ``funnels``
 (the funnel store on it), ``warehouse`` (a few ClickHouse clients, see :mod:`replayer_api.warehouse`) and
 ``database`` (the ClickHouse database the funnel engine reads).
+
+``GET /metrics`` (Prometheus) is open, like ``/healthz``: a scraper has no cookie, and the metrics hold no user
+data (:mod:`bard.metrics` says why, for both APIs). Under ``bard up`` it also shows the agent API's workers,
+the consumer and the session ender, which share this process or its metrics directory.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 import asyncpg
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -21,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bard.metrics import RequestMetrics, metrics
 from bard.postgres import create_pool
 from bard.settings import Settings, split_origins
 from clickhouse.client import client_for
@@ -80,6 +86,12 @@ async def funnel_query_failed(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc), "dependency": "ClickHouse"}, status_code=502)
 
 
+async def http_error(request: Request, exc: Exception) -> Response:
+    """The router's own answers (a method a route does not take: 405) in JSON, like every other error."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
 async def postgres_unavailable(request: Request, exc: Exception) -> Response:
     log.error("PostgreSQL unavailable: %s", exc)
     return JSONResponse({"error": f"PostgreSQL is unavailable: {exc}", "dependency": "PostgreSQL"}, status_code=503)
@@ -119,6 +131,7 @@ def create_app(settings: Settings, *, clickhouse_clients: int = CLICKHOUSE_CLIEN
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/login", show_login, methods=["GET"]),
         Route("/login", log_in, methods=["POST"]),
         Route("/logout", log_out, methods=["GET", "POST"]),
@@ -129,10 +142,11 @@ def create_app(settings: Settings, *, clickhouse_clients: int = CLICKHOUSE_CLIEN
     ]
     app = Starlette(
         routes=routes,
-        middleware=middleware,
+        middleware=[Middleware(RequestMetrics, api="replayer", routes=routes), *middleware],
         lifespan=lifespan,
         exception_handlers={
             ApiError: error_response,
+            HTTPException: http_error,
             InvalidFunnel: invalid_funnel,
             FunnelQueryFailed: funnel_query_failed,
             ConnectionError: postgres_unavailable,

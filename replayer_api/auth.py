@@ -3,8 +3,8 @@
 ``POST /login`` takes the token (form or JSON) and answers with a signed cookie: ``<issued_at>.<hmac>``, the HMAC
 (SHA-256) of the issue time under a key derived from the token, so changing the token ends every session, and
 nothing is stored server-side. The cookie is HttpOnly and SameSite=Lax (a cross-site page cannot post with it).
-Every comparison of a secret is constant-time. Only health and login are open. Sign-in attempts are rate limited
-per client address (``BARD_LOGIN_RATE_PER_MINUTE``), so the token cannot be guessed at speed.
+Every comparison of a secret is constant-time. Only health, metrics and login are open. Sign-in attempts are rate
+limited per client address (``BARD_LOGIN_RATE_PER_MINUTE``), so the token cannot be guessed at speed.
 
 A cookie travels with every request the browser makes, whoever's page asks, and SameSite=Lax still lets a page
 on another port or subdomain of the same site send it. So a write (POST, PUT, PATCH, DELETE) that a cookie
@@ -34,7 +34,8 @@ from replayer_api.parameters import limited_body
 
 COOKIE_NAME = "bard_session"
 COOKIE_MAX_AGE = 7 * 24 * 3600
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/login", "/logout"})
+# /metrics: a scraper carries no cookie, and the metrics hold no user data (bard.metrics says why).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/login", "/logout"})
 API_PREFIXES = ("/api/", "/v1/")
 MAX_LOGIN_BODY = 16 * 1024
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -31,6 +31,10 @@ A crash at any step leaves PostgreSQL as it was (the transaction rolls back). If
 write, ``sessions`` already holds the merged row while the active row remains; the rerun merges the same
 segment again, which *replaces* that segment's counts instead of adding them, so readers never see doubled
 counts, even if a batch updated the row between the crash and the rerun.
+
+Metrics (Prometheus, see :mod:`bard.metrics`): sessions ended and kept active, counted per committed batch (a
+run that fails later keeps what it moved); each run's duration; failed runs; the time of the last run that
+succeeded, which an alert can watch for an ender that stopped moving.
 """
 
 from __future__ import annotations
@@ -46,11 +50,25 @@ from enum import StrEnum
 import asyncpg
 import msgspec
 from clickhouse_connect.driver.client import Client
+from prometheus_client import Counter, Gauge, Histogram
 
 from bard.settings import Settings
 from session_ender.merge import COLUMNS, ActiveSegment, EndedSession, as_row, merge_segment
 
 log = logging.getLogger(__name__)
+
+
+SESSIONS_ENDED = Counter("bard_session_ender_sessions_ended_total",
+                         "Sessions moved from PostgreSQL to ClickHouse (ended)")
+SESSIONS_KEPT = Counter("bard_session_ender_sessions_kept_total",
+                        "Sessions claimed for a move that changed meanwhile and stay active")
+RUN_SECONDS = Histogram("bard_session_ender_run_duration_seconds",
+                        "Runs of the session ender (every expired session, batch after batch), failed ones included",
+                        buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0))
+FAILURES = Counter("bard_session_ender_failures_total",
+                   "Runs that failed (PostgreSQL or ClickHouse); what their committed batches moved stays moved")
+LAST_SUCCESS = Gauge("bard_session_ender_last_success_timestamp_seconds",
+                     "When the last run that succeeded ended (Unix time)", multiprocess_mode="max")
 
 
 class MoveStep(StrEnum):
@@ -158,15 +176,22 @@ class SessionEnder:
                     batches += 1
                 ended += batch.ended
                 kept += batch.kept
+                SESSIONS_ENDED.inc(batch.ended)
+                SESSIONS_KEPT.inc(batch.kept)
                 if batch.claimed < self.batch_size:
                     break
-        except BaseException:
+        except BaseException as exc:
+            RUN_SECONDS.observe(time.perf_counter() - started)
+            if isinstance(exc, Exception):  # not a cancellation (a stop): those roll back and are no failure
+                FAILURES.inc()
             log.error("session ender run failed after %d ended, %d kept active, %d batches, in %.3f s",
                       ended, kept, batches, time.perf_counter() - started)
             raise
         finally:
             self._idle.set()
         result = RunResult(ended=ended, kept=kept, batches=batches, seconds=time.perf_counter() - started)
+        RUN_SECONDS.observe(result.seconds)
+        LAST_SUCCESS.set_to_current_time()
         log.info("session ender: %d ended, %d kept active, %d batches, in %.3f s",
                  result.ended, result.kept, result.batches, result.seconds)
         return result

@@ -1,5 +1,6 @@
 """The session ender as a scheduled job: inside ``bard up`` (:func:`start`) or alone (``bard session-ender``,
-:func:`run`)."""
+:func:`run`, which answers its metrics on ``BARD_ENDER_METRICS_PORT``; under ``bard up`` they are on the APIs'
+``/metrics``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from clickhouse_connect.driver.client import Client
 
+from bard.metrics import metrics_server
 from bard.postgres import create_pool
 from bard.settings import Settings
 from clickhouse.client import client_for
@@ -67,15 +69,18 @@ async def run(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     try:
-        pool = await create_pool(settings.postgres_url, min_size=1, max_size=2)
-        try:
-            ch_client = await asyncio.to_thread(client_for, settings)
+        with metrics_server(settings.host, settings.ender_metrics_port, "ender_metrics_port") as port:
+            if port is not None:
+                log.info("metrics on http://%s:%d/metrics", settings.host, port)
+            pool = await create_pool(settings.postgres_url, min_size=1, max_size=2)
             try:
-                await _serve(settings, pool, ch_client, stopping)
+                ch_client = await asyncio.to_thread(client_for, settings)
+                try:
+                    await _serve(settings, pool, ch_client, stopping)
+                finally:
+                    await asyncio.to_thread(ch_client.close)
             finally:
-                await asyncio.to_thread(ch_client.close)
-        finally:
-            await pool.close()
+                await pool.close()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

@@ -46,6 +46,8 @@ class Bard:
         self.data_dir = tmp_path / "var"
         self.database = f"bard_up_{suffix}"
         self.agent_port, self.replayer_port = free_port(), free_port()
+        # `bard consumer`'s and `bard session-ender`'s; never the defaults, which a benchmark may hold.
+        self.consumer_metrics_port, self.ender_metrics_port = free_port(), free_port()
         self.queue = f"bard.up.{suffix}"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("BARD_")},
@@ -56,6 +58,8 @@ class Bard:
             "BARD_AMQP_QUEUE": self.queue,
             "BARD_AGENT_API_PORT": str(self.agent_port),
             "BARD_REPLAYER_API_PORT": str(self.replayer_port),
+            "BARD_CONSUMER_METRICS_PORT": str(self.consumer_metrics_port),
+            "BARD_ENDER_METRICS_PORT": str(self.ender_metrics_port),
             **settings,
         }
         self.stdout, self.stderr = tmp_path / "stdout", tmp_path / "stderr"

@@ -1,4 +1,4 @@
-"""Access (bearer token, login cookie, nothing open but health and login), CORS, dashboard serving, the OpenAPI
+"""Access (bearer token, login cookie, nothing open but health, metrics and login), CORS, dashboard serving, the
 document, and the table of bad inputs: each a 4xx naming the problem, never a 500, nothing written."""
 
 from __future__ import annotations
@@ -64,12 +64,12 @@ def every_route(settings: Settings) -> list[tuple[str, str]]:
     return found
 
 
-async def test_nothing_but_health_and_login_is_open(settings: Settings, stranger: httpx.AsyncClient) -> None:
+async def test_nothing_but_health_metrics_and_login_is_open(settings: Settings, stranger: httpx.AsyncClient) -> None:
     routes = every_route(settings)
     assert len(routes) > 20
     for method, path in routes:
         response = await stranger.request(method, path)
-        if path in ("/healthz", "/readyz", "/login", "/logout"):
+        if path in ("/healthz", "/readyz", "/metrics", "/login", "/logout"):
             assert response.status_code in (200, 303, 400), (method, path)
         elif path.startswith(("/api/", "/v1/")):
             assert response.status_code == 401, (method, path)
