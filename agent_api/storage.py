@@ -66,6 +66,9 @@ POSTGRES_EXCEPTIONS = (
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.InvalidCatalogNameError,
     asyncpg.InterfaceError,
+    # The server's "terminating connection" (a restart with a transaction open) arrived between two statements:
+    # asyncpg's protocol is left consuming that error, and the next statement raises this.
+    asyncpg.exceptions.InternalClientError,
     OSError,
     TimeoutError,
 )
@@ -191,8 +194,10 @@ class BatchStore:
                         await transaction.rollback()
                     else:
                         await transaction.commit()
-                except BaseException:
-                    if not finished and not conn.is_closed():
+                except BaseException as exc:
+                    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+                        conn.terminate()  # its protocol is wedged: the pool must not hand it out again
+                    elif not finished and not conn.is_closed():
                         # The error in hand is the one to report; a rollback that fails too adds nothing to it.
                         with contextlib.suppress(*POSTGRES_EXCEPTIONS):
                             await transaction.rollback()
