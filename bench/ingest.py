@@ -179,6 +179,8 @@ def environment(args: argparse.Namespace, data_dir: Path, suffix: str, port: int
         "BARD_DASHBOARD_TOKEN": uuid.uuid4().hex,
         "BARD_AUTHENTICATE_RATE_PER_MINUTE": "1000000",
         "BARD_LOG_LEVEL": "WARNING",
+        "BARD_CONSUMER_METRICS_PORT": str(free_port()),
+        "BARD_ENDER_METRICS_PORT": str(free_port()),
     })
     if args.batch_rows is not None:
         env["BARD_CONSUMER_BATCH_ROWS"] = str(args.batch_rows)
