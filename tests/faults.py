@@ -251,7 +251,10 @@ class Load:
 
     async def start(self) -> None:
         self.started = time.perf_counter()
-        limits = httpx.Limits(max_connections=self.agents * 6, max_keepalive_connections=self.agents * 6)
+        # Idle connections are dropped after 2 s, before uvicorn's keep-alive timeout (5 s) closes them: otherwise
+        # a batch sent on a connection the server is closing at that instant fails, whatever the fault.
+        limits = httpx.Limits(max_connections=self.agents * 6, max_keepalive_connections=self.agents * 6,
+                              keepalive_expiry=2.0)
         self._http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=30, limits=limits)
         self._tasks = [asyncio.create_task(self._agent(i)) for i in range(self.agents)]
 
@@ -313,7 +316,7 @@ def _dependency(answer: httpx.Response) -> str:
 
 @dataclass
 class Outage:
-    """When requests failed, against when the fault began and ended (seconds into the load)."""
+    """When the batches that failed were due, against when the fault began and ended (seconds into the load)."""
 
     fault_at: float
     restored_at: float
@@ -322,14 +325,16 @@ class Outage:
 
     @property
     def recovery_s(self) -> float:
-        """How long after the dependency was back requests still failed (0: the next one succeeded)."""
+        """How long after the dependency was back a batch due then still failed (0: the next one succeeded).
+        By when each was due, not answered: one that waited out the outage in a queue says nothing of when
+        Bard recovered."""
         if self.last_failure is None:
             return 0.0
         return max(0.0, self.last_failure - self.restored_at)
 
 
 def outage(load: Load, fault_at: float, restored_at: float) -> Outage:
-    failed = [s.answered for s in load.sent if not s.accepted]
+    failed = [s.due for s in load.sent if not s.accepted]
     return Outage(fault_at, restored_at, min(failed, default=None), max(failed, default=None))
 
 

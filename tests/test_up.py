@@ -146,3 +146,107 @@ async def test_bard_consumer_alone_inserts_and_stops_cleanly(bard: Bard) -> None
     warehouse = bard.read_warehouse()
     assert (warehouse["events"], warehouse["errors"]) == (10, 0)
     assert warehouse["tagged"] == [["click", bardrr.BUTTON_LABEL], ["custom", bardrr.CUSTOM_TAG]]
+
+
+def agent_workers(bard: Bard) -> set[int]:
+    """The agent API's worker processes of a running ``bard up`` (spawned: ``spawn_main`` in their command)."""
+    assert bard.process is not None
+    pid = bard.process.pid
+    found = set()
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        command = Path(f"/proc/{child}/cmdline").read_bytes()
+        if b"spawn_main" in command and b"resource_tracker" not in command:
+            found.add(int(child))
+    return found
+
+
+async def until_dead(pid: int) -> None:
+    stat = Path(f"/proc/{pid}/stat")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_SECONDS
+    # Gone, or a zombie ("Z") that bard up has not reaped yet.
+    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert loop.time() < deadline, f"{pid} still alive"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+async def test_an_agent_api_worker_that_dies_is_replaced_while_the_others_serve(bard: Bard) -> None:
+    bard.env["BARD_AGENT_API_WORKERS"] = "2"
+    bard.start()
+    async with httpx.AsyncClient(timeout=30) as http:
+        await wait_until_healthy(bard, http)
+        # A worker answers as soon as it is up; bard up is up once all are (a worker that dies before that
+        # fails the start, as a worker that cannot start at all must).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_SECONDS
+        while "Bard is up" not in bard.log():
+            assert loop.time() < deadline, bard.log()
+            await asyncio.sleep(0.05)
+        before = agent_workers(bard)
+        assert len(before) == 2, before
+        victim = min(before)
+        subprocess.run(["kill", "-KILL", str(victim)], check=True)
+        await until_dead(victim)  # until then it may still accept a connection, and die under it
+    agent = f"http://127.0.0.1:{bard.agent_port}"
+    # New connections (the victim's died with it): the listening socket is bard up's, and the kernel hands each
+    # new connection to a live worker, so the other one answers meanwhile.
+    async with httpx.AsyncClient(timeout=30) as http:
+        token = (await http.get(f"{agent}/authenticate")).json()["accessToken"]
+        answer = await http.post(f"{agent}/record", headers=bardrr.record_headers(token, "shop"),
+                                 json=bardrr.record_body(bardrr.first_batch()))
+        assert answer.is_success, answer.text
+        deadline = loop.time() + WAIT_SECONDS
+        while (after := agent_workers(bard)) == before - {victim} and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        assert len(after) == 2 and victim not in after, after
+    assert bard.stop() == 0, bard.log()
+    log = bard.log()
+    assert f"an agent API worker (pid {victim}) died with exit code -9; starting another" in log
+    assert "Traceback" not in log
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+async def test_a_client_that_sends_the_whole_oversized_body_before_reading_reads_the_413(
+    bard: Bard, framing: str
+) -> None:
+    """Over a real socket, as a naive client does it: write all 12 MB, then read. The answer must be the 413,
+    not a connection reset (the server closing with unread data in its buffer would send one)."""
+    bard.start()
+    async with httpx.AsyncClient(timeout=30) as http:
+        await wait_until_healthy(bard, http)
+        token = (await http.get(f"http://127.0.0.1:{bard.agent_port}/authenticate")).json()["accessToken"]
+    body = b"x" * (12 * 1024 * 1024)
+    headers = [f"{k}: {v}" for k, v in bardrr.record_headers(token, "shop").items()]
+    if framing == "content-length":
+        headers.append(f"Content-Length: {len(body)}")
+        payload = body
+    else:
+        headers.append("Transfer-Encoding: chunked")
+        size = 64 * 1024
+        payload = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size])
+                           for i in range(0, len(body), size)) + b"0\r\n\r\n"
+    head = ("\r\n".join(["POST /record HTTP/1.1", f"Host: 127.0.0.1:{bard.agent_port}", *headers]) + "\r\n\r\n")
+
+    def send_all_then_read() -> bytes:
+        with socket.create_connection(("127.0.0.1", bard.agent_port), timeout=30) as sock:
+            sock.sendall(head.encode() + payload)
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            return answer
+
+    for _ in range(3):
+        answer = await asyncio.to_thread(send_all_then_read)
+        status_line, _, rest = answer.partition(b"\r\n")
+        assert status_line == b"HTTP/1.1 413 Request Entity Too Large", answer[:300]
+        assert b'"error":"body_too_large"' in rest, rest[-300:]
+    assert bard.stop() == 0, bard.log()
