@@ -11,6 +11,7 @@ the consumer and the session ender, which share this process or its metrics dire
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -54,26 +55,34 @@ log = logging.getLogger(__name__)
 CLICKHOUSE_CLIENTS = 2
 
 
+READY_TIMEOUT_SECONDS = 2.0
+
+
 async def healthz(request: Request) -> Response:
     """Alive: the process answers. Orchestrators restart on this; load balancers ask /readyz."""
     return JSONResponse({"status": "ok"})
 
 
 async def readyz(request: Request) -> Response:
-    """Ready: PostgreSQL and ClickHouse answer; 503 names the one that does not."""
+    """Ready: PostgreSQL and ClickHouse answer within 2 s; 503 names the one that does not. The same answers as
+    the agent API's ``/readyz``: ``{"status": "ready"}``, or ``unavailable`` with a problem by dependency."""
     problems = {}
     try:
-        await request.state.pg.fetchval("SELECT 1")
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        problems["postgres"] = str(exc)
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await request.state.pg.fetchval("SELECT 1")
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        problems["PostgreSQL"] = str(exc) or type(exc).__name__
     try:
-        if not await request.state.warehouse.ping():
-            problems["clickhouse"] = "ping failed"
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            if not await request.state.warehouse.ping():
+                problems["ClickHouse"] = "ping failed"
+    except TimeoutError:
+        problems["ClickHouse"] = "TimeoutError"
     except ApiError as exc:
-        problems["clickhouse"] = exc.message
+        problems["ClickHouse"] = exc.message
     if problems:
         return JSONResponse({"status": "unavailable", "dependencies": problems}, status_code=503)
-    return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ready"})
 
 
 async def invalid_funnel(request: Request, exc: Exception) -> Response:

@@ -79,7 +79,7 @@ async def test_nothing_but_health_metrics_and_login_is_open(settings: Settings, 
             assert response.status_code == 303, (method, path)
             assert response.headers["location"] == "/login?next=%2Fsessions%2Fabc"
     assert (await stranger.get("/healthz")).json() == {"status": "ok"}
-    assert (await stranger.get("/readyz")).json() == {"status": "ok"}
+    assert (await stranger.get("/readyz")).json() == {"status": "ready"}
 
 
 @pytest.mark.parametrize("authorization", [
