@@ -7,7 +7,8 @@ Each scenario gets a PostgreSQL server and a RabbitMQ node of its own (on free p
 directory; the machine's own servers are never touched), a fresh data directory, and an open-loop bardrr load
 (``--agents`` sessions, a 10-event batch from each every ``--interval`` s; 50 agents at 0.2 s is 2,500
 events/s). The load is httpx in this process, on the same 2 cores as Bard: past ~250 requests/s it falls
-behind, and its own limits show up as outcomes (``PoolTimeout``: all 6 connections of an agent busy). The scenarios (``tests/faults.py`` has the machinery; ``tests/test_faults.py`` runs them smaller):
+behind, and its own limits show up as outcomes (``PoolTimeout``: all 6 connections of an agent busy). The
+scenarios (``tests/faults.py`` has the machinery; ``tests/test_faults.py`` runs them smaller):
 
 - ``postgres``: PostgreSQL stopped (``pg_ctl -m fast``: every session ended by the server, as a restart does)
   for ``--down`` s and started again, behind ``bard up``;

@@ -436,7 +436,7 @@ async def queue_depth(rabbitmq: PrivateRabbitMQ, queue: str = "bard.events") -> 
     connection = await aio_pika.connect(rabbitmq.url)
     async with connection, connection.channel() as channel:
         declared = await channel.declare_queue(queue, passive=True)
-        return int(declared.declaration_result.message_count)
+        return declared.declaration_result.message_count or 0
 
 
 async def drained(rabbitmq: PrivateRabbitMQ, timeout: float = 120) -> None:
@@ -454,6 +454,14 @@ async def _up(bard: Bard) -> subprocess.Popen[bytes]:
     return process
 
 
+async def _up_under_load(bard: Bard, load: Load, before: float) -> tuple[subprocess.Popen[bytes], Load]:
+    """``bard up`` started, and ``load`` on it for ``before`` seconds."""
+    up = await _up(bard)
+    await load.start()
+    await asyncio.sleep(before)
+    return up, load
+
+
 async def _loaded(bard: Bard, rabbitmq: PrivateRabbitMQ, up: subprocess.Popen[bytes], load: Load) -> Accounting:
     """Stop the load, let the consumer take the rest, stop Bard, and count what readers see."""
     await load.stop()
@@ -469,10 +477,7 @@ async def dependency_restart(root: Path, postgres: PrivatePostgres, rabbitmq: Pr
     """PostgreSQL or RabbitMQ stopped for ``down`` seconds and started again, under load, behind ``bard up``."""
     server = postgres if which == "postgres" else rabbitmq
     async with bard_on(root, postgres, rabbitmq) as bard:
-        up = await _up(bard)
-        load = Load(bard.agent_port, agents=agents, interval=interval)
-        await load.start()
-        await asyncio.sleep(before)
+        up, load = await _up_under_load(bard, Load(bard.agent_port, agents=agents, interval=interval), before)
         fault_at = load.now()
         await asyncio.to_thread(server.stop)
         await asyncio.sleep(down)
@@ -487,10 +492,7 @@ async def bard_killed(root: Path, postgres: PrivatePostgres, rabbitmq: PrivateRa
                       interval: float, before: float, after: float) -> Result:
     """``bard up`` killed with SIGKILL under load, and started again on the same data."""
     async with bard_on(root, postgres, rabbitmq) as bard:
-        up = await _up(bard)
-        load = Load(bard.agent_port, agents=agents, interval=interval)
-        await load.start()
-        await asyncio.sleep(before)
+        up, load = await _up_under_load(bard, Load(bard.agent_port, agents=agents, interval=interval), before)
         fault_at = load.now()
         up.kill()
         await asyncio.to_thread(up.wait)
@@ -539,10 +541,8 @@ async def ender_killed(root: Path, postgres: PrivatePostgres, rabbitmq: PrivateR
     # ender from moving them first (it runs once at start, before any session exists).
     settings = {"BARD_ENDER_GRACE_SECONDS": "0", "BARD_ENDER_INTERVAL_SECONDS": "3600"}
     async with bard_on(root, postgres, rabbitmq, **settings) as bard:
-        up = await _up(bard)
         load = Load(bard.agent_port, agents=agents, interval=interval, max_idle_ms=1_000)
-        await load.start()
-        await asyncio.sleep(before)
+        up, load = await _up_under_load(bard, load, before)
         accounting = await _loaded(bard, rabbitmq, up, load)
         await asyncio.sleep(1.5)  # every session idle for longer than its MAX_IDLE_TIME
         killed = await asyncio.to_thread(_child, bard, "ender", "--kill-at", step)

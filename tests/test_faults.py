@@ -29,7 +29,7 @@ pytestmark = [
 ]
 
 # 20 sessions, a batch from each every 0.25 s: 800 events/s, enough for every fault to meet requests in flight.
-LOAD = {"agents": 20, "interval": 0.25, "before": 2.0}
+AGENTS, INTERVAL, BEFORE = 20, 0.25, 2.0
 # A client that lost its connection (bard up killed) sees one of these, never an HTTP status.
 NO_ANSWER = {"ConnectError", "ReadError", "RemoteProtocolError", "WriteError"}
 
@@ -50,7 +50,8 @@ def assert_exactly_once(result: faults.Result) -> None:
 async def test_a_dependency_restarted_under_load_costs_503s_naming_it_and_nothing_else(
     servers: tuple[Path, faults.PrivatePostgres, faults.PrivateRabbitMQ], which: str, dependency: str
 ) -> None:
-    result = await faults.dependency_restart(*servers, which, **LOAD, down=2.0, after=4.0)
+    result = await faults.dependency_restart(*servers, which, agents=AGENTS, interval=INTERVAL, before=BEFORE,
+                                             down=2.0, after=4.0)
 
     assert_exactly_once(result)
     outcomes = result.accounting.outcomes
@@ -61,7 +62,7 @@ async def test_a_dependency_restarted_under_load_costs_503s_naming_it_and_nothin
 async def test_bard_up_killed_under_load_starts_again_on_its_data_and_loses_nothing(
     servers: tuple[Path, faults.PrivatePostgres, faults.PrivateRabbitMQ],
 ) -> None:
-    result = await faults.bard_killed(*servers, **LOAD, after=4.0)
+    result = await faults.bard_killed(*servers, agents=AGENTS, interval=INTERVAL, before=BEFORE, after=4.0)
 
     assert_exactly_once(result)
     outcomes = result.accounting.outcomes
@@ -74,19 +75,20 @@ async def test_bard_up_killed_under_load_starts_again_on_its_data_and_loses_noth
 async def test_the_session_ender_killed_inside_a_move_then_rerun_ends_every_session_once(
     servers: tuple[Path, faults.PrivatePostgres, faults.PrivateRabbitMQ], step: str
 ) -> None:
-    result = await faults.ender_killed(*servers, step, **LOAD)
+    result = await faults.ender_killed(*servers, step, agents=AGENTS, interval=INTERVAL, before=BEFORE)
 
     assert_exactly_once(result)
     notes = result.notes
     assert notes["killed"].startswith(f"killed at {step} with "), notes
-    assert notes["sessions_ended"] == notes["sessions"] == LOAD["agents"], notes
+    assert notes["sessions_ended"] == notes["sessions"] == AGENTS, notes
     assert (notes["sessions_with_wrong_counts"], notes["left_active"]) == (0, 0), notes
 
 
 async def test_inserts_failing_under_load_delay_rows_but_lose_none(
     servers: tuple[Path, faults.PrivatePostgres, faults.PrivateRabbitMQ],
 ) -> None:
-    result = await faults.inserts_failing(*servers, **LOAD, down=2.0, after=3.0)
+    result = await faults.inserts_failing(*servers, agents=AGENTS, interval=INTERVAL, before=BEFORE, down=2.0,
+                                          after=3.0)
 
     assert_exactly_once(result)
     assert result.notes["failed_inserts"] > 0, "the fault was met"
