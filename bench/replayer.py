@@ -8,6 +8,10 @@ with the app's real lifespan: a throwaway PostgreSQL database on ``--postgres`` 
 (``INSERT ... SELECT FROM numbers()``): N sessions over a year, four apps, a few with errors, 1 % of them moved
 twice (two versions, so ``FINAL`` has copies to collapse); one session of ``--events`` rrweb events of ~300 bytes
 plus a 200 kB full snapshot. Reports the median and p95 of ``--repeat`` requests after one warm-up each.
+
+Deep ``/api`` offset pages (past ``replayer_api.legacy.DEEP_OFFSET``) are read by sample and window; each is
+timed again the way it was read before (``FINAL``, sorted whole, with the count beside it), marked "before",
+so the two compare in the same run. ``--only`` keeps the cases whose name contains a given text.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from bard import postgres
 from bard.settings import Settings
 from clickhouse.client import create_client
 from clickhouse.migrations import migrate as migrate_clickhouse
+from replayer_api import legacy
 from replayer_api.app import create_app
 from replayer_api.cursors import Cursor
 
@@ -94,7 +99,8 @@ def prepare_warehouse(settings: Settings, sessions: int, events: int) -> None:
     parts = ch.query("SELECT table, count() FROM system.parts WHERE database = {db:String} AND active "
                      "AND table IN ('sessions', 'events') GROUP BY table ORDER BY table",
                      parameters={"db": database}).result_rows
-    print(f"active parts: {dict(parts)}", flush=True)
+    active = {table: count for table, count in parts}
+    print(f"active parts: {active}", flush=True)
     ch.close()
 
 
@@ -113,9 +119,29 @@ async def timed(client: httpx.AsyncClient, path: str, params: dict[str, Any], re
     return statistics.median(times), times[int(0.95 * (len(times) - 1))], size
 
 
-async def measure(settings: Settings, repeat: int, sessions: int) -> None:
+# Deep /api pages over every sort and a filter; each also timed as read before the sample-and-window path.
+DEEP_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("/api deep offset page (pageNum 100000)", {"pageNum": 100_000}),
+    ("/api deep page, by date ascending (pageNum 150000)", {"sortOrder": "ascending", "pageNum": 150_000}),
+    ("/api deep page, by length ascending, 20 a page (offset 300000)",
+     {"sortBy": "length", "sortOrder": "ascending", "perPage": 20, "pageNum": 15_000}),
+    ("/api deep page, by appName (offset 600000)", {"sortBy": "appName", "pageNum": 120_000}),
+    ("/api deep page, by errorCount (offset 900000)", {"sortBy": "errorCount", "pageNum": 180_000}),
+    ("/api deep page, by sessionId ascending (offset 500000)",
+     {"sortBy": "sessionId", "sortOrder": "ascending", "pageNum": 100_000}),
+    ("/api deep page, date filter Mar-Oct, by length (offset 250000)",
+     {"filter_0": "date", "startDate": "2025-03-01", "endDate": "2025-10-31", "sortBy": "length",
+      "pageNum": 50_000}),
+    ("/api deep page, blog with errors, 20 a page (offset 10000)",
+     {"filter_0": "appName", "textContent": "blog", "filter_1": "Has Errors?", "yesOrNo": "yes", "sortBy": "length",
+      "perPage": 20, "pageNum": 500}),
+]
+
+
+async def measure(settings: Settings, repeat: int, sessions: int, only: str | None = None) -> None:
     app = create_app(settings)
     async with app.router.lifespan_context(app) as state:
+        assert state is not None
 
         async def with_state(scope: Any, receive: Any, send: Any) -> None:
             scope["state"] = dict(state or {})
@@ -129,7 +155,7 @@ async def measure(settings: Settings, repeat: int, sessions: int) -> None:
                 "SELECT toUnixTimestamp64Milli(started_at), session_id FROM sessions FINAL "
                 "ORDER BY started_at DESC, session_id DESC LIMIT 1 OFFSET {o:UInt64}", {"o": sessions // 2})
             deep = Cursor("start", "desc", int(middle[0][0]), middle[0][1]).encode()
-            cases = [
+            cases: list[tuple[str, str, dict[str, Any], dict[str, str] | None]] = [
                 ("v1 first page (50, newest first)", "/v1/sessions", {"limit": 50}, None),
                 (f"v1 deep page by cursor (after {sessions // 2})", "/v1/sessions", {"limit": 50, "cursor": deep},
                  None),
@@ -140,7 +166,8 @@ async def measure(settings: Settings, repeat: int, sessions: int) -> None:
                  {"started_after": "2025-06-01T00:00:00Z", "started_before": "2025-07-01T00:00:00Z",
                   "sort": "errors", "order": "asc", "limit": 50}, None),
                 ("/api first page with count (5, by date)", "/api/sessions", {}, None),
-                ("/api deep offset page (pageNum 100000)", "/api/sessions", {"pageNum": 100_000}, None),
+                ("/api page at offset 100 (pageNum 20: the candidates path's deepest)", "/api/sessions",
+                 {"pageNum": 20}, None),
                 ("/api filtered page with count", "/api/sessions",
                  {"filter_0": "appName", "textContent": "blog", "filter_1": "Has Errors?", "yesOrNo": "yes",
                   "sortBy": "length", "perPage": 20}, None),
@@ -149,10 +176,38 @@ async def measure(settings: Settings, repeat: int, sessions: int) -> None:
                 ("replay of the large session (identity)", f"/v1/sessions/{REPLAY_SESSION}/events", {},
                  {"Accept-Encoding": "identity"}),
             ]
-            print(f"{'case':<62} {'median ms':>10} {'p95 ms':>8} {'bytes sent':>10}")
+            deep_offset = legacy.DEEP_OFFSET
+            print(f"{'case':<72} {'median ms':>10} {'p95 ms':>8} {'bytes sent':>10}")
             for name, path, params, extra in cases:
+                if only and only not in name:
+                    continue
                 median, p95, size = await timed(client, path, params, repeat, extra)
-                print(f"{name:<62} {median:>10.1f} {p95:>8.1f} {size:>10}", flush=True)
+                print(f"{name:<72} {median:>10.1f} {p95:>8.1f} {size:>10}", flush=True)
+            for name, params in DEEP_CASES:
+                if only and only not in name:
+                    continue
+                # Now and before, request by request in turn, so both see the same load on the machine.
+                ways = {name: legacy.DEEP_OFFSET, "  before: FINAL, sorted whole": 10**18}
+                times: dict[str, list[float]] = {label: [] for label in ways}
+                answers, sizes = {}, {}
+                for turn in range(repeat + 1):
+                    for label, threshold in ways.items():
+                        legacy.DEEP_OFFSET = threshold
+                        try:
+                            started = time.perf_counter()
+                            response = await client.get("/api/sessions", params=params)
+                            elapsed = (time.perf_counter() - started) * 1000
+                        finally:
+                            legacy.DEEP_OFFSET = deep_offset
+                        assert response.status_code == 200, response.text
+                        answers[label], sizes[label] = response.content, response.num_bytes_downloaded
+                        if turn:  # the first turn warms up
+                            times[label].append(elapsed)
+                assert len(set(answers.values())) == 1, f"{name}: the two ways answer differently"
+                for label, taken in times.items():
+                    taken.sort()
+                    print(f"{label:<72} {statistics.median(taken):>10.1f} {taken[int(0.95 * (len(taken) - 1))]:>8.1f} "
+                          f"{sizes[label]:>10}", flush=True)
 
 
 async def main() -> None:
@@ -162,6 +217,7 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=21)
     parser.add_argument("--data", default="/tmp/bard-bench-replayer")
     parser.add_argument("--postgres", default="postgresql://localhost:5432")
+    parser.add_argument("--only", help="time only the cases whose name contains this text")
     args = parser.parse_args()
 
     pg_url = f"{args.postgres}/bard_bench_replayer_{uuid.uuid4().hex[:8]}"
@@ -180,7 +236,7 @@ async def main() -> None:
     try:
         print(f"{args.sessions} ended sessions, replay of {args.events + 1} events; {os.cpu_count()} cores; "
               f"load average {os.getloadavg()}", flush=True)
-        await measure(settings, args.repeat, args.sessions)
+        await measure(settings, args.repeat, args.sessions, args.only)
     finally:
         admin = await asyncpg.connect(f"{args.postgres}/postgres")
         try:

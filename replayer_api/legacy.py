@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+import math
+import uuid
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -40,6 +44,9 @@ from replayer_api.parameters import (
     today_utc,
 )
 from replayer_api.v1 import MAX_BODY, field_of, funnels_of, stream_events
+from replayer_api.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
 
 FILTER_TYPES = ("length", "date", "appName", "Has Errors?")
 LEGACY_DIRECTIONS = {"ascending": "ASC", "descending": "DESC"}
@@ -109,18 +116,179 @@ async def list_sessions(request: Request) -> Response:
     params = request.query_params
     session_filter = legacy_session_filter(params)
     sort_by, sort_order, per_page, page_number = legacy_paging(params, sessions.LEGACY_SORT_COLUMNS, "date")
+    column, direction = sessions.LEGACY_SORT_COLUMNS[sort_by], LEGACY_DIRECTIONS[sort_order]
+    offset = per_page * page_number
     warehouse = request.state.warehouse
-    # Two queries on two ClickHouse clients at once.
-    page, count = await asyncio.gather(
-        sessions.legacy_session_page(warehouse, session_filter, sessions.LEGACY_SORT_COLUMNS[sort_by],
-                                     LEGACY_DIRECTIONS[sort_order], per_page, per_page * page_number),
-        sessions.count_sessions(warehouse, session_filter),
-    )
+    if offset > DEEP_OFFSET:
+        page, count = await deep_session_page(warehouse, session_filter, column, direction, per_page, offset)
+    else:
+        # Two queries on two ClickHouse clients at once.
+        page, count = await asyncio.gather(
+            sessions.legacy_session_page(warehouse, session_filter, column, direction, per_page, offset),
+            sessions.count_sessions(warehouse, session_filter),
+        )
     return JSONResponse({"count": count, "sessions": [legacy_session_json(s) for s in page]})
 
 
 async def session_events(request: Request) -> Response:
     return await stream_events(request, parse_uuid(request.path_params["session_id"], "sessionId"))
+
+
+# --- deep offset pages -----------------------------------------------------------------------------------------
+
+# Past this offset a page is read by sample and window (:func:`deep_session_page`): over 1 M sessions it costs the
+# same at any depth, about what the candidates path (sessions.ordered_sessions) costs at offset 100, measured.
+DEEP_OFFSET = 100
+# One session in SAMPLE_RATE estimates where a position is. The sample is one range of the primary key:
+# ClickHouse orders UUIDs by their low 64 bits first, and in an RFC 4122/9562 id (v4 as the agent makes them, v7)
+# those are the variant bits 10 then 62 random bits. The first 1/SAMPLE_RATE of that span, read FINAL, is its
+# own few granules merged: every version of its sessions, the newest seen. Other ids only make the estimate
+# worse, never the answer wrong.
+SAMPLE_RATE = 32
+# The window around the estimate, in standard deviations of it: a window that misses costs a plain FINAL read.
+WINDOW_SIGMAS = 4
+# The most rows a window sorts: deeper than that (offsets in the tens of millions), the page is read the plain way.
+MAX_WINDOW = 200_000
+
+# The session id compared as its 128-bit number: the same order as its text (the text is the number's hex digits,
+# most significant first), without making a million strings to compare.
+SESSION_ID_NUMBER = sessions.Column("toUInt128(session_id)", "toUInt128(session_id)", "{v:UInt128}")
+
+
+def numeric_ordering(column: sessions.Column, direction: str) -> sessions.Ordering:
+    """:func:`sessions.legacy_ordering` with the session id's text compared as its number."""
+    key = SESSION_ID_NUMBER if column == sessions.SESSION_ID_TEXT else column
+    return sessions.Term(key, direction), sessions.Term(SESSION_ID_NUMBER, "ASC")
+
+
+def position_test(conditions: sessions.Conditions, ordering: sessions.Ordering, row: tuple[Any, ...]) -> str:
+    """Whether a session comes after ``row`` (its sort key and id number) in ``ordering``, as an expression to select:
+    the ``OR`` of comparisons that :func:`sessions.add_after` writes, its values bound in ``conditions``. (Comparing
+    tuples instead costs the same on numbers and a quarter more of the whole pass on the LowCardinality app name.)"""
+    sessions.add_after(conditions, ordering, row)
+    return conditions.fragments.pop()
+
+
+def sample_ranks(offset: int, limit: int) -> tuple[int, int]:
+    """The ranks in the sample of the rows that enclose positions ``offset`` to ``offset + limit`` (first 0: the
+    window starts the list): the expected ranks, WINDOW_SIGMAS standard deviations (``sqrt`` of the rank) out."""
+    expected = offset // SAMPLE_RATE
+    expected_end = -(-(offset + limit) // SAMPLE_RATE)
+    first = max(expected - math.ceil(WINDOW_SIGMAS * math.sqrt(expected)) - 1, 0)
+    return first, expected_end + math.ceil(WINDOW_SIGMAS * math.sqrt(expected_end)) + 1
+
+
+async def window_bounds(warehouse: Warehouse, session_filter: sessions.SessionFilter, ordering: sessions.Ordering,
+                        first: int, last: int) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None] | None:
+    """The sample's rows at ranks ``first`` and ``last`` as (sort key, id number), ``None`` for an end of the list
+    (rank 0, or a sample too short); ``None`` for both if the sample ends before ``first``."""
+    conditions = sessions.filter_conditions(session_filter)
+    conditions.add("session_id >= {id:UUID}", id=str(uuid.UUID(int=2**63)))  # high 64 bits 0: a range of the low
+    conditions.add("session_id < {id:UUID}", id=str(uuid.UUID(int=2**63 + 2**62 // SAMPLE_RATE)))
+    conditions.parameters.update(count=last - first + 1, first=first)
+    selected = ", ".join(term.column.selected for term in ordering)
+    order_by = ", ".join(term.sql for term in ordering)
+    sql = (
+        f"SELECT {selected} FROM sessions FINAL{conditions.where()} "  # noqa: S608 - fragments are constants
+        f"ORDER BY {order_by} LIMIT {{count:UInt64}} OFFSET {{first:UInt64}}"
+    )
+    rows = await warehouse.rows(sql, conditions.parameters)
+    if first > 0 and not rows:
+        return None
+    return (tuple(rows[0]) if first > 0 else None), (tuple(rows[-1]) if len(rows) == last - first + 1 else None)
+
+
+@dataclass(frozen=True)
+class Window:
+    matching: int  # sessions that match the filter
+    before: int  # of them, at or before the window's lower row
+    inside: int  # in the window
+    page: list[uuid.UUID]  # the ids at the asked positions, in order, if the window holds them
+
+    def holds(self, offset: int, limit: int) -> bool:
+        return (self.before <= offset and self.inside <= MAX_WINDOW
+                and (self.before + self.inside >= offset + limit or self.before + self.inside == self.matching))
+
+
+async def read_window(warehouse: Warehouse, session_filter: sessions.SessionFilter, ordering: sessions.Ordering,
+                      lower: tuple[Any, ...] | None, upper: tuple[Any, ...] | None, offset: int, limit: int
+                      ) -> Window:
+    """One pass of the table ``FINAL`` (every count is of newest versions) reading only the sort key and the
+    filter's columns: the sessions that match, those at or before ``lower``, and those after it and at or before
+    ``upper``, sorted and cut to the page."""
+    conditions = sessions.filter_conditions(session_filter)
+    tests = []
+    if lower is not None:
+        tests.append(position_test(conditions, ordering, lower))
+    if upper is not None:
+        tests.append(f"NOT {position_test(conditions, ordering, upper)}")
+    at_or_before = f"NOT {tests[0]}" if lower is not None else "0"
+    inside = " AND ".join(tests) or "1"
+    key, number = (term.column.expression for term in ordering)
+    # (key, id number) ascending; descending, sorted backwards on (key, bitNot(id number)): ties stay ascending.
+    if ordering[0].direction == "ASC":
+        sort = "arraySort(x -> (x.1, x.2), "
+    else:
+        sort = "arrayReverseSort(x -> (x.1, bitNot(x.2)), "
+    window = f"groupArrayIf({{window:UInt64}})(({key}, {number}, session_id), {inside})"
+    conditions.parameters.update(window=MAX_WINDOW, offset=offset, limit=limit)
+    sql = (
+        f"SELECT count() AS matching, countIf({at_or_before}) AS before, countIf({inside}) AS inside, "  # noqa: S608
+        f"arraySlice({sort}{window}), "
+        f"greatest(toInt64({{offset:UInt64}}) - toInt64(before), 0) + 1, {{limit:UInt64}}) "
+        f"FROM sessions FINAL{conditions.where()}"
+    )
+    [(matching, before, inside_count, page)] = await warehouse.rows(sql, conditions.parameters)
+    return Window(int(matching), int(before), int(inside_count), [row[2] for row in page])
+
+
+async def sessions_by_id(warehouse: Warehouse, ids: list[uuid.UUID]) -> list[sessions.Session]:
+    """The newest version of each session of ``ids``, in that order (read ``FINAL``, through the primary key)."""
+    if not ids:
+        return []
+    sql = f"SELECT {sessions.COLUMNS} FROM sessions FINAL WHERE session_id IN {{ids:Array(UUID)}}"  # noqa: S608
+    rows = await warehouse.rows(sql, {"ids": [str(i) for i in ids]})
+    found = {row[0]: sessions.Session.from_row(row) for row in rows}
+    return [found[i] for i in ids if i in found]
+
+
+async def deep_session_page(warehouse: Warehouse, session_filter: sessions.SessionFilter, column: sessions.Column,
+                            direction: str, limit: int, offset: int) -> tuple[list[sessions.Session], int]:
+    """The page at ``offset`` in the legacy order and the number of matching sessions: the same answer as
+    ``sessions.legacy_session_page`` and ``sessions.count_sessions``, without sorting the whole list.
+
+    ``FINAL`` with ``ORDER BY ... LIMIT 5 OFFSET 500000`` merges every column of every part and sorts half a
+    million rows. Here a sample (:data:`SAMPLE_RATE`) gives two rows that most likely enclose the page
+    (:func:`window_bounds`), one ``FINAL`` pass over the sort key and the filter's columns counts exactly the
+    sessions up to the first of them and sorts only the few thousand between the two (:func:`read_window`), and
+    the page's sessions are read by id. The counts prove the window holds the page; when it does not (an estimate
+    that far off is rare), the page is read the plain way. The count comes from the same pass. A session moved
+    again between the pass and the read by id shows its newest row, as it would on the next request.
+    """
+    first, last = sample_ranks(offset, limit)
+    if (last - first + 1) * SAMPLE_RATE > MAX_WINDOW:
+        return await asyncio.gather(plain_page(warehouse, session_filter, column, direction, limit, offset),
+                                    sessions.count_sessions(warehouse, session_filter))
+    ordering = numeric_ordering(column, direction)
+    bounds = await window_bounds(warehouse, session_filter, ordering, first, last)
+    if bounds is None:  # fewer sampled sessions than the offset asks: the list most likely ends before it
+        count = await sessions.count_sessions(warehouse, session_filter)
+        if count <= offset:
+            return [], count
+        return await plain_page(warehouse, session_filter, column, direction, limit, offset), count
+    window = await read_window(warehouse, session_filter, ordering, *bounds, offset, limit)
+    if not window.holds(offset, limit):
+        log.info("deep page: the window (%d before, %d inside) misses offset %d; reading it FINAL",
+                 window.before, window.inside, offset)
+        return await plain_page(warehouse, session_filter, column, direction, limit, offset), window.matching
+    return await sessions_by_id(warehouse, window.page), window.matching
+
+
+async def plain_page(warehouse: Warehouse, session_filter: sessions.SessionFilter, column: sessions.Column,
+                     direction: str, limit: int, offset: int) -> list[sessions.Session]:
+    """The page read ``FINAL`` and sorted whole: the simple way, for what the window cannot answer."""
+    return await sessions.final_sessions(warehouse, session_filter, sessions.legacy_ordering(column, direction),
+                                         None, offset, limit)
 
 
 # --- funnels ---------------------------------------------------------------------------------------------------
