@@ -112,6 +112,10 @@ class Load:
     # until its bytes were written (that, plus waiting for a free connection of the agent's and opening one).
     start_late_ms: list[float] = field(default_factory=list)
     write_late_ms: list[float] = field(default_factory=list)
+    sessions: list[str] = field(default_factory=list)
+    # With --readers: what the dashboard's readers were answered, and how long each answer took
+    reads_ms: list[float] = field(default_factory=list)
+    read_statuses: Counter[int | str] = field(default_factory=Counter)
 
 
 def arguments() -> argparse.Namespace:
@@ -145,6 +149,10 @@ def arguments() -> argparse.Namespace:
                         help="open loop, latency from when each batch was due; or closed loop (see send_batches)")
     parser.add_argument("--connections", type=int, default=6,
                         help="connections each agent may open at once in the open loop (a browser's 6 per host)")
+    parser.add_argument("--readers", type=int, default=0,
+                        help="with --up: dashboard users reading at once during the load, each replaying one "
+                             "active session after another (GET /v1/sessions/{id}/events), from the replayer API "
+                             "that shares bard up's main process")
     parser.add_argument("--events", type=int, default=200_000, help="events to preload with --consumer-only")
     return parser.parse_args()
 
@@ -376,6 +384,7 @@ async def send_batches(post: Any, args: argparse.Namespace, load: Load, deadline
     before it sends the next batch, a late agent skips ahead rather than catching up, and latency is timed from
     the send. It hides a server's stalls; it is kept to measure how much."""
     session = str(uuid.uuid4())
+    load.sessions.append(session)
     interval = EVENTS_PER_BATCH / args.rate
     first_due = time.perf_counter()
     in_flight: set[asyncio.Task[None]] = set()
@@ -438,6 +447,25 @@ def server_timing(header: str) -> list[tuple[str, float]]:
     return entries
 
 
+async def read_replays(args: argparse.Namespace, load: Load, deadline: float) -> None:
+    """A dashboard user during the load: replays one active session after another (all of its events so far),
+    from the replayer API, which ``bard up`` serves from the process that also runs the consumer and chDB."""
+    base = f"http://127.0.0.1:{args.replayer_port}"
+    headers = {"Authorization": f"Bearer {args.dashboard_token}"}
+    await asyncio.sleep(args.ramp)
+    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=60)) as http:
+        while time.perf_counter() < deadline:
+            session = random.choice(load.sessions)
+            started = time.perf_counter()
+            try:
+                async with http.get(f"{base}/v1/sessions/{session}/events") as answer:
+                    await answer.read()
+                    load.read_statuses[answer.status] += 1
+            except aiohttp.ClientError as exc:
+                load.read_statuses[type(exc).__name__] += 1
+            load.reads_ms.append((time.perf_counter() - started) * 1000)
+
+
 async def watch_loop_lag(load: Load, deadline: float) -> None:
     while time.perf_counter() < deadline:
         asked = time.perf_counter()
@@ -452,6 +480,7 @@ async def generate(args: argparse.Namespace, base: str) -> Load:
     deadline = load.started + args.ramp + args.duration
     apps = [f"bench-{i % 5}" for i in range(args.agents)]
     ticker = asyncio.create_task(watch_loop_lag(load, deadline))
+    readers = [asyncio.create_task(read_replays(args, load, deadline)) for _ in range(args.readers)]
     if args.client == "lean":
         await asyncio.gather(*(lean_agent(base, args, load, deadline, app) for app in apps))
     else:
@@ -459,7 +488,7 @@ async def generate(args: argparse.Namespace, base: str) -> Load:
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
             await asyncio.gather(*(aiohttp_agent(http, base, args, load, deadline, app) for app in apps))
     load.ended = time.perf_counter()
-    await ticker
+    await asyncio.gather(ticker, *readers)
     load.cpu_seconds = time.process_time() - cpu_before
     load.system_seconds = os.times().system - system_before
     return load
@@ -670,6 +699,8 @@ def consumer_only(args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = arguments()
+    if args.readers and not args.up:
+        raise SystemExit("--readers needs --up (the replayer API shares bard up's process)")
     if args.consumer_only:
         consumer_only(args)
         return
@@ -683,7 +714,9 @@ def main() -> None:
         try:
             subprocess.run([str(BARD), "migrate"], env=env, check=True)
             if args.up:  # everything in one `bard up` process: the consumer's and the API's figures are its own
-                env["BARD_REPLAYER_API_PORT"] = str(free_port())
+                args.replayer_port = free_port()
+                args.dashboard_token = env["BARD_DASHBOARD_TOKEN"]
+                env["BARD_REPLAYER_API_PORT"] = str(args.replayer_port)
                 consumer = api = subprocess.Popen([str(BARD), "up"], env=env, stdout=subprocess.DEVNULL)
                 processes.append(consumer)
             else:
@@ -713,7 +746,7 @@ def main() -> None:
     seconds = load.ended - load.started
     report = {
         "machine": {"cores": os.cpu_count(), "load_average_1m": os.getloadavg()[0]},
-        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "postgres", "amqp")},
+        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "postgres", "amqp", "dashboard_token")},
         "target_events_per_s": args.agents * args.rate,
         "load_seconds": round(seconds, 2),
         "batches": load.batches_sent,
@@ -726,6 +759,7 @@ def main() -> None:
         # How late the generator itself was: behind it, a latency measures the generator, not Bard.
         "generator_late_ms": {"task_start": spread(load.start_late_ms), "request_written": spread(load.write_late_ms)},
         "statuses": {str(k): v for k, v in load.statuses.items()},
+        "replays_read": {"statuses": {str(k): v for k, v in load.read_statuses.items()}, "ms": spread(load.reads_ms)},
         "accepted_events": load.events_accepted,
         "accepted_per_s": round(load.events_accepted / seconds, 1),
         "record_latency_ms": {"p50": round(quantile(load.latencies_ms, 0.5), 2),
