@@ -56,6 +56,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Processes serving the agent API, in `bard up` and in `bard agent-api` (whose --workers overrides it). Under
     # `bard up`, 0 serves it from the main process, on the event loop that also runs the consumer and chDB.
     agent_api_workers: int = 2
+    # Under `bard up` with workers: how much lower the main process (consumer, chDB, replayer API, ender) runs than
+    # the workers, as a nice increment (0: the same). /record's tail is then paid by the lag and the dashboard.
+    up_nice: int = 10
     # Groups of batches one agent API process stores at once, each on its own PostgreSQL connection (a process
     # opens this many + 2). Fewer means larger groups: fewer transactions and messages, a longer wait for each.
     # At 10,000 events/s on 2 cores, 1 took ~10 % less CPU per batch than 2 and ~15 % less than 4 (BENCHMARKS.md).
@@ -95,6 +98,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingsError(f"{env_name(name)} must be positive, got {getattr(self, name)}")
         if self.max_idle_default_ms > self.max_idle_max_ms:
             raise SettingsError("BARD_MAX_IDLE_DEFAULT_MS must not exceed BARD_MAX_IDLE_MAX_MS")
+        if not 0 <= self.up_nice <= 19:
+            raise SettingsError(f"BARD_UP_NICE must be 0 to 19, got {self.up_nice}")
         if self.agent_api_workers < 0:
             raise SettingsError(f"BARD_AGENT_API_WORKERS must be 0 or more, got {self.agent_api_workers}")
         if self.log_format not in ("text", "json"):

@@ -4,7 +4,7 @@
 embedded mode the consumer that plays ClickHouse's RabbitMQ engine (in server mode the engine consumes the queue
 itself). The agent API, which needs no ClickHouse, is served by ``BARD_AGENT_API_WORKERS`` processes of its own
 (:mod:`bard.workers`); everything else shares this process and its event loop, chDB included (one process may
-open a chDB directory). Production runs one part per process instead (``bard agent-api``, ``bard consumer``, ...).
+open a chDB directory), at a lower CPU priority than the workers (``BARD_UP_NICE``). Production runs one part per process instead (``bard agent-api``, ``bard consumer``, ...).
 
 Stopping (SIGINT or SIGTERM) goes from the edge inwards: the HTTP servers and the agent API's workers stop
 accepting and finish their requests, so no batch is accepted after its consumer is gone; then the consumer
@@ -161,6 +161,7 @@ async def _run_parts(settings: Settings, stop: asyncio.Event, parts: contextlib.
             if workers is not None:
                 await workers.start()
                 watched.append(asyncio.create_task(workers.wait(), name="bard agent API workers"))
+                await workers.yield_cpu(settings.up_nice)
             urls = [("agent API", _url(settings, agent_sock)), ("replayer API", _url(settings, replayer_sock))]
             print(_banner(settings, urls, has_consumer=settings.mode == "embedded"), flush=True)
             await asyncio.wait([*tasks, *watched, stopped], return_when=asyncio.FIRST_COMPLETED)

@@ -15,6 +15,11 @@ API's parsing and PostgreSQL round trips off the event loop that also runs the c
   after ``STOP_TIMEOUT_SECONDS`` is killed.
 - **Orphans.** A worker asks the kernel for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), so a
   ``bard up`` killed with SIGKILL leaves no worker holding the port.
+- **Priority.** :meth:`AgentWorkers.yield_cpu` lowers the CPU priority of the rest of ``bard up``'s process (the
+  consumer, chDB's threads, the replayer API, the ender): on a busy machine the agent API's answers go first, and
+  what waits is the ingest lag and the dashboard. Workers are spawned from one thread kept at the normal
+  priority, so one restarted later runs at it too (a process may raise its nice value, never lower it again).
+  That thread lives as long as the workers: the kernel's parent-death signal follows the thread that spawned.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ import multiprocessing
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 
@@ -104,6 +111,8 @@ class AgentWorkers:
         self._deaths: list[float] = []  # when workers died unasked, for the restart limit
         self._stopping = False
         self.restarts = 0
+        # Every spawn happens on this one thread: see "Priority" above.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bard-agent-api-spawner")
 
     def _spawn(self) -> tuple[BaseProcess, Event]:
         ready = self._context.Event()
@@ -114,9 +123,12 @@ class AgentWorkers:
         process.start()
         return process, ready
 
+    async def _spawn_on_spawner(self) -> tuple[BaseProcess, Event]:
+        return await asyncio.get_running_loop().run_in_executor(self._spawner, self._spawn)
+
     async def start(self) -> None:
         """Spawn every worker; return when all are serving. Raises if one exits or none is up in time."""
-        started = [self._spawn() for _ in range(self._count)]
+        started = [await self._spawn_on_spawner() for _ in range(self._count)]
         self._processes = [process for process, _ in started]
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         for process, ready in started:
@@ -151,8 +163,20 @@ class AgentWorkers:
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** (len(self._deaths) - 1)))
                 if self._stopping:
                     return
-                self._processes[i], _ = self._spawn()
+                self._processes[i], _ = await self._spawn_on_spawner()
                 self.restarts += 1
+
+    async def yield_cpu(self, increment: int) -> None:
+        """Raise the nice value of every thread of this process by ``increment``, but the spawner's; threads made
+        from now on inherit it from the thread that makes them. Linux only (nice values are per thread there)."""
+        if increment <= 0 or not os.path.isdir("/proc/self/task"):
+            return
+        spawner = await asyncio.get_running_loop().run_in_executor(self._spawner, threading.get_native_id)
+        for tid in map(int, os.listdir("/proc/self/task")):
+            if tid == spawner:
+                continue
+            with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+                os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
 
     async def stop(self) -> None:
         """SIGTERM to every worker; return when all have exited (killed after ``STOP_TIMEOUT_SECONDS``)."""
@@ -172,3 +196,4 @@ class AgentWorkers:
             process.join(timeout=5)
             if process.pid is not None:
                 forget_process(process.pid)
+        self._spawner.shutdown(wait=False)

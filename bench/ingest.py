@@ -538,10 +538,14 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
+    """Every child of the process, whichever of its threads started it (bard up spawns its workers from one)."""
+    found = []
+    for children_file in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(p) for p in children_file.read_text().split()]
+        except FileNotFoundError:  # the thread ended
+            continue
+    return found
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> int:

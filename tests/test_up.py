@@ -6,6 +6,7 @@ subprocess."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import uuid
@@ -153,11 +154,16 @@ def agent_workers(bard: Bard) -> set[int]:
     assert bard.process is not None
     pid = bard.process.pid
     found = set()
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+    for child in " ".join(f.read_text() for f in Path(f"/proc/{pid}/task").glob("*/children")).split():
         command = Path(f"/proc/{child}/cmdline").read_bytes()
         if b"spawn_main" in command and b"resource_tracker" not in command:
             found.add(int(child))
     return found
+
+
+def nice_of(pid: int, tid: int | str | None = None) -> int:
+    stat = Path(f"/proc/{pid}/task/{tid or pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])  # field 19 of stat: the nice value
 
 
 async def until_dead(pid: int) -> None:
@@ -202,6 +208,12 @@ async def test_an_agent_api_worker_that_dies_is_replaced_while_the_others_serve(
         while (after := agent_workers(bard)) == before - {victim} and loop.time() < deadline:
             await asyncio.sleep(0.1)
         assert len(after) == 2 and victim not in after, after
+        # The main process yields the CPU to the workers (BARD_UP_NICE, 10), the replacement included.
+        assert bard.process is not None
+        threads = [nice_of(bard.process.pid, tid) for tid in os.listdir(f"/proc/{bard.process.pid}/task")]
+        # Most at 10; one at 0, the spawner's; chDB gives some threads a priority of its own.
+        assert threads.count(10) > len(threads) / 2 and threads.count(0) == 1, threads
+        assert {nice_of(pid) for pid in after} == {0}, after
     assert bard.stop() == 0, bard.log()
     log = bard.log()
     assert f"an agent API worker (pid {victim}) died with exit code -9; starting another" in log
