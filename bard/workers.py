@@ -128,8 +128,10 @@ class AgentWorkers:
 
     async def start(self) -> None:
         """Spawn every worker; return when all are serving. Raises if one exits or none is up in time."""
-        started = [await self._spawn_on_spawner() for _ in range(self._count)]
-        self._processes = [process for process, _ in started]
+        started = []
+        for _ in range(self._count):
+            started.append(await self._spawn_on_spawner())
+            self._processes.append(started[-1][0])  # stop() reaches it even if the next spawn fails
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         for process, ready in started:
             while not ready.is_set():
