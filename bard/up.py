@@ -1,10 +1,11 @@
-"""``bard up`` and ``bard migrate``: every part of Bard in one process and one event loop.
+"""``bard up`` and ``bard migrate``: every part of Bard on one machine, in one process and the agent API's workers.
 
 ``bard up`` runs, on the embedded defaults: the agent API, the replayer API, the session ender, and in
 embedded mode the consumer that plays ClickHouse's RabbitMQ engine (in server mode the engine consumes the queue
 itself). The agent API, which needs no ClickHouse, is served by ``BARD_AGENT_API_WORKERS`` processes of its own
 (:mod:`bard.workers`); everything else shares this process and its event loop, chDB included (one process may
-open a chDB directory), at a lower CPU priority than the workers (``BARD_UP_NICE``). Production runs one part per process instead (``bard agent-api``, ``bard consumer``, ...).
+open a chDB directory), at a lower CPU priority than the workers (``BARD_UP_NICE``). Production runs one part
+per process instead (``bard agent-api``, ``bard consumer``, ...).
 
 Stopping (SIGINT or SIGTERM) goes from the edge inwards: the HTTP servers and the agent API's workers stop
 accepting and finish their requests, so no batch is accepted after its consumer is gone; then the consumer
