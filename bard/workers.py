@@ -110,7 +110,6 @@ class AgentWorkers:
         self._processes: list[BaseProcess] = []
         self._deaths: list[float] = []  # when workers died unasked, for the restart limit
         self._stopping = False
-        self.restarts = 0
         # Every spawn happens on this one thread: see "Priority" above.
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bard-agent-api-spawner")
 
@@ -141,10 +140,6 @@ class AgentWorkers:
                     raise RuntimeError(f"an agent API worker did not start within {START_TIMEOUT_SECONDS:g} s")
                 await asyncio.sleep(0.05)
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._processes if p.pid is not None]
-
     async def wait(self) -> None:
         """Restart workers that die; return when one dies too often (it will not come back on its own)."""
         while not self._stopping:
@@ -166,7 +161,6 @@ class AgentWorkers:
                 if self._stopping:
                     return
                 self._processes[i], _ = await self._spawn_on_spawner()
-                self.restarts += 1
 
     async def yield_cpu(self, increment: int) -> None:
         """Raise the nice value of every thread of this process by ``increment``, but the spawner's; threads made

@@ -212,10 +212,6 @@ class Bard:
             process.kill()
             return process.wait()
 
-    def stop_all(self) -> None:
-        for process in self.processes:
-            self.stop(process)
-
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in self.log_dir.glob("*"))
 
@@ -228,7 +224,6 @@ class Sent:
     session: str
     timestamps: list[int]
     due: float  # seconds into the load
-    answered: float
     outcome: str  # "200", "503 PostgreSQL", "ConnectError", ...
 
     @property
@@ -302,7 +297,7 @@ class Load:
                 outcome += " " + _dependency(answer)
         except httpx.HTTPError as exc:
             outcome = type(exc).__name__
-        self.sent.append(Sent(session, [e["timestamp"] for e in events], due, self.now(), outcome))
+        self.sent.append(Sent(session, [e["timestamp"] for e in events], due, outcome))
 
 
 def _dependency(answer: httpx.Response) -> str:
@@ -320,8 +315,7 @@ class Outage:
 
     fault_at: float
     restored_at: float
-    first_failure: float | None
-    last_failure: float | None
+    last_failure: float | None  # when the last batch that failed was due
 
     @property
     def recovery_s(self) -> float:
@@ -334,8 +328,7 @@ class Outage:
 
 
 def outage(load: Load, fault_at: float, restored_at: float) -> Outage:
-    failed = [s.due for s in load.sent if not s.accepted]
-    return Outage(fault_at, restored_at, min(failed, default=None), max(failed, default=None))
+    return Outage(fault_at, restored_at, max((s.due for s in load.sent if not s.accepted), default=None))
 
 
 @dataclass
@@ -352,18 +345,24 @@ class Accounting:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def read_events(data_dir: Path) -> list[tuple[str, int]]:
-    """(session, timestamp) of every event readers see, from a chDB directory no other process holds open."""
+def query_warehouse(data_dir: Path, sql: str) -> list[list[Any]]:
+    """The rows of ``sql`` over the chDB directory of ``data_dir``, read by a process of its own: chDB opens a
+    directory in one process only, and this one may hold another."""
     script = (
         "import json, sys\n"
         "from clickhouse.client import create_client\n"
         "c = create_client('chdb://' + sys.argv[1], database='bard')\n"
-        "rows = c.query('SELECT toString(session_id), toUnixTimestamp64Milli(ts) FROM events FINAL').result_rows\n"
-        "print(json.dumps(rows))\n"
+        "print(json.dumps(c.query(sys.argv[2]).result_rows))\n"
     )
-    out = subprocess.run([str(PYTHON), "-c", script, str((data_dir / "clickhouse").resolve())], cwd=ROOT,
+    out = subprocess.run([str(PYTHON), "-c", script, str((data_dir / "clickhouse").resolve()), sql], cwd=ROOT,
                          check=True, capture_output=True, text=True)
-    return [(s, int(ts)) for s, ts in msgspec.json.decode(out.stdout)]
+    return list(msgspec.json.decode(out.stdout))
+
+
+def read_events(data_dir: Path) -> list[tuple[str, int]]:
+    """(session, timestamp) of every event readers see (``FINAL``)."""
+    rows = query_warehouse(data_dir, "SELECT toString(session_id), toUnixTimestamp64Milli(ts) FROM events FINAL")
+    return [(s, int(ts)) for s, ts in rows]
 
 
 def account(load: Load, visible: list[tuple[str, int]]) -> Accounting:
@@ -510,18 +509,10 @@ def _child(bard: Bard, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def read_sessions(bard: Bard) -> dict[str, Any]:
-    """What readers see of ended sessions (``FINAL``), and what is left active in PostgreSQL."""
-    script = (
-        "import json, sys\n"
-        "from clickhouse.client import create_client\n"
-        "c = create_client('chdb://' + sys.argv[1], database='bard')\n"
-        "final = c.query('SELECT toString(session_id), event_count FROM sessions FINAL').result_rows\n"
-        "print(json.dumps(final))\n"
-    )
-    out = subprocess.run([str(PYTHON), "-c", script, str((bard.data_dir / "clickhouse").resolve())], cwd=ROOT,
-                         check=True, capture_output=True, text=True)
-    return {s: n for s, n in msgspec.json.decode(out.stdout)}
+def read_sessions(bard: Bard) -> dict[str, int]:
+    """Each ended session readers see (``FINAL``), with its event count."""
+    rows = query_warehouse(bard.data_dir, "SELECT toString(session_id), event_count FROM sessions FINAL")
+    return {s: int(n) for s, n in rows}
 
 
 async def active_sessions(postgres: PrivatePostgres) -> int:
