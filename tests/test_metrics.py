@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -402,6 +402,26 @@ async def scrape_url(http: httpx.AsyncClient, url: str) -> tuple[set[str], Sampl
     return parse(response.text)
 
 
+async def run_until_scraped(bard: Bard, command: str, port: int, ready: Callable[[Samples], bool],
+                            what: str) -> tuple[set[str], Samples]:
+    """Start ``bard <command>``, a part that serves no API, and scrape its metrics port until ``ready``."""
+    with bard.stdout.open("wb") as out, bard.stderr.open("wb") as err:
+        bard.process = subprocess.Popen([str(BARD), command], env=bard.env, stdout=out, stderr=err)
+    url = f"http://127.0.0.1:{port}/metrics"
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def scraped_ready() -> bool:
+            assert bard.process is not None and bard.process.poll() is None, bard.log()
+            try:
+                _, samples = await scrape_url(http, url)
+            except httpx.TransportError:
+                return False
+            return ready(samples)
+
+        await eventually(scraped_ready, what)
+        return await scrape_url(http, url)
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.rabbitmq
@@ -411,21 +431,10 @@ async def test_bard_consumer_serves_its_metrics_on_its_port(bard: Bard) -> None:
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         await publish(connection, settings, message_body(ingest_rows(bardrr.first_batch(), str(uuid.uuid4()))))
-    with bard.stdout.open("wb") as out, bard.stderr.open("wb") as err:
-        bard.process = subprocess.Popen([str(BARD), "consumer"], env=bard.env, stdout=out, stderr=err)
-    url = f"http://127.0.0.1:{bard.consumer_metrics_port}/metrics"
-    async with httpx.AsyncClient(timeout=30) as http:
-
-        async def inserted() -> bool:
-            assert bard.process is not None and bard.process.poll() is None, bard.log()
-            try:
-                _, samples = await scrape_url(http, url)
-            except httpx.TransportError:
-                return False
-            return value(samples, "bard_consumer_rows_inserted_total") == 10
-
-        await eventually(inserted, "bard consumer's metrics saying it inserted the batch")
-        names, samples = await scrape_url(http, url)
+    names, samples = await run_until_scraped(
+        bard, "consumer", bard.consumer_metrics_port,
+        lambda samples: value(samples, "bard_consumer_rows_inserted_total") == 10,
+        "bard consumer's metrics saying it inserted the batch")
     assert CONSUMER_NAMES <= names
     assert value(samples, "bard_consumer_messages_total", outcome="acked") == 1
     assert value(samples, "bard_consumer_lag_seconds_count") == 1
@@ -437,21 +446,10 @@ async def test_bard_consumer_serves_its_metrics_on_its_port(bard: Bard) -> None:
 @pytest.mark.rabbitmq
 async def test_bard_session_ender_serves_its_metrics_on_its_port(bard: Bard) -> None:
     subprocess.run([str(BARD), "migrate"], env=bard.env, check=True, capture_output=True, timeout=WAIT_SECONDS)
-    with bard.stdout.open("wb") as out, bard.stderr.open("wb") as err:
-        bard.process = subprocess.Popen([str(BARD), "session-ender"], env=bard.env, stdout=out, stderr=err)
-    url = f"http://127.0.0.1:{bard.ender_metrics_port}/metrics"
-    async with httpx.AsyncClient(timeout=30) as http:
-
-        async def ran() -> bool:
-            assert bard.process is not None and bard.process.poll() is None, bard.log()
-            try:
-                _, samples = await scrape_url(http, url)
-            except httpx.TransportError:
-                return False
-            return value(samples, "bard_session_ender_run_duration_seconds_count") >= 1
-
-        await eventually(ran, "bard session-ender's metrics saying it ran")
-        names, samples = await scrape_url(http, url)
+    names, samples = await run_until_scraped(
+        bard, "session-ender", bard.ender_metrics_port,
+        lambda samples: value(samples, "bard_session_ender_run_duration_seconds_count") >= 1,
+        "bard session-ender's metrics saying it ran")
     assert SESSION_ENDER_NAMES <= names
     assert value(samples, "bard_session_ender_failures_total") == 0
     assert bard.stop() == 0, bard.log()
