@@ -13,6 +13,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from bard.settings import Settings
+from clickhouse.sql import check_database_name
 
 
 def create_client(url: str, database: str | None = None) -> Client:
@@ -21,8 +22,7 @@ def create_client(url: str, database: str | None = None) -> Client:
         client = clickhouse_connect.get_client(dsn=url)
         if database:
             # The embedded engine is Bard's own: make sure the database exists before binding to it.
-            if not database.replace("_", "").isalnum():
-                raise ValueError(f"database name must be letters, digits and underscores: {database!r}")
+            check_database_name(database)
             client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
             client.database = database
         return client

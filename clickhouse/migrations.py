@@ -11,14 +11,14 @@ from clickhouse_connect.driver.client import Client
 
 from bard.settings import Settings
 from clickhouse.schema import MIGRATIONS
+from clickhouse.sql import check_database_name
 
 log = logging.getLogger(__name__)
 
 
 def migrate(client: Client, settings: Settings, database: str) -> list[int]:
     """Bring ``database`` up to date; returns the versions applied now."""
-    if not database.replace("_", "").isalnum():
-        raise ValueError(f"database name must be letters, digits and underscores: {database!r}")
+    check_database_name(database)
     client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
     client.command(
         f"""CREATE TABLE IF NOT EXISTS {database}.schema_migrations (

@@ -31,7 +31,8 @@ Safety: every value (kinds, labels, app names, dates, durations, the error flag,
 ``exp.Placeholder`` bound in :class:`QueryParameters`, one fresh name per use and no de-duplication, so the text
 depends on the shape only: the number of steps (their kinds are bound too), the kinds of filters and which
 bounds they have, the window's presence, the kind of id listing. Identifiers are the schema's constants and a
-database name checked against :data:`DATABASE_NAME`.
+database name checked by :func:`clickhouse.sql.check_database_name`. The filters' conditions come from the one
+session filter builder (:func:`clickhouse.session_filters.condition`), the same the session lists use.
 
 ``windowFunnel`` (:meth:`FunnelCompiler.window_funnel_levels`) is ClickHouse's own funnel function, kept for
 comparison and benchmarks. With ``'strict_increase'``, no window, and no two events matching different steps at
@@ -50,9 +51,6 @@ earliest match is also the deepest chain. It differs (tested, ``test_window_funn
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import re
 import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -60,20 +58,20 @@ from typing import Any, Literal
 import msgspec
 from sqlglot import exp
 
-from funnels.definition import (
-    AppNameFilter,
-    DurationFilter,
-    ErrorsFilter,
-    FunnelDefinition,
-    SessionFilter,
-    StartedFilter,
-    validate,
-    validate_filters,
+from clickhouse import session_filters
+from clickhouse.sql import (
+    InvalidDatabaseName,
+    QueryParameters,
+    and_,
+    check_database_name,
+    table,
 )
+from clickhouse.sql import call as _call
+from clickhouse.sql import column as _col
+from clickhouse.sql import lambda_ as _lambda
+from clickhouse.sql import number as _int
+from funnels.definition import FunnelDefinition, SessionFilter, validate, validate_filters
 from funnels.errors import InvalidFunnel
-
-DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-"""The allow-list for the one identifier that is not a constant of this module."""
 
 MAX_PAGE = 10_000
 """The most ids one page may ask for."""
@@ -88,48 +86,6 @@ class CompiledQuery(msgspec.Struct, frozen=True):
     parameters: dict[str, Any]
 
 
-class QueryParameters:
-    """Binds values to placeholders ``p0, p1, ...`` in the order the compiler asks for them.
-
-    Never de-duplicates equal values: two funnels of the same shape must give the same text even when one of
-    them repeats a label.
-    """
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def bind(self, value: Any, clickhouse_type: str) -> exp.Placeholder:
-        name = f"p{len(self.values)}"
-        self.values[name] = value
-        return exp.Placeholder(this=name, kind=_data_type(clickhouse_type).copy())
-
-
-@functools.cache
-def _data_type(clickhouse_type: str) -> exp.DataType:
-    """A parsed type, kept: parsing the same few type names for every placeholder is most of a compile's cost."""
-    return exp.DataType.build(clickhouse_type, dialect="clickhouse")
-
-
-def _call(name: str, *args: exp.Expr) -> exp.Anonymous:
-    return exp.Anonymous(this=name, expressions=list(args))
-
-
-def _col(name: str) -> exp.Column:
-    return exp.column(name)
-
-
-def _int(value: int) -> exp.Expr:
-    return exp.Literal.number(value)
-
-
-def _lambda(body: exp.Expr, argument: str) -> exp.Lambda:
-    return exp.Lambda(this=body, expressions=[exp.to_identifier(argument)])
-
-
-def _and(*conditions: exp.Expr) -> exp.Expr:
-    return exp.and_(*conditions, copy=False)
-
-
 class FunnelCompiler:
     """Compiles one validated funnel (plus extra filters) over one database into :class:`CompiledQuery` values.
 
@@ -142,8 +98,10 @@ class FunnelCompiler:
     ) -> None:
         validate(definition)
         validate_filters(extra_filters, "extra_filters")
-        if not isinstance(database, str) or not DATABASE_NAME.fullmatch(database):
-            raise InvalidFunnel("database", "must be letters, digits and underscores, not starting with a digit")
+        try:
+            check_database_name(database)
+        except InvalidDatabaseName as error:
+            raise InvalidFunnel("database", str(error)) from None
         self.definition = definition
         self.database = database
         self.filters: tuple[SessionFilter, ...] = (*definition.filters, *extra_filters)
@@ -208,7 +166,7 @@ class FunnelCompiler:
             for outcome in ("completed", "dropped"):
                 condition = self._outcome_condition(k, outcome)
                 if after_p is not None:
-                    condition = _and(condition, exp.GT(this=_col("sid"), expression=after_p.copy()))
+                    condition = and_(condition, exp.GT(this=_col("sid"), expression=after_p.copy()))
                 smallest = exp.CombinedParameterizedAgg(
                     this="groupArraySortedIf",
                     expressions=[kept.copy()],
@@ -239,7 +197,7 @@ class FunnelCompiler:
         else:
             condition = exp.EQ(this=_col("level"), expression=exp.Sub(this=step_p, expression=_int(1)))
         if after is not None:
-            condition = _and(condition, exp.GT(this=_col("sid"), expression=self.params.bind(str(after), "String")))
+            condition = and_(condition, exp.GT(this=_col("sid"), expression=self.params.bind(str(after), "String")))
         tree = (
             exp.select(_col("session_id"), _col("level"), _col("reached_at"))
             .from_("levels", copy=False)
@@ -266,7 +224,7 @@ class FunnelCompiler:
         per_session = (
             exp.select(_col("session_id"), exp.alias_(funnel, "level"))
             .from_(self._table("conversion_events"), copy=False)
-            .where(_and(exp.or_(*(s.copy() for s in steps), copy=False), self._in_entered()), copy=False)
+            .where(and_(exp.or_(*(s.copy() for s in steps), copy=False), self._in_entered()), copy=False)
             .group_by("session_id", copy=False)
         )
         joined = (
@@ -286,45 +244,19 @@ class FunnelCompiler:
     # --- building blocks --------------------------------------------------------------------------------------
 
     def _table(self, name: Literal["sessions", "conversion_events"]) -> exp.Table:
-        return exp.Table(this=exp.to_identifier(name), db=exp.to_identifier(self.database))
+        return table(name, self.database)
 
     def entered_sessions(self) -> exp.Select:
         """``SELECT session_id FROM sessions FINAL WHERE <filters>``."""
         select = exp.select(_col("session_id")).from_(exp.Final(this=self._table("sessions")), copy=False)
-        conditions = [self._filter_condition(item) for item in self.filters]
-        return select.where(_and(*conditions), copy=False) if conditions else select
-
-    def _filter_condition(self, item: SessionFilter) -> exp.Expr:
-        bind = self.params.bind
-        if isinstance(item, AppNameFilter):
-            # One array parameter: the text does not change with the number of names.
-            return exp.In(this=_col("app_name"), field=bind(list(item.names), "Array(String)"))
-        if isinstance(item, StartedFilter):
-            return self._range(_col("date"), item.start, item.end, "Date")
-        if isinstance(item, DurationFilter):
-            return self._range(_col("duration_ms"), item.min_ms, item.max_ms, "UInt64")
-        if isinstance(item, ErrorsFilter):
-            # The flag is bound too, so "has errors" and "has none" compile to the same text.
-            has_errors = exp.Paren(this=exp.GT(this=_col("error_count"), expression=_int(0)))
-            return exp.EQ(this=has_errors, expression=bind(item.has_errors, "Bool"))
-        raise InvalidFunnel("filters", f"unknown filter {type(item).__name__}")
-
-    def _range(
-        self, column: exp.Column, low: int | dt.date | None, high: int | dt.date | None, clickhouse_type: str
-    ) -> exp.Expr:
-        conditions: list[exp.Expr] = []
-        if low is not None:
-            conditions.append(exp.GTE(this=column.copy(), expression=self.params.bind(low, clickhouse_type)))
-        if high is not None:
-            conditions.append(exp.LTE(this=column.copy(), expression=self.params.bind(high, clickhouse_type)))
-        # An open range on both ends is a filter that keeps everything.
-        return _and(*conditions) if conditions else exp.true()
+        condition = session_filters.where(session_filters.conditions(self.filters, self.params))
+        return select.where(condition, copy=False) if condition is not None else select
 
     def _step_conditions(self) -> list[exp.Expr]:
         """``kind = {p: String} AND label = {p: String}`` for each step, binding each value once."""
         return [
             exp.Paren(
-                this=_and(
+                this=and_(
                     exp.EQ(this=_col("kind"), expression=self.params.bind(step.kind, "String")),
                     exp.EQ(this=_col("label"), expression=self.params.bind(step.label, "String")),
                 )
@@ -356,7 +288,7 @@ class FunnelCompiler:
                 _col("label"),
             )
             .from_(self._table("conversion_events"), copy=False)
-            .where(_and(exp.or_(*(s.copy() for s in steps), copy=False), self._in_entered()), copy=False)
+            .where(and_(exp.or_(*(s.copy() for s in steps), copy=False), self._in_entered()), copy=False)
         )
         first_step = steps[0]
         columns: list[exp.Expr] = [
@@ -375,10 +307,10 @@ class FunnelCompiler:
                 within = exp.LTE(
                     this=exp.to_identifier("x"), expression=exp.Add(this=_col("t1"), expression=window.copy())
                 )
-                later = _and(later, within)
+                later = and_(later, within)
             columns.append(exp.alias_(_call("arrayFilter", _lambda(later, "x"), _col(f"e{k}")), f"f{k}"))
             # t_{k-1} is 0 when step k-1 was not reached; r_k carries that forward, so t_k is never read alone.
-            reached = _and(_col(f"r{k - 1}"), _call("notEmpty", _col(f"f{k}")))
+            reached = and_(_col(f"r{k - 1}"), _call("notEmpty", _col(f"f{k}")))
             columns.append(exp.alias_(reached, f"r{k}"))
             columns.append(exp.alias_(_call("arrayMin", _col(f"f{k}")), f"t{k}"))
             columns.append(exp.alias_(exp.Sub(this=_col(f"t{k}"), expression=_col(f"t{k - 1}")), f"d{k}"))

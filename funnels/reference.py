@@ -19,7 +19,9 @@ from funnels.definition import (
     DurationFilter,
     ErrorsFilter,
     FunnelDefinition,
+    IdPrefixFilter,
     SessionFilter,
+    StartedAtFilter,
     StartedFilter,
     validate,
     validate_filters,
@@ -60,6 +62,12 @@ def session_matches(session: SessionRow, filters: Iterable[SessionFilter]) -> bo
             ok = session.app_name in item.names
         elif isinstance(item, StartedFilter):
             ok = (item.start is None or session.date >= item.start) and (item.end is None or session.date <= item.end)
+        elif isinstance(item, StartedAtFilter):
+            ok = (item.after_ms is None or session.started_at_ms >= item.after_ms) and (
+                item.before_ms is None or session.started_at_ms < item.before_ms
+            )
+        elif isinstance(item, IdPrefixFilter):
+            ok = str(session.session_id).startswith(item.prefix)
         elif isinstance(item, DurationFilter):
             ok = (item.min_ms is None or session.duration_ms >= item.min_ms) and (
                 item.max_ms is None or session.duration_ms <= item.max_ms

@@ -4,7 +4,8 @@ original backend): the same paths, parameters, shapes and status codes, with its
 Fixed, as the original obviously meant: an unknown filter is a 400 (the original silently filtered on "today");
 an update or delete of a missing or deleted funnel is a 404 (the original answered 204); deleted funnels are
 gone to every read; replay events come in timestamp order; an empty filter list (stored as ``[{}]``) means no
-filter; the default end of a results date range is today (the original's was fixed in 2022).
+filter; a date range without an end has none (the original's default end was a fixed day of 2022; the rule is
+Bard's one rule for a missing bound, see :mod:`clickhouse.session_filters`).
 
 Where the original's behaviour is unknown: ``GET /api/sessions`` without parameters lists every ended session
 (newest first, 5 a page). ``GET /api/funnel/:id`` answers the stored form (``funnelName``, ``sessionFilters``,
@@ -23,25 +24,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from sqlglot import exp
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from funnels import AllIds, InvalidFunnel, dashboard_filters, from_dashboard, to_dashboard
-from funnels.definition import AppNameFilter, FunnelDefinition
+from clickhouse import session_filters
+from clickhouse.session_filters import AppNameFilter, Filters, IdPrefixFilter, InvalidFilter, StartedAtFilter
+from clickhouse.session_filters import dashboard_filters as read_dashboard_filters
+from clickhouse.sql import QueryParameters, call, column, lambda_, number, render
+from funnels import AllIds, InvalidFunnel, from_dashboard, to_clean, to_dashboard
+from funnels.definition import FunnelDefinition
 from replayer_api import funnel_results, sessions
 from replayer_api.errors import BadParameter
 from replayer_api.funnel_store import MAX_FUNNEL_ID, ORDER_COLUMNS, StoredFunnel, iso
 from replayer_api.options import conversion_labels
 from replayer_api.parameters import (
-    day_start_ms,
     int_param,
     limited_body,
-    optional_int,
-    parse_day,
     parse_int,
     parse_uuid,
-    today_utc,
 )
 from replayer_api.v1 import MAX_BODY, field_of, funnels_of, stream_events
 from replayer_api.warehouse import Warehouse
@@ -54,41 +56,36 @@ DEFAULT_PER_PAGE = 5
 MAX_PER_PAGE = 1000
 
 
-def legacy_session_filter(params: Any) -> sessions.SessionFilter:
-    """The ``filter_N`` parameters: each names a filter type whose values are in shared parameters."""
-    types: set[str] = set()
+# The /api list's filter parameters, by filter type: the dashboard form's fields, given as query parameters.
+LIST_FILTER_FIELDS = {
+    "length": ("minLength", "maxLength"),
+    "date": ("startDate", "endDate"),
+    "appName": ("textContent",),
+    "Has Errors?": ("yesOrNo",),
+}
+
+
+def legacy_session_filter(params: Any) -> Filters:
+    """The ``filter_N`` parameters: each names a filter type whose values are in shared parameters. Read as the
+    dashboard form's filter of that type (one reader, :func:`clickhouse.session_filters.dashboard_filters`: the
+    same rules as a stored funnel's ``sessionFilters``); an error names the query parameter."""
+    types: list[str] = []
     for key, value in params.multi_items():
         if key.startswith("filter"):
-            if value not in FILTER_TYPES:
-                raise BadParameter(key, f"must be one of {', '.join(FILTER_TYPES)}, got {value!r}")
-            types.add(value)
-    apps: tuple[str, ...] = ()
-    started_from = started_before = min_length = max_length = None
-    has_errors = None
-    if "length" in types:
-        min_length = optional_int(params, "minLength")
-        max_length = optional_int(params, "maxLength")
-        if min_length is not None and max_length is not None and min_length > max_length:
-            raise BadParameter("minLength", f"{min_length} is greater than maxLength {max_length}")
-    if "date" in types:
-        start = parse_day(params["startDate"], "startDate") if params.get("startDate") else None
-        end = parse_day(params["endDate"], "endDate") if params.get("endDate") else today_utc()
-        if start is not None and start > end:
-            raise BadParameter("startDate", f"{start} is after endDate {end}")
-        started_from = day_start_ms(start) if start is not None else None
-        started_before = day_start_ms(end + dt.timedelta(days=1))
-    if "appName" in types:
-        name = params.get("textContent")
-        if not name:
-            raise BadParameter("textContent", "the appName filter needs the app name in textContent")
-        apps = (name,)
-    if "Has Errors?" in types:
-        answer = params.get("yesOrNo")
-        if answer not in ("yes", "no"):
-            raise BadParameter("yesOrNo", f"must be yes or no, got {answer!r}")
-        has_errors = answer == "yes"
-    return sessions.SessionFilter(apps=apps, started_from_ms=started_from, started_before_ms=started_before,
-                                  min_duration_ms=min_length, max_duration_ms=max_length, has_errors=has_errors)
+            if value not in LIST_FILTER_FIELDS:
+                raise BadParameter(key, f"must be one of {', '.join(LIST_FILTER_FIELDS)}, got {value!r}")
+            if value not in types:
+                types.append(value)
+    entries = []
+    for filter_type in types:
+        entry = {"filterType": filter_type}
+        entry.update({name: params[name] for name in LIST_FILTER_FIELDS[filter_type] if name in params})
+        entries.append(entry)
+    try:
+        return read_dashboard_filters(entries, "query")
+    except InvalidFilter as error:
+        # "query[0].startDate" names the parameter startDate.
+        raise BadParameter(error.path.rpartition(".")[2] or "filter", error.message) from None
 
 
 def legacy_paging(params: Mapping[str, str], sort_columns: Collection[str], default_sort: str
@@ -114,18 +111,18 @@ def legacy_session_json(session: sessions.Session) -> dict[str, Any]:
 
 async def list_sessions(request: Request) -> Response:
     params = request.query_params
-    session_filter = legacy_session_filter(params)
+    filters = legacy_session_filter(params)
     sort_by, sort_order, per_page, page_number = legacy_paging(params, sessions.LEGACY_SORT_COLUMNS, "date")
-    column, direction = sessions.LEGACY_SORT_COLUMNS[sort_by], LEGACY_DIRECTIONS[sort_order]
+    sort_column, direction = sessions.LEGACY_SORT_COLUMNS[sort_by], LEGACY_DIRECTIONS[sort_order]
     offset = per_page * page_number
     warehouse = request.state.warehouse
     if offset > DEEP_OFFSET:
-        page, count = await deep_session_page(warehouse, session_filter, column, direction, per_page, offset)
+        page, count = await deep_session_page(warehouse, filters, sort_column, direction, per_page, offset)
     else:
         # Two queries on two ClickHouse clients at once.
         page, count = await asyncio.gather(
-            sessions.legacy_session_page(warehouse, session_filter, column, direction, per_page, offset),
-            sessions.count_sessions(warehouse, session_filter),
+            sessions.legacy_session_page(warehouse, filters, sort_column, direction, per_page, offset),
+            sessions.count_sessions(warehouse, filters),
         )
     return JSONResponse({"count": count, "sessions": [legacy_session_json(s) for s in page]})
 
@@ -152,21 +149,13 @@ MAX_WINDOW = 200_000
 
 # The session id compared as its 128-bit number: the same order as its text (the text is the number's hex digits,
 # most significant first), without making a million strings to compare.
-SESSION_ID_NUMBER = sessions.Column("toUInt128(session_id)", "toUInt128(session_id)", "{v:UInt128}")
+SESSION_ID_NUMBER = sessions.Column("toUInt128(session_id)", "toUInt128(session_id)", "UInt128")
 
 
-def numeric_ordering(column: sessions.Column, direction: str) -> sessions.Ordering:
+def numeric_ordering(column_: sessions.Column, direction: str) -> sessions.Ordering:
     """:func:`sessions.legacy_ordering` with the session id's text compared as its number."""
-    key = SESSION_ID_NUMBER if column == sessions.SESSION_ID_TEXT else column
+    key = SESSION_ID_NUMBER if column_ == sessions.SESSION_ID_TEXT else column_
     return sessions.Term(key, direction), sessions.Term(SESSION_ID_NUMBER, "ASC")
-
-
-def position_test(conditions: sessions.Conditions, ordering: sessions.Ordering, row: tuple[Any, ...]) -> str:
-    """Whether a session comes after ``row`` (its sort key and id number) in ``ordering``, as an expression to select:
-    the ``OR`` of comparisons that :func:`sessions.add_after` writes, its values bound in ``conditions``. (Comparing
-    tuples instead costs the same on numbers and a quarter more of the whole pass on the LowCardinality app name.)"""
-    sessions.add_after(conditions, ordering, row)
-    return conditions.fragments.pop()
 
 
 def sample_ranks(offset: int, limit: int) -> tuple[int, int]:
@@ -178,21 +167,21 @@ def sample_ranks(offset: int, limit: int) -> tuple[int, int]:
     return first, expected_end + math.ceil(WINDOW_SIGMAS * math.sqrt(expected_end)) + 1
 
 
-async def window_bounds(warehouse: Warehouse, session_filter: sessions.SessionFilter, ordering: sessions.Ordering,
+async def window_bounds(warehouse: Warehouse, filters: Filters, ordering: sessions.Ordering,
                         first: int, last: int) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None] | None:
     """The sample's rows at ranks ``first`` and ``last`` as (sort key, id number), ``None`` for an end of the list
     (rank 0, or a sample too short); ``None`` for both if the sample ends before ``first``."""
-    conditions = sessions.filter_conditions(session_filter)
-    conditions.add("session_id >= {id:UUID}", id=str(uuid.UUID(int=2**63)))  # high 64 bits 0: a range of the low
-    conditions.add("session_id < {id:UUID}", id=str(uuid.UUID(int=2**63 + 2**62 // SAMPLE_RATE)))
-    conditions.parameters.update(count=last - first + 1, first=first)
-    selected = ", ".join(term.column.selected for term in ordering)
-    order_by = ", ".join(term.sql for term in ordering)
-    sql = (
-        f"SELECT {selected} FROM sessions FINAL{conditions.where()} "  # noqa: S608 - fragments are constants
-        f"ORDER BY {order_by} LIMIT {{count:UInt64}} OFFSET {{first:UInt64}}"
-    )
-    rows = await warehouse.rows(sql, conditions.parameters)
+    params = QueryParameters()
+    conditions = session_filters.conditions(filters, params)
+    # High 64 bits 0: a range of the low 64 bits, which ClickHouse orders first.
+    low, high = uuid.UUID(int=2**63), uuid.UUID(int=2**63 + 2**62 // SAMPLE_RATE)
+    conditions.append(exp.GTE(this=column("session_id"), expression=params.bind(str(low), "UUID")))
+    conditions.append(exp.LT(this=column("session_id"), expression=params.bind(str(high), "UUID")))
+    tree = exp.select(*(term.column.read() for term in ordering)).from_(sessions.final_sessions_table(), copy=False)
+    tree = sessions.sorted_by(sessions.filtered(tree, conditions), ordering)
+    tree = tree.limit(params.bind(last - first + 1, "UInt64"), copy=False).offset(params.bind(first, "UInt64"),
+                                                                                   copy=False)
+    rows = await warehouse.rows(*render(tree, params))
     if first > 0 and not rows:
         return None
     return (tuple(rows[0]) if first > 0 else None), (tuple(rows[-1]) if len(rows) == last - first + 1 else None)
@@ -210,49 +199,65 @@ class Window:
                 and (self.before + self.inside >= offset + limit or self.before + self.inside == self.matching))
 
 
-async def read_window(warehouse: Warehouse, session_filter: sessions.SessionFilter, ordering: sessions.Ordering,
+async def read_window(warehouse: Warehouse, filters: Filters, ordering: sessions.Ordering,
                       lower: tuple[Any, ...] | None, upper: tuple[Any, ...] | None, offset: int, limit: int
                       ) -> Window:
     """One pass of the table ``FINAL`` (every count is of newest versions) reading only the sort key and the
     filter's columns: the sessions that match, those at or before ``lower``, and those after it and at or before
-    ``upper``, sorted and cut to the page."""
-    conditions = sessions.filter_conditions(session_filter)
-    tests = []
+    ``upper``, sorted and cut to the page. (The position tests are the ``OR`` of comparisons that
+    :func:`sessions.after_condition` writes: comparing tuples instead costs the same on numbers and a quarter more
+    of the whole pass on the LowCardinality app name.)"""
+    params = QueryParameters()
+    conditions = session_filters.conditions(filters, params)
+    tests: list[exp.Expr] = []
     if lower is not None:
-        tests.append(position_test(conditions, ordering, lower))
+        tests.append(sessions.after_condition(params, ordering, lower))
     if upper is not None:
-        tests.append(f"NOT {position_test(conditions, ordering, upper)}")
-    at_or_before = f"NOT {tests[0]}" if lower is not None else "0"
-    inside = " AND ".join(tests) or "1"
-    key, number = (term.column.expression for term in ordering)
+        tests.append(exp.Not(this=sessions.after_condition(params, ordering, upper)))
+    at_or_before: exp.Expr = exp.Not(this=tests[0].copy()) if lower is not None else number(0)
+    inside: exp.Expr = exp.and_(*(t.copy() for t in tests)) if tests else number(1)
+    key, id_number = (term.column.tree() for term in ordering)
+    x = exp.to_identifier("x")
+
+    def element(i: int) -> exp.Expr:
+        return call("tupleElement", x.copy(), number(i))
+
     # (key, id number) ascending; descending, sorted backwards on (key, bitNot(id number)): ties stay ascending.
     if ordering[0].direction == "ASC":
-        sort = "arraySort(x -> (x.1, x.2), "
+        sort_name, sort_key = "arraySort", exp.Tuple(expressions=[element(1), element(2)])
     else:
-        sort = "arrayReverseSort(x -> (x.1, bitNot(x.2)), "
-    window = f"groupArrayIf({{window:UInt64}})(({key}, {number}, session_id), {inside})"
-    conditions.parameters.update(window=MAX_WINDOW, offset=offset, limit=limit)
-    sql = (
-        f"SELECT count() AS matching, countIf({at_or_before}) AS before, countIf({inside}) AS inside, "  # noqa: S608
-        f"arraySlice({sort}{window}), "
-        f"greatest(toInt64({{offset:UInt64}}) - toInt64(before), 0) + 1, {{limit:UInt64}}) "
-        f"FROM sessions FINAL{conditions.where()}"
-    )
-    [(matching, before, inside_count, page)] = await warehouse.rows(sql, conditions.parameters)
-    return Window(int(matching), int(before), int(inside_count), [row[2] for row in page])
+        sort_name, sort_key = "arrayReverseSort", exp.Tuple(expressions=[element(1), call("bitNot", element(2))])
+    window = exp.CombinedParameterizedAgg(
+        this="groupArrayIf", expressions=[params.bind(MAX_WINDOW, "UInt64")],
+        params=[exp.Tuple(expressions=[key, id_number, column("session_id")]), inside.copy()])
+    start = exp.Add(this=call("greatest", exp.Sub(this=call("toInt64", params.bind(offset, "UInt64")),
+                                                  expression=call("toInt64", column("before"))), number(0)),
+                    expression=number(1))
+    page = call("arraySlice", call(sort_name, lambda_(sort_key, "x"), window), start, params.bind(limit, "UInt64"))
+    tree = exp.select(
+        exp.alias_(exp.Count(this=exp.Star()), "matching"),
+        exp.alias_(exp.CombinedAggFunc(this="countIf", expressions=[at_or_before]), "before"),
+        exp.alias_(exp.CombinedAggFunc(this="countIf", expressions=[inside]), "inside"),
+        page,
+    ).from_(sessions.final_sessions_table(), copy=False)
+    [(matching, before, inside_count, ids)] = await warehouse.rows(*render(sessions.filtered(tree, conditions),
+                                                                            params))
+    return Window(int(matching), int(before), int(inside_count), [row[2] for row in ids])
 
 
 async def sessions_by_id(warehouse: Warehouse, ids: list[uuid.UUID]) -> list[sessions.Session]:
     """The newest version of each session of ``ids``, in that order (read ``FINAL``, through the primary key)."""
     if not ids:
         return []
-    sql = f"SELECT {sessions.COLUMNS} FROM sessions FINAL WHERE session_id IN {{ids:Array(UUID)}}"  # noqa: S608
-    rows = await warehouse.rows(sql, {"ids": [str(i) for i in ids]})
+    params = QueryParameters()
+    tree = exp.select(*sessions.read_columns()).from_(sessions.final_sessions_table(), copy=False).where(
+        exp.In(this=column("session_id"), field=params.bind([str(i) for i in ids], "Array(UUID)")), copy=False)
+    rows = await warehouse.rows(*render(tree, params))
     found = {row[0]: sessions.Session.from_row(row) for row in rows}
     return [found[i] for i in ids if i in found]
 
 
-async def deep_session_page(warehouse: Warehouse, session_filter: sessions.SessionFilter, column: sessions.Column,
+async def deep_session_page(warehouse: Warehouse, filters: Filters, column: sessions.Column,
                             direction: str, limit: int, offset: int) -> tuple[list[sessions.Session], int]:
     """The page at ``offset`` in the legacy order and the number of matching sessions: the same answer as
     ``sessions.legacy_session_page`` and ``sessions.count_sessions``, without sorting the whole list.
@@ -267,27 +272,27 @@ async def deep_session_page(warehouse: Warehouse, session_filter: sessions.Sessi
     """
     first, last = sample_ranks(offset, limit)
     if (last - first + 1) * SAMPLE_RATE > MAX_WINDOW:
-        return await asyncio.gather(plain_page(warehouse, session_filter, column, direction, limit, offset),
-                                    sessions.count_sessions(warehouse, session_filter))
+        return await asyncio.gather(plain_page(warehouse, filters, column, direction, limit, offset),
+                                    sessions.count_sessions(warehouse, filters))
     ordering = numeric_ordering(column, direction)
-    bounds = await window_bounds(warehouse, session_filter, ordering, first, last)
+    bounds = await window_bounds(warehouse, filters, ordering, first, last)
     if bounds is None:  # fewer sampled sessions than the offset asks: the list most likely ends before it
-        count = await sessions.count_sessions(warehouse, session_filter)
+        count = await sessions.count_sessions(warehouse, filters)
         if count <= offset:
             return [], count
-        return await plain_page(warehouse, session_filter, column, direction, limit, offset), count
-    window = await read_window(warehouse, session_filter, ordering, *bounds, offset, limit)
+        return await plain_page(warehouse, filters, column, direction, limit, offset), count
+    window = await read_window(warehouse, filters, ordering, *bounds, offset, limit)
     if not window.holds(offset, limit):
         log.info("deep page: the window (%d before, %d inside) misses offset %d; reading it FINAL",
                  window.before, window.inside, offset)
-        return await plain_page(warehouse, session_filter, column, direction, limit, offset), window.matching
+        return await plain_page(warehouse, filters, column, direction, limit, offset), window.matching
     return await sessions_by_id(warehouse, window.page), window.matching
 
 
-async def plain_page(warehouse: Warehouse, session_filter: sessions.SessionFilter, column: sessions.Column,
+async def plain_page(warehouse: Warehouse, filters: Filters, column: sessions.Column,
                      direction: str, limit: int, offset: int) -> list[sessions.Session]:
     """The page read ``FINAL`` and sorted whole: the simple way, for what the window cannot answer."""
-    return await sessions.final_sessions(warehouse, session_filter, sessions.legacy_ordering(column, direction),
+    return await sessions.final_sessions(warehouse, filters, sessions.legacy_ordering(column, direction),
                                          None, offset, limit)
 
 
@@ -295,15 +300,23 @@ async def plain_page(warehouse: Warehouse, session_filter: sessions.SessionFilte
 
 
 def dashboard_form(definition: FunnelDefinition) -> dict[str, Any]:
+    """The stored form the dashboard reads. A ``/v1`` funnel may hold filters the dashboard form cannot say: an
+    app filter naming several apps is shown with its first name and every name in ``appNamesAnyOf``; a
+    ``started_at`` or ``id_prefix`` filter is left out of ``sessionFilters`` and kept, in the clean form, in
+    ``filtersOnlyInV1``. Saving such a funnel from the old dashboard narrows or drops them."""
     try:
         return to_dashboard(definition)
     except InvalidFunnel:
-        # A /v1 funnel whose app filter names several apps: the dashboard form has one app per filter. Shown
-        # with the first name and every name in an extra key; saving it from the old dashboard narrows it.
-        filters = tuple(AppNameFilter(names=f.names[:1]) if isinstance(f, AppNameFilter) else f
-                        for f in definition.filters)
-        document = to_dashboard(msgspec.structs.replace(definition, filters=filters))
-        document["appNamesAnyOf"] = [list(f.names) for f in definition.filters if isinstance(f, AppNameFilter)]
+        sayable = tuple(AppNameFilter(names=f.names[:1]) if isinstance(f, AppNameFilter) else f
+                        for f in definition.filters if not isinstance(f, StartedAtFilter | IdPrefixFilter))
+        document = to_dashboard(msgspec.structs.replace(definition, filters=sayable))
+        several = [list(f.names) for f in definition.filters if isinstance(f, AppNameFilter)]
+        if any(len(names) > 1 for names in several):
+            document["appNamesAnyOf"] = several
+        unsayable = [f for f in definition.filters if isinstance(f, StartedAtFilter | IdPrefixFilter)]
+        if unsayable:
+            clean = to_clean(msgspec.structs.replace(definition, filters=tuple(unsayable)))
+            document["filtersOnlyInV1"] = clean["filters"]
         return document
 
 
@@ -374,20 +387,15 @@ async def delete_funnel(request: Request) -> Response:
 
 
 async def funnel_results_handler(request: Request) -> Response:
-    """The funnel over sessions started from ``startDate`` to ``endDate`` (inclusive; default: all until today)."""
+    """The funnel over sessions started from ``startDate`` to ``endDate`` (UTC days, inclusive; a missing one is
+    open), read as the dashboard form's date filter."""
     funnel_id = funnel_id_from(request)
     params = request.query_params
-    start = parse_day(params["startDate"], "startDate") if params.get("startDate") else None
-    end = parse_day(params["endDate"], "endDate") if params.get("endDate") else today_utc()
-    if start is not None and start > end:
-        raise BadParameter("startDate", f"{start} is after endDate {end}")
-    date_filter: dict[str, Any] = {"filterType": "date", "endDate": end.isoformat()}
-    if start is not None:
-        date_filter["startDate"] = start.isoformat()
+    entry = {"filterType": "date", **{name: params[name] for name in ("startDate", "endDate") if name in params}}
     try:
-        extra = dashboard_filters([date_filter], "dateRange")
-    except InvalidFunnel as error:
-        raise BadParameter("startDate", error.message) from None
+        extra = read_dashboard_filters([entry], "query")
+    except InvalidFilter as error:
+        raise BadParameter(error.path.rpartition(".")[2] or "startDate", error.message) from None
     funnel = await funnels_of(request).get(funnel_id)
     result = await funnel_results.evaluate(request.state.warehouse, request.state.database, funnel.definition,
                                            extra, AllIds())

@@ -1,25 +1,38 @@
 """Ended sessions in ClickHouse: the filtered, sorted list and one session's metadata.
 
-Query text is assembled only from the constant fragments below, chosen by the request's shape (which filters
-are present, which sort key from an allow-list, which direction); every value is a bound ``{pN:Type}``
-parameter. ``sessions`` is a ReplacingMergeTree: a session moved twice has two rows until they merge, and
-readers must see only the newest (see :func:`ordered_sessions` for how pages do that without ``FINAL``).
+Every query is a sqlglot tree (:mod:`clickhouse.sql`): the filter's conditions come from the one session filter
+builder (:func:`clickhouse.session_filters.condition`), the sort key from an allow-list (:data:`SORT_KEYS`,
+:data:`LEGACY_SORT_COLUMNS`), every value is a bound ``{pN: Type}`` placeholder. ``sessions`` is a
+ReplacingMergeTree: a session moved twice has two rows until they merge, and readers must see only the newest
+(see :func:`ordered_sessions` for how pages do that without ``FINAL``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlglot import exp
+
+from clickhouse import session_filters
+from clickhouse.session_filters import SessionFilter, instant
+from clickhouse.sql import QueryParameters, and_, call, column, fragment, number, or_, render, table
 from replayer_api.cursors import Cursor
 from replayer_api.warehouse import Warehouse
 
-COLUMNS = (
-    "session_id, app_name, toUnixTimestamp64Milli(started_at), toUnixTimestamp64Milli(ended_at), "
-    "duration_ms, event_count, error_count"
-)
+Filters = Sequence[SessionFilter]
+
+# The values of a session row, in the order Session.from_row reads them.
+FIELDS = ("app_name", "started_at", "ended_at", "duration_ms", "event_count", "error_count")
+READ = ("session_id", "app_name", "toUnixTimestamp64Milli(started_at)", "toUnixTimestamp64Milli(ended_at)",
+        "duration_ms", "event_count", "error_count")
+
+
+def read_columns() -> list[exp.Expr]:
+    return [fragment(text) for text in READ]
 
 
 @dataclass(frozen=True)
@@ -38,35 +51,34 @@ class Session:
 
 
 @dataclass(frozen=True)
-class SessionFilter:
-    """Conditions a session must all meet; ``None`` (or empty) means no condition."""
-
-    apps: tuple[str, ...] = ()
-    started_from_ms: int | None = None  # inclusive
-    started_before_ms: int | None = None  # exclusive
-    min_duration_ms: int | None = None
-    max_duration_ms: int | None = None
-    has_errors: bool | None = None
-    id_prefix: str | None = None
-
-
-@dataclass(frozen=True)
 class Column:
-    """A sortable expression of a session row: as written in SQL, as selected to read its value back, and as a
-    bound value of the same type (slot ``v``) to compare it with."""
+    """A sortable expression of a session row (constant SQL): as ordered and compared, as selected to read its
+    value back, and the type a value compared with it is bound as (``moment``: ms, compared as ``started_at``)."""
 
     expression: str
     selected: str
-    bound: str
+    value_type: str
+    moment: bool = False
+
+    def tree(self) -> exp.Expr:
+        return fragment(self.expression)
+
+    def read(self) -> exp.Expr:
+        return fragment(self.selected)
+
+    def bound(self, params: QueryParameters, value: Any) -> exp.Expr:
+        if self.moment:
+            return instant(params, value)
+        return params.bind(str(value) if isinstance(value, uuid.UUID) else value, self.value_type)
 
 
-START = Column("started_at", "toUnixTimestamp64Milli(started_at)", "fromUnixTimestamp64Milli({v:Int64}, 'UTC')")
-DURATION = Column("duration_ms", "duration_ms", "{v:UInt64}")
-APP = Column("app_name", "app_name", "{v:String}")
-ERRORS = Column("error_count", "error_count", "{v:UInt64}")
-EVENTS = Column("event_count", "event_count", "{v:UInt64}")
-SESSION_ID = Column("session_id", "session_id", "{v:UUID}")
-SESSION_ID_TEXT = Column("toString(session_id)", "toString(session_id)", "{v:String}")
+START = Column("started_at", "toUnixTimestamp64Milli(started_at)", "Int64", moment=True)
+DURATION = Column("duration_ms", "duration_ms", "UInt64")
+APP = Column("app_name", "app_name", "String")
+ERRORS = Column("error_count", "error_count", "UInt64")
+EVENTS = Column("event_count", "event_count", "UInt64")
+SESSION_ID = Column("session_id", "session_id", "UUID")
+SESSION_ID_TEXT = Column("toString(session_id)", "toString(session_id)", "String")
 
 
 @dataclass(frozen=True)
@@ -74,9 +86,8 @@ class Term:
     column: Column
     direction: str  # "ASC" or "DESC", from DIRECTIONS
 
-    @property
-    def sql(self) -> str:
-        return f"{self.column.expression} {self.direction}"
+    def ordered(self) -> exp.Ordered:
+        return exp.Ordered(this=self.column.tree(), desc=self.direction == "DESC")
 
 
 Ordering = tuple[Term, ...]
@@ -129,77 +140,51 @@ LEGACY_SORT_COLUMNS = {
 }
 
 
-def legacy_ordering(column: Column, direction: str) -> Ordering:
-    return Term(column, direction), Term(SESSION_ID_TEXT, "ASC")
+def legacy_ordering(column_: Column, direction: str) -> Ordering:
+    return Term(column_, direction), Term(SESSION_ID_TEXT, "ASC")
 
 
-class Conditions:
-    """AND-ed condition fragments; every value gets its own parameter name (p0, p1, ...)."""
-
-    def __init__(self) -> None:
-        self.fragments: list[str] = []
-        self.parameters: dict[str, Any] = {}
-
-    def add(self, fragment: str, **values: Any) -> None:
-        # ``fragment`` is a constant of this module; its ``{slot:Type}`` placeholders are renamed to fresh names.
-        for slot, value in values.items():
-            name = f"p{len(self.parameters)}"
-            fragment = fragment.replace("{" + slot + ":", "{" + name + ":")
-            self.parameters[name] = value
-        self.fragments.append(fragment)
-
-    def where(self) -> str:
-        return " WHERE " + " AND ".join(self.fragments) if self.fragments else ""
-
-
-def filter_conditions(session_filter: SessionFilter) -> Conditions:
-    conditions = Conditions()
-    f = session_filter
-    if f.apps:
-        conditions.add("app_name IN {apps:Array(String)}", apps=list(f.apps))
-    if f.started_from_ms is not None:
-        conditions.add("started_at >= fromUnixTimestamp64Milli({ms:Int64}, 'UTC')", ms=f.started_from_ms)
-    if f.started_before_ms is not None:
-        conditions.add("started_at < fromUnixTimestamp64Milli({ms:Int64}, 'UTC')", ms=f.started_before_ms)
-    if f.min_duration_ms is not None:
-        conditions.add("duration_ms >= {ms:UInt64}", ms=f.min_duration_ms)
-    if f.max_duration_ms is not None:
-        conditions.add("duration_ms <= {ms:UInt64}", ms=f.max_duration_ms)
-    if f.has_errors is True:
-        conditions.add("error_count > 0")
-    elif f.has_errors is False:
-        conditions.add("error_count = 0")
-    if f.id_prefix:
-        conditions.add("startsWith(toString(session_id), {prefix:String})", prefix=f.id_prefix)
-    return conditions
-
-
-def add_after(conditions: Conditions, ordering: Ordering, values: tuple[Any, ...], *, negate: bool = False) -> None:
-    """Rows strictly after ``values`` in ``ordering`` (or, negated, at or before them): for terms (a, b),
-    ``a > x OR (a = x AND b > y)``, with ``<`` for a descending term."""
-    slots = [f"k{i}" for i in range(len(ordering))]
-    bounds = [term.column.bound.replace("{v:", "{" + slot + ":") for term, slot in zip(ordering, slots, strict=True)]
-    alternatives = []
+def after_condition(params: QueryParameters, ordering: Ordering, values: Sequence[Any]) -> exp.Expr:
+    """Rows strictly after ``values`` in ``ordering``: for terms (a, b), ``a > x OR (a = x AND b > y)``, with ``<``
+    for a descending term. Each use of a value is bound anew."""
+    alternatives: list[exp.Expr] = []
     for index, term in enumerate(ordering):
-        equal = [f"{t.column.expression} = {b}" for t, b in zip(ordering[:index], bounds[:index], strict=True)]
-        beyond = f"{term.column.expression} {'>' if term.direction == 'ASC' else '<'} {bounds[index]}"
-        alternatives.append("(" + " AND ".join([*equal, beyond]) + ")")
-    fragment = "(" + " OR ".join(alternatives) + ")"
-    conditions.add(("NOT " if negate else "") + fragment,
-                   **{slot: _bindable(value) for slot, value in zip(slots, values, strict=True)})
+        equal: list[exp.Expr] = [exp.EQ(this=t.column.tree(), expression=t.column.bound(params, v))
+                                 for t, v in zip(ordering[:index], values[:index], strict=True)]
+        comparison = exp.GT if term.direction == "ASC" else exp.LT
+        beyond = comparison(this=term.column.tree(), expression=term.column.bound(params, values[index]))
+        alternatives.append(exp.Paren(this=and_(*equal, beyond)))
+    return exp.Paren(this=or_(*alternatives))
 
 
-def _bindable(value: Any) -> Any:
-    return str(value) if isinstance(value, uuid.UUID) else value
+def filtered(tree: exp.Select, conditions: list[exp.Expr]) -> exp.Select:
+    condition = session_filters.where(conditions)
+    return tree.where(condition, copy=False) if condition is not None else tree
 
 
-# The newest version of each candidate session (the ReplacingMergeTree's rule: highest ``version`` wins).
-LATEST = (
-    "SELECT session_id, latest.1 AS app_name, latest.2 AS started_at, latest.3 AS ended_at, "
-    "latest.4 AS duration_ms, latest.5 AS event_count, latest.6 AS error_count FROM ("
-    "SELECT session_id, argMax((app_name, started_at, ended_at, duration_ms, event_count, error_count), version) "
-    "AS latest FROM sessions WHERE session_id IN {candidates:Array(UUID)} GROUP BY session_id)"
-)
+def sorted_by(tree: exp.Select, ordering: Ordering) -> exp.Select:
+    return tree.order_by(*(term.ordered() for term in ordering), copy=False)
+
+
+def final_sessions_table() -> exp.Final:
+    return exp.Final(this=table("sessions"))
+
+
+def latest_versions(params: QueryParameters, candidates: list[str]) -> exp.Select:
+    """The newest version of each candidate session (the ReplacingMergeTree's rule: highest ``version`` wins),
+    with the columns of ``sessions`` by name."""
+    newest = exp.CombinedAggFunc(this="argMax", expressions=[
+        exp.Tuple(expressions=[column(name) for name in FIELDS]), column("version")])
+    inner = (
+        exp.select(column("session_id"), exp.alias_(newest, "latest"))
+        .from_(table("sessions"), copy=False)
+        .where(exp.In(this=column("session_id"), field=params.bind(candidates, "Array(UUID)")), copy=False)
+        .group_by("session_id", copy=False)
+    )
+    unpacked = [exp.alias_(call("tupleElement", column("latest"), number(i)), name)
+                for i, name in enumerate(FIELDS, start=1)]
+    return exp.select(column("session_id"), *unpacked).from_(inner.subquery(copy=False), copy=False)
+
 
 # Candidate rows read per round beyond those needed: room for the stale copies of moved sessions (about 1 in
 # 100 rows while merges catch up), so that a second round is rare. Each candidate costs a granule read in the
@@ -209,39 +194,33 @@ CANDIDATE_SLACK = 16
 MAX_CANDIDATE_SKIP = 2_000
 
 
-def candidates_query(session_filter: SessionFilter, ordering: Ordering, lower: tuple[Any, ...] | None,
+def candidates_query(filters: Filters, ordering: Ordering, lower: Sequence[Any] | None,
                      count: int) -> tuple[str, dict[str, Any]]:
-    conditions = filter_conditions(session_filter)
+    params = QueryParameters()
+    conditions = session_filters.conditions(filters, params)
     if lower is not None:
-        add_after(conditions, ordering, lower)
-    conditions.parameters["count"] = count
-    selected = ", ".join(term.column.selected for term in ordering)
-    order_by = ", ".join(term.sql for term in ordering)
-    sql = (
-        f"SELECT session_id, {selected} FROM sessions{conditions.where()} "  # noqa: S608 - fragments are constants
-        f"ORDER BY {order_by} LIMIT {{count:UInt64}}"
-    )
-    return sql, conditions.parameters
+        conditions.append(after_condition(params, ordering, lower))
+    tree = exp.select(column("session_id"), *(term.column.read() for term in ordering)).from_(
+        table("sessions"), copy=False)
+    tree = sorted_by(filtered(tree, conditions), ordering).limit(params.bind(count, "UInt64"), copy=False)
+    return render(tree, params)
 
 
-def verified_query(session_filter: SessionFilter, ordering: Ordering, lower: tuple[Any, ...] | None,
-                   upper: tuple[Any, ...] | None, candidates: list[str], count: int) -> tuple[str, dict[str, Any]]:
-    conditions = filter_conditions(session_filter)
+def verified_query(filters: Filters, ordering: Ordering, lower: Sequence[Any] | None,
+                   upper: Sequence[Any] | None, candidates: list[str], count: int) -> tuple[str, dict[str, Any]]:
+    params = QueryParameters()
+    newest = latest_versions(params, candidates)
+    conditions = session_filters.conditions(filters, params)
     if lower is not None:
-        add_after(conditions, ordering, lower)
+        conditions.append(after_condition(params, ordering, lower))
     if upper is not None:
-        add_after(conditions, ordering, upper, negate=True)
-    conditions.parameters["candidates"] = candidates
-    conditions.parameters["count"] = count
-    order_by = ", ".join(term.sql for term in ordering)
-    sql = (
-        f"SELECT {COLUMNS} FROM ({LATEST}){conditions.where()} "  # noqa: S608 - fragments are constants
-        f"ORDER BY {order_by} LIMIT {{count:UInt64}}"
-    )
-    return sql, conditions.parameters
+        conditions.append(exp.Not(this=after_condition(params, ordering, upper)))
+    tree = exp.select(*read_columns()).from_(newest.subquery(copy=False), copy=False)
+    tree = sorted_by(filtered(tree, conditions), ordering).limit(params.bind(count, "UInt64"), copy=False)
+    return render(tree, params)
 
 
-async def ordered_sessions(warehouse: Warehouse, session_filter: SessionFilter, ordering: Ordering,
+async def ordered_sessions(warehouse: Warehouse, filters: Filters, ordering: Ordering,
                            after: tuple[Any, ...] | None, skip: int, take: int) -> list[Session]:
     """Sessions ``skip`` to ``skip + take`` in ``ordering``, of those strictly after ``after``, as readers see them.
 
@@ -253,21 +232,21 @@ async def ordered_sessions(warehouse: Warehouse, session_filter: SessionFilter, 
     continues after the last candidate, until enough sessions are found or the table is exhausted.
     """
     if skip > MAX_CANDIDATE_SKIP:
-        return await final_sessions(warehouse, session_filter, ordering, after, skip, take)
+        return await final_sessions(warehouse, filters, ordering, after, skip, take)
     need = skip + take
     found: list[Session] = []
     lower = after
     while len(found) < need:
         wanted = need - len(found)
         count = wanted + max(CANDIDATE_SLACK, wanted // 4)
-        sql, parameters = candidates_query(session_filter, ordering, lower, count)
+        sql, parameters = candidates_query(filters, ordering, lower, count)
         rows = await warehouse.rows(sql, parameters)
         if not rows:
             break
         exhausted = len(rows) < count
         upper = None if exhausted else tuple(rows[-1][1:])
         ids = sorted({str(row[0]) for row in rows})
-        sql, parameters = verified_query(session_filter, ordering, lower, upper, ids, need - len(found))
+        sql, parameters = verified_query(filters, ordering, lower, upper, ids, need - len(found))
         found += [Session.from_row(row) for row in await warehouse.rows(sql, parameters)]
         if exhausted:
             break
@@ -275,20 +254,17 @@ async def ordered_sessions(warehouse: Warehouse, session_filter: SessionFilter, 
     return found[skip:need]
 
 
-async def final_sessions(warehouse: Warehouse, session_filter: SessionFilter, ordering: Ordering,
+async def final_sessions(warehouse: Warehouse, filters: Filters, ordering: Ordering,
                          after: tuple[Any, ...] | None, skip: int, take: int) -> list[Session]:
     """The same answer as :func:`ordered_sessions` by reading the table ``FINAL`` (for deep offsets)."""
-    conditions = filter_conditions(session_filter)
+    params = QueryParameters()
+    conditions = session_filters.conditions(filters, params)
     if after is not None:
-        add_after(conditions, ordering, after)
-    conditions.parameters["limit"] = take
-    conditions.parameters["offset"] = skip
-    order_by = ", ".join(term.sql for term in ordering)
-    sql = (
-        f"SELECT {COLUMNS} FROM sessions FINAL{conditions.where()} "  # noqa: S608 - fragments are constants
-        f"ORDER BY {order_by} LIMIT {{limit:UInt64}} OFFSET {{offset:UInt64}}"
-    )
-    return [Session.from_row(row) for row in await warehouse.rows(sql, conditions.parameters)]
+        conditions.append(after_condition(params, ordering, after))
+    tree = sorted_by(filtered(exp.select(*read_columns()).from_(final_sessions_table(), copy=False), conditions),
+                     ordering)
+    tree = tree.limit(params.bind(take, "UInt64"), copy=False).offset(params.bind(skip, "UInt64"), copy=False)
+    return [Session.from_row(row) for row in await warehouse.rows(*render(tree, params))]
 
 
 @dataclass(frozen=True)
@@ -298,7 +274,7 @@ class SessionPage:
     prev_cursor: Cursor | None
 
 
-async def session_page(warehouse: Warehouse, session_filter: SessionFilter, sort: SortKey, order: str,
+async def session_page(warehouse: Warehouse, filters: Filters, sort: SortKey, order: str,
                        limit: int, after: Cursor | None = None, before: Cursor | None = None) -> SessionPage:
     """One page of the keyset-paged list, in (sort key, session id) order: the ``limit`` sessions after ``after``
     (from the start without it), or the ``limit`` sessions just before ``before``, still in the list's order.
@@ -317,7 +293,7 @@ async def session_page(warehouse: Warehouse, session_filter: SessionFilter, sort
         return Cursor(sort.name, order, sort.key_of(session), session.session_id)
 
     if before is not None:
-        found = await ordered_sessions(warehouse, session_filter, backward, (before.key, before.session_id), 0,
+        found = await ordered_sessions(warehouse, filters, backward, (before.key, before.session_id), 0,
                                        limit + 1)
         sessions = found[:limit][::-1]
         if not sessions:
@@ -325,15 +301,15 @@ async def session_page(warehouse: Warehouse, session_filter: SessionFilter, sort
         return SessionPage(sessions, cursor_of(sessions[-1]), cursor_of(sessions[0]) if len(found) > limit else None)
 
     if after is None:  # the page starts the list: nothing precedes it
-        found = await ordered_sessions(warehouse, session_filter, forward, None, 0, limit + 1)
+        found = await ordered_sessions(warehouse, filters, forward, None, 0, limit + 1)
         earlier: list[Session] = []
     else:
         # What precedes the first row is what is at or before the cursor: look strictly before it meanwhile
         # (another client, another core), and at the cursor's own place only if that finds nothing.
         lower = (after.key, after.session_id)
         found, earlier = await asyncio.gather(
-            ordered_sessions(warehouse, session_filter, forward, lower, 0, limit + 1),
-            ordered_sessions(warehouse, session_filter, backward, lower, 0, 1),
+            ordered_sessions(warehouse, filters, forward, lower, 0, limit + 1),
+            ordered_sessions(warehouse, filters, backward, lower, 0, 1),
         )
     sessions = found[:limit]
     if not sessions:
@@ -341,29 +317,33 @@ async def session_page(warehouse: Warehouse, session_filter: SessionFilter, sort
     next_cursor = cursor_of(sessions[-1]) if len(found) > limit else None
     first = sessions[0]
     if after is not None and not earlier:
-        earlier = await ordered_sessions(warehouse, session_filter, backward, (sort.key_of(first), first.session_id),
+        earlier = await ordered_sessions(warehouse, filters, backward, (sort.key_of(first), first.session_id),
                                          0, 1)
     return SessionPage(sessions, next_cursor, cursor_of(first) if earlier else None)
 
 
-async def legacy_session_page(warehouse: Warehouse, session_filter: SessionFilter, column: Column,
+async def legacy_session_page(warehouse: Warehouse, filters: Filters, column: Column,
                               direction: str, limit: int, offset: int) -> list[Session]:
     """The original dashboard's page: offset paging, ties broken by session id ascending."""
-    return await ordered_sessions(warehouse, session_filter, legacy_ordering(column, direction), None, offset, limit)
+    return await ordered_sessions(warehouse, filters, legacy_ordering(column, direction), None, offset, limit)
 
 
-async def count_sessions(warehouse: Warehouse, session_filter: SessionFilter) -> int:
-    conditions = filter_conditions(session_filter)
-    sql = f"SELECT count() FROM sessions FINAL{conditions.where()}"  # noqa: S608 - fragments are constants
-    rows = await warehouse.rows(sql, conditions.parameters)
+async def count_sessions(warehouse: Warehouse, filters: Filters) -> int:
+    params = QueryParameters()
+    tree = exp.select(exp.Count(this=exp.Star())).from_(final_sessions_table(), copy=False)
+    rows = await warehouse.rows(*render(filtered(tree, session_filters.conditions(filters, params)), params))
     return int(rows[0][0])
 
 
 async def find_session(warehouse: Warehouse, session_id: uuid.UUID) -> Session | None:
-    rows = await warehouse.rows(
-        f"SELECT {COLUMNS} FROM sessions FINAL WHERE session_id = {{id:UUID}} LIMIT 1",  # noqa: S608
-        {"id": str(session_id)},
+    params = QueryParameters()
+    tree = (
+        exp.select(*read_columns())
+        .from_(final_sessions_table(), copy=False)
+        .where(exp.EQ(this=column("session_id"), expression=params.bind(str(session_id), "UUID")), copy=False)
+        .limit(1, copy=False)
     )
+    rows = await warehouse.rows(*render(tree, params))
     return Session.from_row(rows[0]) if rows else None
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -15,7 +15,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from funnels import FunnelDefinition, IdPage, InvalidFunnel, StartedFilter, from_clean
+from clickhouse.session_filters import (
+    AppNameFilter,
+    DurationFilter,
+    ErrorsFilter,
+    Filters,
+    IdPrefixFilter,
+    InvalidFilter,
+    SessionFilter,
+    StartedAtFilter,
+    StartedFilter,
+    validate_filters,
+)
+from funnels import FunnelDefinition, IdPage, InvalidFunnel, from_clean
 from replayer_api import active_sessions, funnel_results, markers, sessions
 from replayer_api.cursors import Cursor, decode_cursor
 from replayer_api.errors import BadParameter, NotFound, UnsupportedMediaType
@@ -39,7 +51,6 @@ from replayer_api.warehouse import Warehouse
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 MAX_BODY = 1024 * 1024
-ID_PREFIX_CHARACTERS = frozenset("0123456789abcdef-")
 MISSING_OR_UNKNOWN = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
 
 
@@ -69,27 +80,53 @@ SESSION_PARAMETERS = ("app", "started_after", "started_before", "min_duration_ms
                       "id_prefix", "sort", "order", "limit", "cursor", "before")
 
 
-def session_filter_from(request: Request) -> sessions.SessionFilter:
+def session_filter_from(request: Request) -> Filters:
+    """The ``/v1`` list's filter parameters as the one filter model's conditions (checked by its validation, so
+    the rules are those of a stored funnel's filters); an error names the query parameter."""
     params = request.query_params
+    filters: list[SessionFilter] = []
     apps = tuple(params.getlist("app"))
-    if any(not app for app in apps):
-        raise BadParameter("app", "must not be empty")
+    if apps:
+        if any(not app for app in apps):
+            raise BadParameter("app", "must not be empty")
+        filters.append(AppNameFilter(names=apps))
     started_from = parse_instant(params["started_after"], "started_after") if params.get("started_after") else None
     started_before = (parse_instant(params["started_before"], "started_before")
                       if params.get("started_before") else None)
+    if started_from is not None or started_before is not None:
+        filters.append(StartedAtFilter(after_ms=started_from, before_ms=started_before))
     min_duration = optional_int(params, "min_duration_ms")
     max_duration = optional_int(params, "max_duration_ms")
-    if min_duration is not None and max_duration is not None and min_duration > max_duration:
-        raise BadParameter("min_duration_ms", f"{min_duration} is greater than max_duration_ms {max_duration}")
-    has_errors = parse_bool(params["has_errors"], "has_errors") if params.get("has_errors") else None
+    if min_duration is not None or max_duration is not None:
+        filters.append(DurationFilter(min_ms=min_duration, max_ms=max_duration))
+    if params.get("has_errors"):
+        filters.append(ErrorsFilter(has_errors=parse_bool(params["has_errors"], "has_errors")))
     prefix = params.get("id_prefix")
     if prefix is not None:
-        prefix = prefix.lower()
-        if not prefix or len(prefix) > 36 or not set(prefix) <= ID_PREFIX_CHARACTERS:
-            raise BadParameter("id_prefix", "must be 1 to 36 characters of a session id (hex digits and '-')")
-    return sessions.SessionFilter(apps=apps, started_from_ms=started_from, started_before_ms=started_before,
-                                  min_duration_ms=min_duration, max_duration_ms=max_duration,
-                                  has_errors=has_errors, id_prefix=prefix)
+        filters.append(IdPrefixFilter(prefix=prefix.lower()))
+    try:
+        validate_filters(filters, "filters")
+    except InvalidFilter as error:
+        raise BadParameter(query_parameter_of(filters, error.path), error.message) from None
+    return tuple(filters)
+
+
+# The query parameter each field of a condition comes from; "" (the condition as a whole, e.g. an inverted range)
+# names its first.
+QUERY_PARAMETERS: dict[type, dict[str, str]] = {
+    AppNameFilter: {"": "app"},
+    StartedAtFilter: {"": "started_after", "after_ms": "started_after", "before_ms": "started_before"},
+    DurationFilter: {"": "min_duration_ms", "min_ms": "min_duration_ms", "max_ms": "max_duration_ms"},
+    ErrorsFilter: {"": "has_errors"},
+    IdPrefixFilter: {"": "id_prefix"},
+}
+
+
+def query_parameter_of(filters: Sequence[SessionFilter], path: str) -> str:
+    """The query parameter behind an error at ``path`` (``filters[2].min_ms``, ``filters[0].names[1]``)."""
+    index_text, _, field = path.removeprefix("filters[").partition("]")
+    names = QUERY_PARAMETERS[type(filters[int(index_text)])]
+    return names.get(field.lstrip(".").split("[")[0], names[""])
 
 
 async def list_sessions(request: Request) -> Response:

@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from clickhouse.session_filters import day_start_ms
 from funnels import (
     AppNameFilter,
     DurationFilter,
@@ -128,12 +129,15 @@ def test_values_travel_as_parameters() -> None:
     compiled = compile_funnel(funnel, "bard")
     values = list(compiled.parameters.values())
     assert ["shop", "blog"] in values
-    assert {"click", "Buy", "custom", "paid", dt.date(2026, 1, 1), dt.date(2026, 1, 31), 1_000, True, 60_000} <= {
+    # The started filter's days travel as their bounds: the first millisecond of the first day and of the day after
+    # the last.
+    first_ms, after_last_ms = day_start_ms(dt.date(2026, 1, 1)), day_start_ms(dt.date(2026, 2, 1))
+    assert {"click", "Buy", "custom", "paid", first_ms, after_last_ms, 1_000, True, 60_000} <= {
         v for v in values if not isinstance(v, list)
     }
     for name in compiled.parameters:
         assert "{" + name + ":" in compiled.sql
-    for value in ("Buy", "paid", "shop", "blog", "2026", "1000", "60000"):
+    for value in ("Buy", "paid", "shop", "blog", "2026", "1000", "60000", str(first_ms)):
         assert value not in compiled.sql
 
 

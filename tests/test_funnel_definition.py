@@ -150,13 +150,13 @@ BAD_DASHBOARD = [
     ),
     pytest.param(
         dashboard_with(sessionFilters=[{"filterType": "date", "startDate": "2026-02-01", "endDate": "2026-01-01"}]),
-        "sessionFilters[0]",
+        "sessionFilters[0].startDate",
         "after",
         id="inverted-dates",
     ),
     pytest.param(
         dashboard_with(sessionFilters=[{"filterType": "length", "minLength": "10", "maxLength": 1}]),
-        "sessionFilters[0]",
+        "sessionFilters[0].minLength",
         "greater",
         id="inverted-lengths",
     ),
@@ -246,7 +246,7 @@ def test_extra_filters_at_evaluation_time() -> None:
     assert filters_from_clean([{"type": "errors", "has_errors": True}]) == (ErrorsFilter(has_errors=True),)
     with pytest.raises(InvalidFunnel) as caught:
         dashboard_filters([{"filterType": "date", "startDate": "2026-01-03", "endDate": "2026-01-02"}], "query")
-    assert caught.value.path == "query[0]"
+    assert caught.value.path == "query[0].startDate"
     with pytest.raises(InvalidFunnel) as caught:
         filters_from_clean([{"type": "duration", "min_ms": "x"}], "extra")
     assert caught.value.path == "extra[0].min_ms"

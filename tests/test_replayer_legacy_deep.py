@@ -16,8 +16,9 @@ import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from clickhouse.session_filters import AppNameFilter, DurationFilter, ErrorsFilter, Filters, StartedAtFilter
 from replayer_api import legacy, sessions
-from replayer_api.sessions import Session, SessionFilter
+from replayer_api.sessions import Session
 from replayer_api.warehouse import Warehouse
 from tests.replayer_support import BASE_MS, EndedSession, insert_sessions
 
@@ -37,8 +38,10 @@ class RecordingWarehouse(Warehouse):
         return await super().rows(sql, parameters)
 
     def plain_reads(self) -> int:
-        """Pages read the simple way (``sessions.final_sessions``)."""
-        return sum("OFFSET {offset:UInt64}" in sql for sql in self.queries)
+        """Pages read the simple way (``sessions.final_sessions``: whole rows, by offset; the sample's bounds are read by
+        offset too, but only their sort key)."""
+        whole_rows = "SELECT " + ", ".join(sessions.READ) + " FROM sessions FINAL"
+        return sum(sql.startswith(whole_rows) and " OFFSET " in sql for sql in self.queries)
 
 
 def rfc_id(rng: random.Random) -> uuid.UUID:
@@ -80,12 +83,12 @@ def insert_history(ch: Client, inserts: Sequence[tuple[int, list[EndedSession]]]
 
 
 DAY1 = BASE_MS + 24 * HOUR
-FILTERS: dict[str, tuple[SessionFilter, Callable[[EndedSession], bool]]] = {
-    "none": (SessionFilter(), lambda s: True),
-    "app-no-errors": (SessionFilter(apps=("blog",), has_errors=False),
+FILTERS: dict[str, tuple[Filters, Callable[[EndedSession], bool]]] = {
+    "none": ((), lambda s: True),
+    "app-no-errors": ((AppNameFilter(names=("blog",)), ErrorsFilter(has_errors=False)),
                       lambda s: s.app_name == "blog" and s.error_count == 0),
-    "date-length": (SessionFilter(started_from_ms=DAY1, started_before_ms=DAY1 + 48 * HOUR, min_duration_ms=1_000,
-                                  max_duration_ms=90_000),
+    "date-length": ((StartedAtFilter(after_ms=DAY1, before_ms=DAY1 + 48 * HOUR),
+                     DurationFilter(min_ms=1_000, max_ms=90_000)),
                     lambda s: DAY1 <= s.started_ms < DAY1 + 48 * HOUR and 1_000 <= s.duration_ms <= 90_000),
 }
 KEYS: dict[str, Callable[[EndedSession], Any]] = {
@@ -112,7 +115,7 @@ def boundaries(size: int, limit: int) -> list[int]:
     return sorted(o for o in offsets if o >= 0)
 
 
-async def simple_page(warehouse: Warehouse, session_filter: SessionFilter, column: sessions.Column,
+async def simple_page(warehouse: Warehouse, session_filter: Filters, column: sessions.Column,
                       direction: str, limit: int, offset: int) -> tuple[list[Session], int]:
     """The way deep pages were read before: ``FINAL``, sorted whole, and the count."""
     page = await legacy.plain_page(warehouse, session_filter, column, direction, limit, offset)
@@ -170,7 +173,7 @@ async def test_an_exact_sample_never_falls_back(ch: Client, monkeypatch: pytest.
         warehouse = RecordingWarehouse(ch)
         expected = reference(newest, lambda s: True, sort_by, direction)
         for offset in range(0, len(expected) + 2, 4):
-            page, count = await legacy.deep_session_page(warehouse, SessionFilter(),
+            page, count = await legacy.deep_session_page(warehouse, (),
                                                          sessions.LEGACY_SORT_COLUMNS[sort_by], direction, 5, offset)
             assert (page, count) == (expected[offset:offset + 5], len(expected)), (sort_by, direction, offset)
         assert warehouse.plain_reads() == 0, (sort_by, direction)
@@ -187,7 +190,7 @@ async def test_a_window_that_misses_is_read_the_simple_way(ch: Client, monkeypat
     warehouse = RecordingWarehouse(ch)
     expected = reference(newest, lambda s: True, "date", "DESC")
     for offset in range(0, len(expected), 7):
-        page, count = await legacy.deep_session_page(warehouse, SessionFilter(), sessions.START, "DESC", 5, offset)
+        page, count = await legacy.deep_session_page(warehouse, (), sessions.START, "DESC", 5, offset)
         assert (page, count) == (expected[offset:offset + 5], len(expected)), offset
     assert warehouse.plain_reads() > 0
     assert "misses offset" in caplog.text
@@ -217,7 +220,7 @@ async def test_ids_outside_the_sample_span_still_answer_exactly(ch: Client, monk
     for sort_by, direction in (("date", "DESC"), ("sessionId", "ASC"), ("errorCount", "ASC")):
         expected = reference(newest, lambda s: True, sort_by, direction)
         for offset in (0, 4, rng.randrange(len(expected)), len(expected) - 3, len(expected), len(expected) + 9):
-            page, count = await legacy.deep_session_page(warehouse, SessionFilter(),
+            page, count = await legacy.deep_session_page(warehouse, (),
                                                          sessions.LEGACY_SORT_COLUMNS[sort_by], direction, 5, offset)
             assert (page, count) == (expected[offset:offset + 5], len(expected)), (sort_by, direction, offset)
 
@@ -236,7 +239,7 @@ async def test_windows_too_wide_are_read_the_simple_way(ch: Client, monkeypatch:
     warehouse = RecordingWarehouse(ch)
     expected = reference(rows, lambda s: True, "length", "DESC")
     for offset in (0, 2, 11, 30, 60, 117, 500):
-        page, count = await legacy.deep_session_page(warehouse, SessionFilter(), sessions.DURATION, "DESC", 5,
+        page, count = await legacy.deep_session_page(warehouse, (), sessions.DURATION, "DESC", 5,
                                                      offset)
         assert (page, count) == (expected[offset:offset + 5], len(expected)), offset
     assert warehouse.plain_reads() > 0
@@ -252,15 +255,15 @@ async def test_a_later_version_moves_a_session_across_the_page(ch: Client, monke
     insert_sessions(ch, rows)
     warehouse = Warehouse([ch])
     by_length = sessions.LEGACY_SORT_COLUMNS["length"]
-    page, count = await legacy.deep_session_page(warehouse, SessionFilter(), by_length, "ASC", 5, 10)
+    page, count = await legacy.deep_session_page(warehouse, (), by_length, "ASC", 5, 10)
     assert [s.session_id for s in page] == [s.session_id for s in rows[10:15]] and count == 40
     moved = rows[10]
     insert_sessions(ch, [EndedSession(moved.session_id, "blog", moved.started_ms, 500_000, 3)], version=2)
-    page, count = await legacy.deep_session_page(warehouse, SessionFilter(), by_length, "ASC", 5, 10)
+    page, count = await legacy.deep_session_page(warehouse, (), by_length, "ASC", 5, 10)
     assert [s.session_id for s in page] == [s.session_id for s in rows[11:16]] and count == 40
-    last, _ = await legacy.deep_session_page(warehouse, SessionFilter(), by_length, "ASC", 5, 39)
+    last, _ = await legacy.deep_session_page(warehouse, (), by_length, "ASC", 5, 39)
     assert last == [Session(moved.session_id, "blog", moved.started_ms, moved.started_ms + 500_000, 500_000, 10, 3)]
-    shop = SessionFilter(apps=("shop",))
+    shop = (AppNameFilter(names=("shop",)),)
     page, count = await legacy.deep_session_page(warehouse, shop, by_length, "ASC", 5, 10)
     assert [s.session_id for s in page] == [s.session_id for s in rows[11:16]] and count == 39
     assert (page, count) == await simple_page(warehouse, shop, by_length, "ASC", 5, 10)

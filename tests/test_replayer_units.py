@@ -7,13 +7,13 @@ import uuid
 
 import pytest
 
+from clickhouse.session_filters import AppNameFilter, DurationFilter, ErrorsFilter, IdPrefixFilter
 from replayer_api.cursors import Cursor, decode_cursor
 from replayer_api.errors import BadParameter
 from replayer_api.parameters import iso_ms, parse_instant, parse_int
 from replayer_api.sessions import (
     SORT_KEYS,
     START,
-    SessionFilter,
     candidates_query,
     legacy_ordering,
     verified_query,
@@ -64,9 +64,13 @@ def test_iso_ms() -> None:
     assert iso_ms(10**20) == str(10**20)  # an untrusted client clock past any calendar
 
 
+
+
 def test_query_text_depends_on_shape_only_and_values_are_bound() -> None:
-    one = SessionFilter(apps=("shop",), min_duration_ms=5, has_errors=True, id_prefix="ab")
-    other = SessionFilter(apps=(HOSTILE, "blog"), min_duration_ms=10**12, has_errors=True, id_prefix="ff")
+    one = (AppNameFilter(names=("shop",)), DurationFilter(min_ms=5), ErrorsFilter(has_errors=True),
+           IdPrefixFilter(prefix="ab"))
+    other = (AppNameFilter(names=(HOSTILE, "blog")), DurationFilter(min_ms=10**12), ErrorsFilter(has_errors=False),
+             IdPrefixFilter(prefix="ff"))
     ordering = SORT_KEYS["app"].ordering("desc")
     sql_one, params_one = candidates_query(one, ordering, (HOSTILE, uuid.uuid4()), 10)
     sql_other, params_other = candidates_query(other, ordering, ("b", uuid.uuid4()), 99)
@@ -75,25 +79,27 @@ def test_query_text_depends_on_shape_only_and_values_are_bound() -> None:
     assert params_other["p0"] == [HOSTILE, "blog"]
     assert sql_one == (
         "SELECT session_id, app_name, session_id FROM sessions "
-        "WHERE app_name IN {p0:Array(String)} AND duration_ms >= {p1:UInt64} AND error_count > 0 "
-        "AND startsWith(toString(session_id), {p2:String}) "
-        "AND ((app_name < {p3:String}) OR (app_name = {p3:String} AND session_id < {p4:UUID})) "
-        "ORDER BY app_name DESC, session_id DESC LIMIT {count:UInt64}"
+        "WHERE app_name IN {p0: Array(String)} AND duration_ms >= {p1: UInt64} AND (error_count > 0) = {p2: Bool} "
+        "AND startsWith(toString(session_id), {p3: String}) "
+        "AND ((app_name < {p4: String}) OR (app_name = {p5: String} AND session_id < {p6: UUID})) "
+        "ORDER BY app_name DESC, session_id DESC LIMIT {p7: UInt64}"
     )
+    assert params_other["p7"] == 99 and params_other["p2"] is False
 
 
 def test_verification_query_reads_newest_versions_within_bounds() -> None:
     ordering = legacy_ordering(START, "DESC")
-    sql, params = verified_query(SessionFilter(has_errors=False), ordering, None, (5, "abc"), ["id-1", "id-2"], 6)
+    sql, params = verified_query((ErrorsFilter(has_errors=False),), ordering, None, (5, "abc"), ["id-1", "id-2"], 6)
     assert sql == (
         "SELECT session_id, app_name, toUnixTimestamp64Milli(started_at), toUnixTimestamp64Milli(ended_at), "
         "duration_ms, event_count, error_count FROM ("
-        "SELECT session_id, latest.1 AS app_name, latest.2 AS started_at, latest.3 AS ended_at, "
-        "latest.4 AS duration_ms, latest.5 AS event_count, latest.6 AS error_count FROM ("
+        "SELECT session_id, tupleElement(latest, 1) AS app_name, tupleElement(latest, 2) AS started_at, "
+        "tupleElement(latest, 3) AS ended_at, tupleElement(latest, 4) AS duration_ms, "
+        "tupleElement(latest, 5) AS event_count, tupleElement(latest, 6) AS error_count FROM ("
         "SELECT session_id, argMax((app_name, started_at, ended_at, duration_ms, event_count, error_count), "
-        "version) AS latest FROM sessions WHERE session_id IN {candidates:Array(UUID)} GROUP BY session_id)) "
-        "WHERE error_count = 0 AND NOT ((started_at < fromUnixTimestamp64Milli({p0:Int64}, 'UTC')) OR "
-        "(started_at = fromUnixTimestamp64Milli({p0:Int64}, 'UTC') AND toString(session_id) > {p1:String})) "
-        "ORDER BY started_at DESC, toString(session_id) ASC LIMIT {count:UInt64}"
+        "version) AS latest FROM sessions WHERE session_id IN {p0: Array(UUID)} GROUP BY session_id)) "
+        "WHERE (error_count > 0) = {p1: Bool} AND NOT ((started_at < fromUnixTimestamp64Milli({p2: Int64}, 'UTC')) "
+        "OR (started_at = fromUnixTimestamp64Milli({p3: Int64}, 'UTC') AND toString(session_id) > {p4: String})) "
+        "ORDER BY started_at DESC, toString(session_id) ASC LIMIT {p5: UInt64}"
     )
-    assert params == {"p0": 5, "p1": "abc", "candidates": ["id-1", "id-2"], "count": 6}
+    assert params == {"p0": ["id-1", "id-2"], "p1": False, "p2": 5, "p3": 5, "p4": "abc", "p5": 6}

@@ -3,7 +3,7 @@ WITH entered AS (
     session_id
   FROM bard.sessions FINAL
   WHERE
-    date >= {p0: DATE}
+    started_at >= fromUnixTimestamp64Milli({p0: Int64}, 'UTC')
 )
 SELECT
   (
@@ -48,7 +48,7 @@ WITH entered AS (
     session_id
   FROM bard.sessions FINAL
   WHERE
-    date >= {p0: DATE}
+    started_at >= fromUnixTimestamp64Milli({p0: Int64}, 'UTC')
 ), levels AS (
   SELECT
     session_id,
@@ -104,7 +104,7 @@ WITH entered AS (
     session_id
   FROM bard.sessions FINAL
   WHERE
-    date >= {p3: DATE}
+    started_at >= fromUnixTimestamp64Milli({p3: Int64}, 'UTC')
 ), levels AS (
   SELECT
     session_id,

@@ -5,13 +5,14 @@ WITH entered AS (
   WHERE
     app_name IN {p0: Array(String)}
     AND (
-      date >= {p1: DATE} AND date <= {p2: DATE}
+      started_at >= fromUnixTimestamp64Milli({p1: Int64}, 'UTC')
+      AND started_at < fromUnixTimestamp64Milli({p2: Int64}, 'UTC')
     )
     AND duration_ms >= {p3: UInt64}
     AND (
       error_count > 0
     ) = {p4: Bool}
-    AND date >= {p5: DATE}
+    AND started_at >= fromUnixTimestamp64Milli({p5: Int64}, 'UTC')
 )
 SELECT
   (
@@ -84,13 +85,14 @@ WITH entered AS (
   WHERE
     app_name IN {p0: Array(String)}
     AND (
-      date >= {p1: DATE} AND date <= {p2: DATE}
+      started_at >= fromUnixTimestamp64Milli({p1: Int64}, 'UTC')
+      AND started_at < fromUnixTimestamp64Milli({p2: Int64}, 'UTC')
     )
     AND duration_ms >= {p3: UInt64}
     AND (
       error_count > 0
     ) = {p4: Bool}
-    AND date >= {p5: DATE}
+    AND started_at >= fromUnixTimestamp64Milli({p5: Int64}, 'UTC')
 ), levels AS (
   SELECT
     session_id,
@@ -182,13 +184,14 @@ WITH entered AS (
   WHERE
     app_name IN {p3: Array(String)}
     AND (
-      date >= {p4: DATE} AND date <= {p5: DATE}
+      started_at >= fromUnixTimestamp64Milli({p4: Int64}, 'UTC')
+      AND started_at < fromUnixTimestamp64Milli({p5: Int64}, 'UTC')
     )
     AND duration_ms >= {p6: UInt64}
     AND (
       error_count > 0
     ) = {p7: Bool}
-    AND date >= {p8: DATE}
+    AND started_at >= fromUnixTimestamp64Milli({p8: Int64}, 'UTC')
 ), levels AS (
   SELECT
     session_id,

@@ -1,0 +1,379 @@
+"""Which ended sessions match: the one filter model of Bard, its two written forms, and its one query builder.
+
+A filter is a tuple of conditions, ANDed; every reader of sessions uses it: the ``/v1`` session list, the
+``/api`` session list, stored funnels and funnel evaluation. Each condition is a small frozen struct:
+
+==================  ==========================================================================================
+``app_name``        the app name is one of ``names`` (exact)
+``started``         the UTC day the session started on is within ``start`` .. ``end`` (days, both inclusive)
+``started_at``      the session started at or after ``after`` and before ``before`` (instants, ms)
+``duration``        the session lasted ``min_ms`` .. ``max_ms`` (both inclusive)
+``errors``          the session recorded at least one error (``has_errors``), or none
+``id_prefix``       the session id, as text, starts with ``prefix`` (lowercase hex digits and ``-``)
+==================  ==========================================================================================
+
+**The one rule for a missing bound: it is open.** A range with only a start has no end, with only an end no
+start, with neither it keeps every session. (Before this module, ``/api``'s session list read a date filter
+without ``endDate`` as "until today" while its funnels read it as "no end"; both now read it as no end. They
+differ only for sessions whose client clock put their start after today.)
+
+Two written forms read into it: the clean form (``/v1``, stored funnels: ``{"type": "app_name", "names":
+[...]}``, :func:`filters_from_clean`) and the original dashboard's (``{"filterType": "appName", "textContent":
+...}``, :func:`dashboard_filters`, written back by :func:`to_dashboard_filters`). The dashboard form says only
+``app_name`` with one name, ``started``, ``duration`` and ``errors``.
+
+:func:`condition` is the one builder: each condition becomes a sqlglot expression over the columns of
+``sessions`` (``app_name``, ``started_at``, ``duration_ms``, ``error_count``, ``session_id``), every value a bound
+placeholder. Its text depends on the kinds of conditions and which bounds they have, never on their values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+from sqlglot import exp
+
+from clickhouse.sql import QueryParameters, and_, call, column, number
+
+MAX_FILTERS = 32
+MAX_APP_NAMES = 100
+MAX_TEXT_LENGTH = 16_384
+"""Characters in an app name (and a funnel step's label). Button texts can be long; 16 k keeps hostile 10 kB
+values legal."""
+MAX_DURATION_MS = 2**62
+MIN_YEAR, MAX_YEAR = 1970, 2299
+ID_PREFIX = re.compile(r"[0-9a-f-]{1,36}")
+
+
+class InvalidFilter(ValueError):
+    """A filter is not acceptable. ``path`` names the offending field in the form the caller sent
+    (``filters[1].min_ms``, ``sessionFilters[0].startDate``); ``""`` means the document as a whole."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"field": self.path, "message": self.message}
+
+
+# --- the conditions -----------------------------------------------------------------------------------------------
+
+
+class AppNameFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="app_name"):
+    """The session's app name is one of ``names`` (exact match)."""
+
+    names: tuple[str, ...]
+
+
+class StartedFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="started"):
+    """The UTC date the session started on is within ``start`` .. ``end`` (inclusive; ``None`` is open)."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+
+class StartedAtFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="started_at"):
+    """The session started at or after ``after_ms`` and before ``before_ms`` (ms since the epoch; ``None`` is
+    open)."""
+
+    after_ms: int | None = None
+    before_ms: int | None = None
+
+
+class DurationFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="duration"):
+    """The session lasted ``min_ms`` .. ``max_ms`` milliseconds (inclusive; ``None`` is open)."""
+
+    min_ms: int | None = None
+    max_ms: int | None = None
+
+
+class ErrorsFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="errors"):
+    """The session recorded at least one error (``has_errors``) or none (``not has_errors``)."""
+
+    has_errors: bool
+
+
+class IdPrefixFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="id_prefix"):
+    """The session id's text starts with ``prefix`` (1 to 36 lowercase hex digits and ``-``)."""
+
+    prefix: str
+
+
+SessionFilter = AppNameFilter | StartedFilter | StartedAtFilter | DurationFilter | ErrorsFilter | IdPrefixFilter
+Filters = tuple[SessionFilter, ...]
+
+
+# --- validation ----------------------------------------------------------------------------------------------------
+
+
+def validate_filters(filters: Sequence[SessionFilter], path: str = "filters") -> None:
+    """Check every rule a filter must meet; raise :class:`InvalidFilter` naming the field (under ``path``)."""
+    if len(filters) > MAX_FILTERS:
+        raise InvalidFilter(path, f"at most {MAX_FILTERS} filters, got {len(filters)}")
+    for index, item in enumerate(filters):
+        where = f"{path}[{index}]"
+        if isinstance(item, AppNameFilter):
+            if not item.names:
+                raise InvalidFilter(f"{where}.names", "must name at least one app")
+            if len(item.names) > MAX_APP_NAMES:
+                raise InvalidFilter(f"{where}.names", f"at most {MAX_APP_NAMES} app names")
+            for position, name in enumerate(item.names):
+                check_text(f"{where}.names[{position}]", name)
+        elif isinstance(item, StartedFilter):
+            for name, day in (("start", item.start), ("end", item.end)):
+                if day is not None:
+                    _check_year(f"{where}.{name}", day)
+            if item.start is not None and item.end is not None and item.start > item.end:
+                raise InvalidFilter(where, f"start {item.start} is after end {item.end}")
+        elif isinstance(item, StartedAtFilter):
+            _check_range(where, item.after_ms, item.before_ms, ("after_ms", "before_ms"), -(2**62), 2**62,
+                         "a moment in milliseconds since the epoch")
+        elif isinstance(item, DurationFilter):
+            _check_range(where, item.min_ms, item.max_ms, ("min_ms", "max_ms"), 0, MAX_DURATION_MS,
+                         "a whole number of milliseconds, 0 or more")
+        elif isinstance(item, ErrorsFilter):
+            if not isinstance(item.has_errors, bool):
+                raise InvalidFilter(f"{where}.has_errors", "must be true or false")
+        elif isinstance(item, IdPrefixFilter):
+            if not isinstance(item.prefix, str) or not ID_PREFIX.fullmatch(item.prefix):
+                raise InvalidFilter(f"{where}.prefix",
+                                    "must be 1 to 36 characters of a session id (lowercase hex digits and '-')")
+        else:
+            raise InvalidFilter(where, f"unknown filter {type(item).__name__}")
+
+
+def _check_range(where: str, low: int | None, high: int | None, names: tuple[str, str], minimum: int,
+                 maximum: int, what: str) -> None:
+    for name, value in zip(names, (low, high), strict=True):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not minimum <= value <= maximum):
+            raise InvalidFilter(f"{where}.{name}", f"must be {what}")
+    if low is not None and high is not None and low > high:
+        raise InvalidFilter(where, f"{names[0]} {low} is greater than {names[1]} {high}")
+
+
+def check_text(path: str, value: object) -> None:
+    """A name or label a filter or a funnel step matches exactly: a non-empty string of bounded length."""
+    if not isinstance(value, str):
+        raise InvalidFilter(path, "must be a string")
+    if value == "":
+        raise InvalidFilter(path, "must not be empty")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise InvalidFilter(path, f"must be at most {MAX_TEXT_LENGTH} characters, got {len(value)}")
+
+
+# --- the clean form ------------------------------------------------------------------------------------------------
+
+_MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+
+
+def filters_from_clean(documents: Sequence[Mapping[str, Any]], path: str = "filters") -> Filters:
+    """Read and validate a list of clean-form filters."""
+    try:
+        filters = msgspec.convert(list(documents), Filters)
+    except msgspec.ValidationError as error:
+        raise invalid_from_msgspec(error, root=path) from None
+    validate_filters(filters, path)
+    return filters
+
+
+def invalid_from_msgspec(error: msgspec.ValidationError, root: str = "") -> InvalidFilter:
+    """msgspec's "Expected `int`, got `str` - at `$[0].min_ms`" as an :class:`InvalidFilter` at ``filters[0].min_ms``
+    (under ``root``)."""
+    match = _MSGSPEC_PATH.match(str(error))
+    assert match is not None  # the pattern matches every string
+    path = (match.group("path") or "").lstrip(".")
+    if root:
+        path = f"{root}{path}" if path.startswith("[") else ".".join(p for p in (root, path) if p)
+    return InvalidFilter(path, match.group("message"))
+
+
+# --- the dashboard form --------------------------------------------------------------------------------------------
+
+DASHBOARD_FILTER_TYPES = ("appName", "date", "length", "Has Errors?")
+
+
+def dashboard_filters(raw: Any, path: str = "sessionFilters") -> Filters:
+    """Read dashboard-form session filters (``[{}]`` and ``[]`` both mean none); errors name the dashboard's fields
+    under ``path`` (``sessionFilters[0].startDate``)."""
+    if not isinstance(raw, list):
+        raise InvalidFilter(path, "must be a list of filters")
+    filters: list[SessionFilter] = []
+    for index, entry in enumerate(raw):
+        where = f"{path}[{index}]"
+        if not isinstance(entry, Mapping):
+            raise InvalidFilter(where, "a filter is a JSON object")
+        if not entry:
+            continue  # the original's placeholder for "no filter"
+        filters.append(_dashboard_filter(where, entry))
+    if len(filters) > MAX_FILTERS:
+        raise InvalidFilter(path, f"at most {MAX_FILTERS} filters, got {len(filters)}")
+    return tuple(filters)
+
+
+def _dashboard_filter(where: str, entry: Mapping[str, Any]) -> SessionFilter:
+    kind = entry.get("filterType")
+    if kind == "appName":
+        _only(where, entry, {"filterType", "textContent"})
+        name = entry.get("textContent")
+        if name is None:
+            raise InvalidFilter(f"{where}.textContent", "is missing: the appName filter needs the app name")
+        check_text(f"{where}.textContent", name)
+        return AppNameFilter(names=(name,))
+    if kind == "date":
+        _only(where, entry, {"filterType", "startDate", "endDate"})
+        start = _dashboard_date(f"{where}.startDate", entry.get("startDate"))
+        end = _dashboard_date(f"{where}.endDate", entry.get("endDate"))
+        if start is not None and end is not None and start > end:
+            raise InvalidFilter(f"{where}.startDate", f"{start} is after endDate {end}")
+        return StartedFilter(start=start, end=end)
+    if kind == "length":
+        _only(where, entry, {"filterType", "minLength", "maxLength"})
+        low = _dashboard_int(f"{where}.minLength", entry.get("minLength"))
+        high = _dashboard_int(f"{where}.maxLength", entry.get("maxLength"))
+        if low is not None and high is not None and low > high:
+            raise InvalidFilter(f"{where}.minLength", f"{low} is greater than maxLength {high}")
+        return DurationFilter(min_ms=low, max_ms=high)
+    if kind == "Has Errors?":
+        _only(where, entry, {"filterType", "yesOrNo"})
+        answer = entry.get("yesOrNo")
+        if answer not in ("yes", "no"):
+            raise InvalidFilter(f"{where}.yesOrNo", f"must be 'yes' or 'no', got {answer!r}")
+        return ErrorsFilter(has_errors=answer == "yes")
+    types = ", ".join(repr(name) for name in DASHBOARD_FILTER_TYPES)
+    raise InvalidFilter(f"{where}.filterType", f"must be one of {types}, got {kind!r}")
+
+
+def to_dashboard_filters(filters: Iterable[SessionFilter], path: str = "filters") -> list[dict[str, Any]]:
+    """The dashboard form of ``filters``; :class:`InvalidFilter` for one it cannot say (an app filter with several
+    names, ``started_at``, ``id_prefix``)."""
+    written: list[dict[str, Any]] = []
+    for index, item in enumerate(filters):
+        if isinstance(item, AppNameFilter) and len(item.names) == 1:
+            written.append({"filterType": "appName", "textContent": item.names[0]})
+        elif isinstance(item, StartedFilter):
+            entry: dict[str, Any] = {"filterType": "date"}
+            if item.start is not None:
+                entry["startDate"] = item.start.isoformat()
+            if item.end is not None:
+                entry["endDate"] = item.end.isoformat()
+            written.append(entry)
+        elif isinstance(item, DurationFilter):
+            entry = {"filterType": "length"}
+            if item.min_ms is not None:
+                entry["minLength"] = item.min_ms
+            if item.max_ms is not None:
+                entry["maxLength"] = item.max_ms
+            written.append(entry)
+        elif isinstance(item, ErrorsFilter):
+            written.append({"filterType": "Has Errors?", "yesOrNo": "yes" if item.has_errors else "no"})
+        elif isinstance(item, AppNameFilter):
+            raise InvalidFilter(f"{path}[{index}].names", "the dashboard form holds one app name per filter")
+        else:
+            raise InvalidFilter(f"{path}[{index}]", f"the dashboard form has no {type(item).__name__}")
+    return written
+
+
+def _only(path: str, entry: Mapping[str, Any], allowed: set[str]) -> None:
+    for key in entry:
+        if key not in allowed:
+            raise InvalidFilter(f"{path}.{key}", "unknown field")
+
+
+def _dashboard_date(path: str, raw: Any) -> dt.date | None:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+        raise InvalidFilter(path, "must be a date written YYYY-MM-DD")
+    try:
+        day = dt.date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidFilter(path, f"{raw!r} is not a calendar date") from None
+    _check_year(path, day)
+    return day
+
+
+def _check_year(path: str, day: dt.date) -> None:
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise InvalidFilter(path, f"must be from {MIN_YEAR} to {MAX_YEAR} (what ClickHouse's DateTime64 holds)")
+
+
+def _dashboard_int(path: str, raw: Any) -> int | None:
+    if raw is None or raw == "":
+        return None
+    value: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, float) and raw.is_integer():
+        value = int(raw)
+    elif isinstance(raw, str) and re.fullmatch(r"\d{1,19}", raw):
+        value = int(raw)
+    if value is None or not 0 <= value <= MAX_DURATION_MS:
+        raise InvalidFilter(path, "must be a whole number of milliseconds, 0 or more")
+    return value
+
+
+# --- the query builder ---------------------------------------------------------------------------------------------
+
+
+def day_start_ms(day: dt.date) -> int:
+    """The first millisecond of a UTC day."""
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def instant(params: QueryParameters, ms: int) -> exp.Expr:
+    """A bound moment, as ``started_at``'s type: ``fromUnixTimestamp64Milli({p: Int64}, 'UTC')``."""
+    return call("fromUnixTimestamp64Milli", params.bind(ms, "Int64"), exp.Literal.string("UTC"))
+
+
+def condition(item: SessionFilter, params: QueryParameters) -> exp.Expr:
+    """The condition on a row of ``sessions`` (or of a projection with its columns) that ``item`` means."""
+    if isinstance(item, AppNameFilter):
+        # One array parameter: the text does not change with the number of names.
+        return exp.In(this=column("app_name"), field=params.bind(list(item.names), "Array(String)"))
+    if isinstance(item, StartedFilter):
+        start = day_start_ms(item.start) if item.start is not None else None
+        end = day_start_ms(item.end + dt.timedelta(days=1)) if item.end is not None else None
+        return _started_between(params, start, end)
+    if isinstance(item, StartedAtFilter):
+        return _started_between(params, item.after_ms, item.before_ms)
+    if isinstance(item, DurationFilter):
+        bounds: list[exp.Expr] = []
+        if item.min_ms is not None:
+            bounds.append(exp.GTE(this=column("duration_ms"), expression=params.bind(item.min_ms, "UInt64")))
+        if item.max_ms is not None:
+            bounds.append(exp.LTE(this=column("duration_ms"), expression=params.bind(item.max_ms, "UInt64")))
+        return and_(*bounds) if bounds else exp.true()
+    if isinstance(item, ErrorsFilter):
+        # The flag is bound too, so "has errors" and "has none" are the same text.
+        has_errors = exp.Paren(this=exp.GT(this=column("error_count"), expression=number(0)))
+        return exp.EQ(this=has_errors, expression=params.bind(item.has_errors, "Bool"))
+    if isinstance(item, IdPrefixFilter):
+        return call("startsWith", call("toString", column("session_id")), params.bind(item.prefix, "String"))
+    raise InvalidFilter("filters", f"unknown filter {type(item).__name__}")
+
+
+def _started_between(params: QueryParameters, start_ms: int | None, before_ms: int | None) -> exp.Expr:
+    bounds: list[exp.Expr] = []
+    if start_ms is not None:
+        bounds.append(exp.GTE(this=column("started_at"), expression=instant(params, start_ms)))
+    if before_ms is not None:
+        bounds.append(exp.LT(this=column("started_at"), expression=instant(params, before_ms)))
+    # An open range on both ends keeps everything.
+    return and_(*bounds) if bounds else exp.true()
+
+
+def conditions(filters: Iterable[SessionFilter], params: QueryParameters) -> list[exp.Expr]:
+    """:func:`condition` of each filter, in order."""
+    return [condition(item, params) for item in filters]
+
+
+def where(conditions_: Sequence[exp.Expr]) -> exp.Expr | None:
+    """The AND of ``conditions_``, ``None`` when there are none."""
+    return and_(*conditions_) if conditions_ else None
