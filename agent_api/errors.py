@@ -1,6 +1,7 @@
 """The agent API's errors: each knows its HTTP status and renders as a JSON body naming what is wrong.
 
 Invariant 3: bad input is a 4xx naming the field; a 5xx only ever means a dependency is down, and says which.
+Bodies have Bard's one error shape (:mod:`bard.errors`), as the replayer API's do.
 """
 
 from __future__ import annotations
@@ -8,12 +9,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bard.errors import error_body
+
 _MISSING_FIELD = re.compile(r"missing required field `([^`]*)`")
 
 
 class AgentApiError(Exception):
     status = 500
     code = "internal_error"
+    dependency: str | None = None
 
     def __init__(self, message: str, *, field: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -22,10 +26,7 @@ class AgentApiError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.code, "message": self.message}
-        if self.field is not None:
-            body["field"] = self.field
-        return body
+        return error_body(self.code, self.message, field=self.field, dependency=self.dependency)
 
 
 class InvalidRequest(AgentApiError):
@@ -96,6 +97,3 @@ class DependencyUnavailable(AgentApiError):
     def __init__(self, dependency: str, detail: str) -> None:
         super().__init__(f"{dependency} is unavailable: {detail}")
         self.dependency = dependency
-
-    def body(self) -> dict[str, Any]:
-        return {**super().body(), "dependency": self.dependency}

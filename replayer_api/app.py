@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bard.errors import error_body
 from bard.metrics import RequestMetrics, metrics
 from bard.postgres import create_pool
 from bard.settings import Settings, split_origins
@@ -87,23 +88,24 @@ async def readyz(request: Request) -> Response:
 
 async def invalid_funnel(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, InvalidFunnel)
-    return JSONResponse({"error": str(exc), "parameter": exc.path or "funnel"}, status_code=400)
+    return JSONResponse(error_body("invalid_request", str(exc), field=exc.path or "funnel"), status_code=400)
 
 
 async def funnel_query_failed(request: Request, exc: Exception) -> Response:
     log.error("funnel query failed: %s", exc)
-    return JSONResponse({"error": str(exc), "dependency": "ClickHouse"}, status_code=502)
+    return JSONResponse(error_body("dependency_failed", str(exc), dependency="ClickHouse"), status_code=502)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     """The router's own answers (a method a route does not take: 405) in JSON, like every other error."""
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(error_body("http_error", exc.detail), status_code=exc.status_code, headers=exc.headers)
 
 
 async def postgres_unavailable(request: Request, exc: Exception) -> Response:
     log.error("PostgreSQL unavailable: %s", exc)
-    return JSONResponse({"error": f"PostgreSQL is unavailable: {exc}", "dependency": "PostgreSQL"}, status_code=503)
+    return JSONResponse(error_body("dependency_unavailable", f"PostgreSQL is unavailable: {exc}",
+                                   dependency="PostgreSQL"), status_code=503)
 
 
 def create_app(settings: Settings, *, clickhouse_clients: int = CLICKHOUSE_CLIENTS) -> Starlette:

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bard.errors import error_body
 from bard.rate_limit import TokenBucketLimiter, retry_after_seconds
 from bard.settings import Settings, split_origins
 from replayer_api.parameters import limited_body
@@ -93,8 +94,8 @@ class RequireCredentials:
         how = self.credentials.allows(request.headers, request.cookies)
         if how == "cookie" and scope["method"] in UNSAFE_METHODS and not self._from_own_page(request.headers):
             forged = JSONResponse(
-                {"error": "Origin: a write with the session cookie must come from this server's own pages "
-                          "(or an origin in BARD_REPLAYER_CORS_ORIGINS)", "parameter": "Origin"},
+                error_body("forbidden_origin", "Origin: a write with the session cookie must come from this "
+                           "server's own pages (or an origin in BARD_REPLAYER_CORS_ORIGINS)", field="Origin"),
                 status_code=403)
             await forged(scope, receive, send)
             return
@@ -104,8 +105,8 @@ class RequireCredentials:
         response: Response
         if scope["path"].startswith(API_PREFIXES) or scope["path"] in ("/api", "/v1"):
             response = JSONResponse(
-                {"error": "authentication required: send Authorization: Bearer <BARD_DASHBOARD_TOKEN> "
-                          "or log in at /login for a session cookie"},
+                error_body("unauthorized", "authentication required: send Authorization: Bearer "
+                           "<BARD_DASHBOARD_TOKEN> or log in at /login for a session cookie"),
                 status_code=401, headers={"WWW-Authenticate": "Bearer"},
             )
         else:
@@ -178,7 +179,7 @@ async def log_in(request: Request) -> Response:
         problem = f"Too many sign-in attempts from this address; try again in {seconds} s."
         headers = {"Retry-After": str(seconds)}
         if is_json:
-            return JSONResponse({"error": f"token: {problem}", "parameter": "token"}, status_code=429,
+            return JSONResponse(error_body("rate_limited", f"token: {problem}", field="token"), status_code=429,
                                 headers=headers)
         refused = login_page(_safe_next(request.query_params.get("next")), problem, status_code=429)
         refused.headers.update(headers)
@@ -190,7 +191,7 @@ async def log_in(request: Request) -> Response:
         try:
             document = msgspec.json.decode(body)
         except msgspec.DecodeError:
-            return JSONResponse({"error": "body: not valid JSON", "parameter": "body"}, status_code=400)
+            return JSONResponse(error_body("invalid_request", "body: not valid JSON", field="body"), status_code=400)
         token = document.get("token") if isinstance(document, dict) else None
     else:
         fields = parse_qs(body.decode("utf-8", errors="replace"))
@@ -198,11 +199,12 @@ async def log_in(request: Request) -> Response:
         next_path = _safe_next((fields.get("next") or ["/"])[0])
     if not isinstance(token, str) or not token:
         if is_json:
-            return JSONResponse({"error": "token: required", "parameter": "token"}, status_code=400)
+            return JSONResponse(error_body("invalid_request", "token: required", field="token"), status_code=400)
         return login_page(next_path, "Enter the dashboard token.", status_code=400)
     if not credentials.token_matches(token):
         if is_json:
-            return JSONResponse({"error": "token: not the dashboard token", "parameter": "token"}, status_code=401)
+            return JSONResponse(error_body("unauthorized", "token: not the dashboard token", field="token"),
+                                status_code=401)
         return login_page(next_path, "That is not the dashboard token.", status_code=401)
     response: Response = JSONResponse({"ok": True}) if is_json else RedirectResponse(next_path, status_code=303)
     # Secure behind TLS, also where a proxy ends it: a forged X-Forwarded-Proto can only make the cookie stricter.

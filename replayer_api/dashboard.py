@@ -18,6 +18,8 @@ from pathlib import Path, PurePosixPath
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from bard.errors import error_body
+
 BUILT_IN = Path(__file__).resolve().parent / "dashboard_build"
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
@@ -29,7 +31,7 @@ class Dashboard:
 
     async def serve(self, request: Request) -> Response:
         if request.url.path.startswith(("/api/", "/v1/")):
-            return JSONResponse({"error": f"no endpoint {request.url.path}"}, status_code=404)
+            return JSONResponse(error_body("not_found", f"no endpoint {request.url.path}"), status_code=404)
         relative = PurePosixPath(request.path_params.get("path", "") or "")
         if ".." not in relative.parts:
             candidate = (self.root / relative).resolve()
@@ -37,10 +39,11 @@ class Dashboard:
                 cached = self.built_in and relative.parts[:1] == ("assets",)
                 return FileResponse(candidate, headers=IMMUTABLE if cached else None)
         if relative.suffix:
-            return JSONResponse({"error": f"no file {relative} in the dashboard build"}, status_code=404)
+            return JSONResponse(error_body("not_found", f"no file {relative} in the dashboard build"),
+                                status_code=404)
         index = self.root / "index.html"
         if not index.is_file():
-            return JSONResponse({"error": self._missing()}, status_code=404)
+            return JSONResponse(error_body("not_found", self._missing()), status_code=404)
         # The SPA shell must be re-fetched after a deploy; its hashed assets may be cached.
         return FileResponse(index, headers={"Cache-Control": "no-cache"})
 

@@ -55,8 +55,13 @@ INSTANT = {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "intege
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
-        "type": "object", "required": ["error"],
-        "properties": {"error": {"type": "string"}, "parameter": {"type": "string"},
+        "type": "object", "required": ["error", "message"],
+        "description": "Bard's one error shape, the same in every service: a stable code, a message for a person, "
+                       "the input at fault (field) or the service that failed (dependency).",
+        "properties": {"error": {"type": "string", "description": "a stable code, e.g. invalid_request"},
+                       "message": {"type": "string"},
+                       "field": {"type": "string", "description": "the query parameter, body field, header or "
+                                                                  "path segment at fault"},
                        "dependency": {"type": "string"}},
     },
     "Session": {

@@ -345,7 +345,7 @@ def test_funnel_lifecycle_and_bad_input_at_its_field(visit: Visit) -> None:
     with visit.stack.api() as api:
         refusal = api.post("/v1/funnels", json={"name": "", "filters": [], "steps": [{"kind": "click", "label": ""}]})
     assert refusal.status_code == 400
-    expect(page.locator(f"#{_field_id(refusal.json()['parameter'])}-error")).to_have_text(refusal.json()["error"])
+    expect(page.locator(f"#{_field_id(refusal.json()['field'])}-error")).to_have_text(refusal.json()['message'])
     page.get_by_role("textbox", name=re.compile("^Name")).fill("Checkout")
     page.get_by_label("Step 1 label").fill("Add to cart")
     page.get_by_label("Conversion window").fill("0")

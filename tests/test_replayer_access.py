@@ -73,7 +73,7 @@ async def test_nothing_but_health_metrics_and_login_is_open(settings: Settings, 
             assert response.status_code in (200, 303, 400), (method, path)
         elif path.startswith(("/api/", "/v1/")):
             assert response.status_code == 401, (method, path)
-            assert "authentication required" in response.json()["error"]
+            assert "authentication required" in response.json()["message"]
             assert response.headers["www-authenticate"] == "Bearer"
         else:
             assert response.status_code == 303, (method, path)
@@ -120,7 +120,7 @@ async def test_sign_in_attempts_are_rate_limited_per_address(settings: Settings,
         assert [a.status_code for a in answers] == [401] * LOGIN_BURST
         refused = await guesser.post("/login", json={"token": settings.dashboard_token})  # even the right one
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
-        assert refused.json()["parameter"] == "token" and COOKIE_NAME not in refused.cookies
+        assert refused.json()["field"] == "token" and COOKIE_NAME not in refused.cookies
         form = await guesser.post("/login", data={"token": settings.dashboard_token})
         assert form.status_code == 429 and "Too many sign-in attempts" in form.text
     # Each address has its own allowance.
@@ -157,7 +157,7 @@ async def test_cookie_writes_must_come_from_bards_own_pages(settings: Settings, 
         legacy = await browser.post("/api/funnels", json=dashboard_form, headers=headers)
         assert legacy.status_code in ((200, 201) if status == 201 else (403,)), legacy.text
         if status == 403:
-            assert created.json()["parameter"] == "Origin"
+            assert created.json()["field"] == "Origin"
             assert await postgres_snapshot(pool) == before
             # Reads are not writes: the same page may still read.
             assert (await browser.get("/v1/funnels", headers=headers)).status_code == 200
@@ -200,7 +200,7 @@ async def test_the_cookie_is_secure_behind_tls(settings: Settings, stranger: htt
 
 async def test_login_json_and_no_open_redirect(settings: Settings, stranger: httpx.AsyncClient) -> None:
     assert (await stranger.post("/login", json={"token": "nope"})).status_code == 401
-    assert (await stranger.post("/login", json={})).json()["parameter"] == "token"
+    assert (await stranger.post("/login", json={})).json()["field"] == "token"
     assert (await stranger.post("/login", content=b"{", headers={"content-type": "application/json"})
             ).status_code == 400
     huge = await stranger.post("/login", content=b"token=" + b"x" * 20_000,
@@ -262,7 +262,7 @@ async def test_dashboard_is_served_with_spa_fallback_behind_login(settings: Sett
         assert (await client.get("/static/main.js")).status_code == 303
     async with open_api(settings.replace(dashboard_dir=str(tmp_path / "empty"))) as client:
         response = await client.get("/")
-        assert response.status_code == 404 and "BARD_DASHBOARD_DIR" in response.json()["error"]
+        assert response.status_code == 404 and "BARD_DASHBOARD_DIR" in response.json()["message"]
 
 
 async def test_bards_own_dashboard_is_the_default(settings: Settings, services: object, tmp_path: Path,
@@ -273,7 +273,7 @@ async def test_bards_own_dashboard_is_the_default(settings: Settings, services: 
     monkeypatch.setattr("replayer_api.dashboard.BUILT_IN", build)
     async with open_api(settings) as client:
         response = await client.get("/")
-        assert response.status_code == 404 and "./bardctl up builds it" in response.json()["error"]
+        assert response.status_code == 404 and "./bardctl up builds it" in response.json()["message"]
     (build / "assets").mkdir(parents=True)
     (build / "index.html").write_text("<html>bard</html>")
     (build / "assets" / "index-abc123.js").write_text("console.log(2)")
@@ -316,13 +316,14 @@ async def test_openapi_query_parameters_are_the_accepted_ones(api: httpx.AsyncCl
             response = await api.get(path, params={**required, parameter["name"]: "x"})
             assert response.status_code in (200, 400), (path, parameter["name"])
             if response.status_code == 400:
-                assert response.json()["parameter"] == parameter["name"], (path, response.json())
+                assert response.json()["field"] == parameter["name"], (path, response.json())
         response = await api.get(path, params={**required, "no_such_parameter": "1"})
-        assert response.status_code == 400 and response.json()["parameter"] == "no_such_parameter", path
+        assert response.status_code == 400 and response.json()["field"] == "no_such_parameter", path
 
 
 OTHER_SORT_CURSOR = Cursor("duration", "desc", 5, uuid.uuid4()).encode()
 WRONG_TYPE_CURSOR = Cursor("start", "desc", "text", uuid.uuid4()).encode()
+ERROR_CODES = {400: "invalid_request", 404: "not_found", 413: "body_too_large", 415: "unsupported_content_type"}
 # (id, method, path, query, json body, status, the parameter the error names)
 BAD_INPUTS: list[tuple[str, str, str, dict[str, Any] | None, Any, int, str]] = [
     ("v1-sort", "GET", "/v1/sessions", {"sort": "length"}, None, 400, "sort"),
@@ -474,8 +475,11 @@ async def test_bad_input_is_refused_by_name_and_writes_nothing(
 
     assert response.status_code == status, response.text
     error = response.json()
-    assert isinstance(error["error"], str) and error["error"]
+    # Bard's one error shape (bard.errors), as the agent API answers it too.
+    assert set(error) <= {"error", "message", "field", "dependency"}, error
+    assert error["error"] == ERROR_CODES[status]
+    assert isinstance(error["message"], str) and error["message"]
     if parameter:
-        assert error["parameter"] == parameter
-        assert parameter in error["error"]
+        assert error["field"] == parameter
+        assert parameter in error["message"]
     assert (await postgres_snapshot(pool), await clickhouse_snapshot(ch)) == before

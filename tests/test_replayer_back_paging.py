@@ -166,6 +166,6 @@ async def test_bad_before_is_refused_by_name(api: httpx.AsyncClient, ch: Client,
     response = await api.get("/v1/sessions", params=query)
     assert response.status_code == 400, response.text
     body = response.json()
-    assert body["parameter"] == parameter
-    assert body["error"].startswith(f"{parameter}: ") and words in body["error"]
+    assert body["field"] == parameter
+    assert body["message"].startswith(f"{parameter}: ") and words in body["message"]
     assert await clickhouse_snapshot(ch) == before

@@ -65,7 +65,7 @@ async def test_dashboard_funnel_lifecycle(api: httpx.AsyncClient) -> None:
                          ("PUT", f"/api/funnels/{funnel_id}"), ("DELETE", f"/api/funnels/{funnel_id}")):
         response = await api.request(method, path, json=changed if method == "PUT" else None)
         assert response.status_code == 404, (method, path)
-        assert "no funnel" in response.json()["error"]
+        assert "no funnel" in response.json()["message"]
     assert (await api.get("/api/funnels")).json() == {"funnels": [], "count": 0}
 
 
@@ -333,7 +333,7 @@ async def test_bad_step_listing_requests_are_refused_by_name(api: httpx.AsyncCli
     response = await api.get("/v1/funnels/" + path.format(funnel=funnel_id), params=query)
     assert response.status_code == status, response.text
     body = response.json()
-    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["message"], str) and body["message"]
     if parameter:
-        assert body["parameter"] == parameter and body["error"].startswith(f"{parameter}: ")
+        assert body["field"] == parameter and body["message"].startswith(f"{parameter}: ")
     assert (await postgres_snapshot(pg_pool), await clickhouse_snapshot(ch)) == before

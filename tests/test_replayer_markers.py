@@ -171,7 +171,7 @@ async def test_sessions_without_events_and_no_session(api: httpx.AsyncClient, ch
     assert await markers_of(api, orphan) == {"session_id": str(orphan), "first_event_at": iso_ms(BASE_MS),
                                              "markers": [], "truncated": False}
     missing = await api.get(f"/v1/sessions/{uuid.uuid4()}/markers")
-    assert missing.status_code == 404 and "no session" in missing.json()["error"]
+    assert missing.status_code == 404 and "no session" in missing.json()["message"]
 
 
 BAD_MARKER_REQUESTS = [
@@ -195,7 +195,7 @@ async def test_bad_marker_requests_are_refused_by_name(api: httpx.AsyncClient, c
     response = await api.get(f"/v1/sessions/{session_id}/markers", params=query)
     assert response.status_code == status, response.text
     body = response.json()
-    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["message"], str) and body["message"]
     if parameter:
-        assert body["parameter"] == parameter and body["error"].startswith(f"{parameter}: ")
+        assert body["field"] == parameter and body["message"].startswith(f"{parameter}: ")
     assert await clickhouse_snapshot(ch) == before

@@ -220,8 +220,8 @@ async def test_cursor_only_works_under_its_own_sort(strategy: str, api: httpx.As
     for other in ({"sort": "start"}, {"sort": "duration", "order": "asc"}, {"sort": "app"}):
         response = await api.get("/v1/sessions", params={**other, "cursor": cursor, "limit": 2})
         assert response.status_code == 400
-        assert response.json()["parameter"] == "cursor"
-        assert "sort=duration" in response.json()["error"]
+        assert response.json()["field"] == "cursor"
+        assert "sort=duration" in response.json()["message"]
     same = await api.get("/v1/sessions", params={"sort": "duration", "cursor": cursor, "limit": 2})
     assert same.status_code == 200
 
@@ -252,7 +252,7 @@ async def test_one_session_ended_active_and_unknown(api: httpx.AsyncClient, ch: 
         ("active", "blog", 4_000, 12)
     missing = await api.get(f"/v1/sessions/{uuid.uuid4()}")
     assert missing.status_code == 404
-    assert "no session" in missing.json()["error"]
+    assert "no session" in missing.json()["message"]
 
 
 def rrweb(ts: int, kind: int = 3, **data: object) -> dict[str, object]:
@@ -393,7 +393,8 @@ async def test_a_query_clickhouse_refuses_is_a_502_naming_it(settings: Settings,
         with pytest.raises(DependencyFailed) as caught:
             await warehouse.rows("SELECT no_such_column FROM sessions", {})
         assert caught.value.status == 502
-        assert caught.value.body() == {"error": "ClickHouse failed the request: code 47", "dependency": "ClickHouse"}
+        assert caught.value.body() == {"error": "dependency_failed", "message": "ClickHouse failed the request: code 47",
+                                       "dependency": "ClickHouse"}
         assert await warehouse.rows("SELECT count() FROM sessions", {}) == [(0,)]  # the client was given back
     finally:
         warehouse.close()

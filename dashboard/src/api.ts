@@ -17,8 +17,9 @@ async function failure(response: Response): Promise<ApiError> {
   let parameter: string | undefined;
   try {
     const body = await response.json();
-    if (body && typeof body.error === "string") message = body.error;
-    if (body && typeof body.parameter === "string") parameter = body.parameter;
+    // Bard's one error shape: {error: code, message, field?, dependency?}.
+    if (body && typeof body.message === "string") message = body.message;
+    if (body && typeof body.field === "string") parameter = body.field;
   } catch {
     // not JSON: a proxy's page; the status line says enough
   }
