@@ -34,7 +34,9 @@ from pathlib import Path
 
 import clickhouse_connect
 import clickhouse_connect.driver.client
+from sqlglot import exp
 
+from clickhouse.sql import QueryParameters, and_, call, column, number, or_, render, table
 from funnels import AllIds, AppNameFilter, FunnelDefinition, IdPage, StartedFilter, Step, evaluate_funnel
 from funnels.evaluation import window_funnel_levels
 
@@ -106,7 +108,7 @@ def generate(directory: str, rows: int, sessions: int) -> None:
 def measure(directory: str, method: str, repeat: int) -> None:
     client = clickhouse_connect.get_client(dsn=f"chdb://{directory}")
     definition = funnel()
-    plain = plain_window_funnel_sql()
+    plain, plain_parameters = plain_window_funnel_query()
 
     def run() -> object:
         if method == "engine":
@@ -118,7 +120,7 @@ def measure(directory: str, method: str, repeat: int) -> None:
             result = evaluate_funnel(client, DATABASE, definition, ids=IdPage(limit=100))
             return [s.completed for s in result.steps]
         if method == "window_funnel":
-            return sorted(client.query(plain).result_rows)
+            return sorted(client.query(plain, parameters=plain_parameters).result_rows)
         if method == "window_funnel_entered":
             return sorted(window_funnel_levels(client, DATABASE, definition).items())
         raise SystemExit(f"unknown method {method}")
@@ -180,15 +182,23 @@ def interleave(
     )
 
 
-def plain_window_funnel_sql() -> str:
+def plain_window_funnel_query() -> tuple[str, dict[str, object]]:
     """windowFunnel over the same events with no session filter, reading only rows of some step (as anyone
-    would write it: the primary index skips the rest). The step values are the bench's own constants."""
-    conditions = [f"(kind = '{s.kind}' AND label = '{s.label}')" for s in STEPS]
-    return (
-        "SELECT level, count() FROM (SELECT windowFunnel(4611686018427387904, 'strict_increase')"  # noqa: S608
-        f"(toUInt64(toUnixTimestamp64Milli(ts)), {', '.join(conditions)}) AS level "
-        f"FROM {DATABASE}.conversion_events WHERE {' OR '.join(conditions)} GROUP BY session_id) GROUP BY level"
-    )
+    would write it: the primary index skips the rest). Built as the engine builds its queries (clickhouse.sql)."""
+    params = QueryParameters()
+
+    def steps() -> list[exp.Expr]:
+        return [exp.Paren(this=and_(exp.EQ(this=column("kind"), expression=params.bind(step.kind, "String")),
+                                    exp.EQ(this=column("label"), expression=params.bind(step.label, "String"))))
+                for step in STEPS]
+
+    level = exp.CombinedParameterizedAgg(
+        this="windowFunnel", expressions=[number(4611686018427387904), exp.Literal.string("strict_increase")],
+        params=[call("toUInt64", call("toUnixTimestamp64Milli", column("ts"))), *steps()])
+    per_session = (exp.select(exp.alias_(level, "level")).from_(table("conversion_events", DATABASE))
+                   .where(or_(*steps())).group_by("session_id"))
+    tree = exp.select(column("level"), exp.Count(this=exp.Star())).from_(per_session.subquery()).group_by("level")
+    return render(tree, params)
 
 
 def main() -> None:

@@ -38,8 +38,20 @@ def _encode(definition: FunnelDefinition) -> str:
     return msgspec.json.encode(to_clean(definition)).decode()
 
 
-ORDER_COLUMNS = {"name": "name", "created": "created_at", "lastModified": "updated_at"}
-DIRECTIONS = {"ascending": "ASC", "descending": "DESC"}
+_PAGE = ("SELECT id, definition::text AS definition, created_at, updated_at, count(*) OVER () AS total "
+         "FROM funnels WHERE deleted_at IS NULL ORDER BY ")
+_LIMIT = " LIMIT $1 OFFSET $2"
+# The legacy list's sorts, each a whole constant query (the sort is the one part a request chooses): by
+# (sortBy, sortOrder), ties on id in the same direction.
+PAGE_QUERIES = {
+    ("name", "ascending"): _PAGE + "name ASC, id ASC" + _LIMIT,
+    ("name", "descending"): _PAGE + "name DESC, id DESC" + _LIMIT,
+    ("created", "ascending"): _PAGE + "created_at ASC, id ASC" + _LIMIT,
+    ("created", "descending"): _PAGE + "created_at DESC, id DESC" + _LIMIT,
+    ("lastModified", "ascending"): _PAGE + "updated_at ASC, id ASC" + _LIMIT,
+    ("lastModified", "descending"): _PAGE + "updated_at DESC, id DESC" + _LIMIT,
+}
+ORDER_COLUMNS = ("name", "created", "lastModified")
 
 
 class FunnelStore:
@@ -63,14 +75,9 @@ class FunnelStore:
         return [StoredFunnel.from_record(r) for r in records]
 
     async def page(self, order_by: str, direction: str, limit: int, offset: int) -> tuple[Sequence[StoredFunnel], int]:
-        """One page of live funnels, and how many there are. ``order_by`` and ``direction`` come from the
-        allow-lists :data:`ORDER_COLUMNS` and :data:`DIRECTIONS`; ties break on ``id``."""
-        column, way = ORDER_COLUMNS[order_by], DIRECTIONS[direction]
-        query = (
-            "SELECT id, definition::text AS definition, created_at, updated_at, count(*) OVER () AS total "  # noqa: S608
-            f"FROM funnels WHERE deleted_at IS NULL ORDER BY {column} {way}, id {way} LIMIT $1 OFFSET $2"
-        )
-        records = await self._pool.fetch(query, limit, offset)
+        """One page of live funnels, and how many there are: ``order_by`` one of :data:`ORDER_COLUMNS`,
+        ``direction`` ``ascending`` or ``descending`` (:data:`PAGE_QUERIES`); ties break on ``id``."""
+        records = await self._pool.fetch(PAGE_QUERIES[order_by, direction], limit, offset)
         if records:
             return [StoredFunnel.from_record(r) for r in records], records[0]["total"]
         total = await self._pool.fetchval("SELECT count(*) FROM funnels WHERE deleted_at IS NULL")
