@@ -9,7 +9,7 @@ and the publish as one unit, concurrent batches grouped).
 
 The checks of ``/record`` run cheapest first, and none writes anything: declared size (413), token (401),
 content type (415), ``appName`` (400), streamed size (413), then the body (400). Only a batch that passed
-every check is stored.
+every check is stored, with its ``User-Agent`` read (:mod:`agent_api.user_agents`; never a reason to refuse).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from agent_api.errors import AgentApiError, BodyTooLarge, InvalidRequest, RateLi
 from agent_api.publisher import BatchPublisher
 from agent_api.storage import POSTGRES_EXCEPTIONS, BatchStore
 from agent_api.tokens import TokenAuthority
+from agent_api.user_agents import user_agent_reader
 from bard.logs import configure_logging
 from bard.metrics import RequestMetrics, metrics
 from bard.rate_limit import TokenBucketLimiter, retry_after_seconds
@@ -74,7 +75,8 @@ async def record(request: Request) -> Response:
     app_name = parse_app_name(request.headers.get("appname"))
     body = await read_body(request, limit)
     batch = parse_batch(
-        body, app_name, max_idle_default_ms=settings.max_idle_default_ms, max_idle_max_ms=settings.max_idle_max_ms
+        body, app_name, max_idle_default_ms=settings.max_idle_default_ms, max_idle_max_ms=settings.max_idle_max_ms,
+        client=request.state.user_agents.describe(request.headers.get("user-agent")),
     )
     batch_id = uuid.uuid4()
     await request.state.batch_store.store(batch, batch_id, int(time.time() * 1000))
@@ -165,6 +167,7 @@ def create_app(settings: Settings) -> Starlette:
             yield {
                 "settings": settings,
                 "tokens": tokens,
+                "user_agents": user_agent_reader(),  # built here (~0.4 s, once per process), not by a request
                 "authenticate_limiter": TokenBucketLimiter(settings.authenticate_rate_per_minute),
                 "pg_pool": pg_pool,
                 "publisher": publisher,

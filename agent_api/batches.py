@@ -26,8 +26,10 @@ from agent_api.click_targets import (
     snapshot_targets,
 )
 from agent_api.errors import InvalidRequest
-from agent_api.events import EVENT_TYPE_NUMBERS, FullSnapshot, Incremental, event_decoder
+from agent_api.events import EVENT_TYPE_NUMBERS, FullSnapshot, Incremental, MetaEvent, event_decoder
+from agent_api.pages import NO_PAGES, PagesSeen, pages_seen
 from agent_api.tagging import UNTAGGED, Tag, tag_event
+from agent_api.user_agents import UNKNOWN_CLIENT, ClientDevice
 
 MAX_APP_NAME_CHARS = 200
 TOO_DEEP = "JSON nested too deeply to read (about a thousand levels; a DOM is nowhere near that deep)"
@@ -73,6 +75,9 @@ class Batch:
     # mutations, and its clicks the agent did not mark.
     targets: list[TargetsFound] = field(default_factory=list)
     open_clicks: list[OpenClick] = field(default_factory=list)
+    # Session metadata: the request's User-Agent as read, and the pages its Meta events show.
+    client: ClientDevice = UNKNOWN_CLIENT
+    pages: PagesSeen = NO_PAGES
 
     @property
     def first_event_at(self) -> int:
@@ -85,6 +90,11 @@ class Batch:
     @property
     def error_count(self) -> int:
         return sum(1 for tag in self.tags if tag.is_error)
+
+    @property
+    def click_count(self) -> int:
+        """Events tagged as clicks so far (an open click counts once PostgreSQL names it)."""
+        return sum(1 for tag in self.tags if tag.kind == "click")
 
     def with_click_labels(self, labels: dict[int, str]) -> Batch:
         """This batch with the events at these indexes tagged as clicks with these labels."""
@@ -130,7 +140,10 @@ def parse_app_name(value: str | None) -> str:
     return name
 
 
-def parse_batch(body: bytes, app_name: str, *, max_idle_default_ms: int, max_idle_max_ms: int) -> Batch:
+def parse_batch(
+    body: bytes, app_name: str, *, max_idle_default_ms: int, max_idle_max_ms: int,
+    client: ClientDevice = UNKNOWN_CLIENT,
+) -> Batch:
     try:
         record = record_body_decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -160,6 +173,7 @@ def parse_batch(body: bytes, app_name: str, *, max_idle_default_ms: int, max_idl
     # The targets this batch itself shows, for its own clicks; complete once it has a full snapshot.
     seen: dict[int, str] = {}
     page_known = False
+    metas: list[MetaEvent] = []
     for index, raw in enumerate(record.events):
         where = f"events[{index}]"
         try:
@@ -192,6 +206,9 @@ def parse_batch(body: bytes, app_name: str, *, max_idle_default_ms: int, max_idl
                     targets.append(TargetsFound(event.timestamp, False, labels))
                     seen.update(labels)
                     budget -= len(labels)
+        elif isinstance(event, MetaEvent):
+            metas.append(event)
         tags.append(tag)
-    return Batch(record.sessionId, app_name, max_idle_ms, raw_events, timestamps, types, tags, targets, open_clicks)
+    return Batch(record.sessionId, app_name, max_idle_ms, raw_events, timestamps, types, tags, targets, open_clicks,
+                 client, pages_seen(metas))
 

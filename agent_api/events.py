@@ -61,8 +61,15 @@ class Incremental(RrwebEvent, tag=3, frozen=True):
         return type(source) is int and source == 0
 
 
+class MetaData(Struct, frozen=True):
+    # Any: read for the session's pages (agent_api.pages), never a reason to refuse a batch.
+    href: Any = None
+    width: Any = None
+    height: Any = None
+
+
 class MetaEvent(RrwebEvent, tag=4, frozen=True):
-    pass
+    data: MetaData = MetaData()
 
 
 class CustomData(Struct, frozen=True):

@@ -72,6 +72,33 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             ON active_session_click_targets (session_id, since);
         """,
     ),
+    (
+        4,
+        "active_session_metadata",
+        """
+        -- What the agent API reads of an active session beside its counts (agent_api/sessions.py): the client
+        -- from the User-Agent ('' / 0 unknown), the entry page of the earliest Meta event (entry_at, client ms)
+        -- and the exit path of the latest (exit_at); NULL times: no Meta event yet. The rage/dead/error click
+        -- counts stay 0 until something counts them. Constant defaults: existing rows are not rewritten.
+        ALTER TABLE active_sessions
+            ADD COLUMN IF NOT EXISTS browser           text NOT NULL DEFAULT '',
+            ADD COLUMN IF NOT EXISTS browser_major     integer NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS os                text NOT NULL DEFAULT '',
+            ADD COLUMN IF NOT EXISTS device_type       text NOT NULL DEFAULT '',
+            ADD COLUMN IF NOT EXISTS viewport_width    integer NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS viewport_height   integer NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS entry_at          bigint,
+            ADD COLUMN IF NOT EXISTS entry_url         text NOT NULL DEFAULT '',
+            ADD COLUMN IF NOT EXISTS entry_path        text NOT NULL DEFAULT '',
+            ADD COLUMN IF NOT EXISTS exit_at           bigint,
+            ADD COLUMN IF NOT EXISTS exit_path         text NOT NULL DEFAULT '',
+            ADD COLUMN IF NOT EXISTS page_count        bigint NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS click_count       bigint NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS rage_click_count  bigint NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS dead_click_count  bigint NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS error_click_count bigint NOT NULL DEFAULT 0;
+        """,
+    ),
 )
 
 

@@ -16,7 +16,8 @@ data directory with a fresh chDB):
   ``--ramp`` seconds (real users do not all open the page in the same instant), then the load runs
   ``--duration`` seconds more at its full rate; at most ``--max-batches`` per agent. Each agent gets its token
   from ``/authenticate`` first (the bench raises ``BARD_AUTHENTICATE_RATE_PER_MINUTE``: every agent comes from
-  127.0.0.1).
+  127.0.0.1), and sends a browser's ``User-Agent``, one of :data:`BROWSER_USER_AGENTS` (40 distinct strings, as
+  the agent API reads and caches each).
 
 When the load ends, the bench waits until the queue is empty, reads the peak memory of the processes, stops the
 consumer (which inserts what it holds), then opens the chDB directory itself and reports:
@@ -318,6 +319,26 @@ class LeanAgentClient:
             connection.close()
 
 
+BROWSER_USER_AGENTS = [
+    template.format(version=version)
+    for template in (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{version}.0.0.0 "
+        "Safari/537.36",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/{version}.0 Safari/605.1.15",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS {version}_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/{version}.0 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{version}.0.0.0 "
+        "Mobile Safari/537.36",
+    )
+    for version in range(120, 130)
+]
+
+
+def agent_headers(token: str, app_name: str) -> dict[str, str]:
+    return {**bardrr.record_headers(token, app_name), "User-Agent": random.choice(BROWSER_USER_AGENTS)}
+
+
 def request_head(method: str, path: str, host: str, headers: dict[str, str], length: int | None = None) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", *(f"{k}: {v}" for k, v in headers.items())]
     if length is not None:
@@ -333,7 +354,7 @@ async def lean_agent(base: str, args: argparse.Namespace, load: Load, deadline: 
     try:
         answer = await client.send(request_head("GET", "/authenticate", host_port, {}))
         token = json.loads(answer.body)["accessToken"]
-        headers = bardrr.record_headers(token, app_name)
+        headers = agent_headers(token, app_name)
 
         async def post(body: bytes, on_write: Any) -> Answer:
             head = request_head("POST", "/record", host_port, headers, len(body))
@@ -349,7 +370,7 @@ async def aiohttp_agent(http: aiohttp.ClientSession, base: str, args: argparse.N
     await start_moment(args)
     async with http.get(f"{base}/authenticate") as answer:
         token = (await answer.json())["accessToken"]
-    headers = bardrr.record_headers(token, app_name)
+    headers = agent_headers(token, app_name)
 
     async def post(body: bytes, on_write: Any) -> Answer:
         on_write()  # aiohttp tells no moment of writing: this is when the request was handed to it

@@ -122,6 +122,9 @@ def _sessions(settings: Settings, db: str) -> list[str]:
     # (segments, segment_event_counts, segment_error_counts: parallel arrays) and event_count/error_count are
     # their sums. A rerun after a crash between this insert and the PostgreSQL delete merges the same segment
     # again and *replaces* its counts: same row, or the newer counts if a batch arrived meanwhile.
+    # The metadata of migration 4 merges the same way: its counts (pages, clicks...) have per-segment arrays too;
+    # what was first seen (client, viewport, entry page) stays the earliest segment's, the exit path is the latest
+    # segment's (session_ender.merge).
     # Not SummingMergeTree/AggregatingMergeTree: a repeated insert would be added, which is the doubling to avoid.
     # Moves of one session are serialised by the PostgreSQL row lock (see session_ender.ender); version is
     # max(previous + 1, the claim's PostgreSQL time in microseconds), so a stalled older write never wins.
@@ -150,6 +153,41 @@ def _sessions(settings: Settings, db: str) -> list[str]:
         SETTINGS index_granularity = 1024, min_compress_block_size = 4096, max_compress_block_size = 16384
         """,
     ]
+
+
+SESSION_METADATA_COLUMNS = """
+    browser LowCardinality(String) DEFAULT '',
+    browser_major UInt32 DEFAULT 0,
+    os LowCardinality(String) DEFAULT '',
+    device_type LowCardinality(String) DEFAULT '',
+    viewport_width UInt32 DEFAULT 0,
+    viewport_height UInt32 DEFAULT 0,
+    entry_url String DEFAULT '',
+    entry_path String DEFAULT '',
+    exit_path String DEFAULT '',
+    page_count UInt64 DEFAULT 0,
+    click_count UInt64 DEFAULT 0,
+    rage_click_count UInt64 DEFAULT 0,
+    dead_click_count UInt64 DEFAULT 0,
+    error_click_count UInt64 DEFAULT 0,
+    segment_page_counts Array(UInt64) DEFAULT [],
+    segment_click_counts Array(UInt64) DEFAULT [],
+    segment_rage_click_counts Array(UInt64) DEFAULT [],
+    segment_dead_click_counts Array(UInt64) DEFAULT [],
+    segment_error_click_counts Array(UInt64) DEFAULT []
+"""
+"""What a session's move brings beside its span and counts (``session_ender.merge`` says how segments merge):
+the client read from the User-Agent (``device_type`` is ``desktop``, ``mobile``, ``tablet``, ``bot`` or ``''``,
+``browser_major`` 0 when unknown), the entry page of the first Meta event (URL, path, viewport), the exit path of
+the last, and more counts, each with its per-segment array like ``segment_event_counts``. The rage, dead and
+error click counts stay 0 until something counts them. Sessions moved before this migration read ``''`` and 0."""
+
+
+def _session_metadata(settings: Settings, db: str) -> list[str]:
+    # ADD COLUMN with a constant DEFAULT changes only the table's metadata: old parts are not rewritten, their
+    # rows read the default until a merge writes the column.
+    columns = [line.strip().rstrip(",") for line in SESSION_METADATA_COLUMNS.strip().splitlines()]
+    return [f"ALTER TABLE {db}.sessions " + ", ".join(f"ADD COLUMN IF NOT EXISTS {column}" for column in columns)]
 
 
 def _queue(settings: Settings, db: str) -> list[str]:
@@ -189,10 +227,120 @@ def _queue(settings: Settings, db: str) -> list[str]:
     ]
 
 
+SIGNAL_KINDS_ENUM = "Enum8('click' = 1, 'custom' = 2, 'rage_click' = 3, 'dead_click' = 4, 'error_click' = 5)"
+"""``conversion_events.kind`` from migration 5 on: the behaviour signals of :mod:`session_ender.signals` beside the
+tagged clicks and custom events."""
+
+_SIGNAL_DATA = "Tuple(source Dynamic, type Dynamic, x Dynamic, y Dynamic, plugin Dynamic, payload Tuple(level Dynamic))"
+_RRWEB_PREFIX = '{"type":3,"data":{"source":'
+_NO_ID = "toUUID('00000000-0000-0000-0000-000000000000')"
+
+
+def _written_as_rrweb(*sources: int) -> str:
+    """The event's JSON starts as rrweb writes an incremental event of one of these sources."""
+    return " OR ".join(f"startsWith(event, {_quote(f'{_RRWEB_PREFIX}{source},')})" for source in sources)
+
+
+SIGNAL_FIELDS = f"""
+    multiIf(type != 3, '', {_written_as_rrweb(1, 4, 6)}, 'none', {_written_as_rrweb(0, 3, 5, 14)}, 'reaction',
+            '') AS signal_shortcut,
+    if(type = 6 OR (type = 3 AND signal_shortcut = ''),
+       JSONExtract(event, 'data', {_quote(_SIGNAL_DATA)}),
+       CAST(tuple(NULL, NULL, NULL, NULL, NULL, tuple(NULL)), {_quote(_SIGNAL_DATA)})) AS signal_data,
+    dynamicElement(signal_data.source, 'Int64') AS signal_source,
+    multiIf(type IN (2, 4), 'reaction',
+            signal_shortcut = 'reaction', 'reaction',
+            signal_shortcut = 'none', '',
+            type = 3 AND signal_source = 2 AND dynamicElement(signal_data.type, 'Int64') = 2, 'click',
+            type = 3 AND signal_source IN (0, 3, 5, 14), 'reaction',
+            type = 6 AND dynamicElement(signal_data.plugin, 'String') = 'rrweb/console@1'
+                     AND dynamicElement(signal_data.payload.level, 'String') = 'error', 'error',
+            '') AS signal_role,
+    if(signal_role = 'click', coalesce(dynamicElement(signal_data.x, 'Float64'),
+       toFloat64(dynamicElement(signal_data.x, 'Int64')), toFloat64(dynamicElement(signal_data.x, 'UInt64')), nan),
+       nan) AS signal_x,
+    if(signal_role = 'click', coalesce(dynamicElement(signal_data.y, 'Float64'),
+       toFloat64(dynamicElement(signal_data.y, 'Int64')), toFloat64(dynamicElement(signal_data.y, 'UInt64')), nan),
+       nan) AS signal_y
+"""
+"""What a behaviour signal needs of an rrweb event, read from ``type`` and ``event`` (the JSON text), as
+:mod:`agent_api.events` reads it: ``signal_role`` is ``'click'`` (type 3, ``data.source`` and ``data.type`` the
+JSON integer 2), ``'reaction'`` (type 2 full snapshot or 4 meta: a new page; type 3 with ``data.source`` the JSON
+integer 0 mutation, 3 scroll, 5 input or 14 selection), ``'error'`` (type 6 from ``rrweb/console@1`` at level
+``error``, as :mod:`agent_api.tagging` counts errors) or ``''``; ``signal_x``, ``signal_y`` a click's ``data.x``,
+``data.y`` when each is a JSON number, ``nan`` otherwise. Parsing the JSON is most of the cost, so an incremental
+event that starts as rrweb writes it (``{"type":3,"data":{"source":N,``) is known by its source without a parse,
+except a mouse interaction (source 2), which is parsed for its type and position; so are console events and
+incremental events written otherwise. ClickHouse's parser reads a key's first occurrence and does not unescape
+keys: an event with a repeated or escaped key is read as ClickHouse reads it, and the shortcut agrees with it."""
+
+
+def _behaviour_signals(settings: Settings, db: str) -> list[str]:
+    # How the signals are computed and why their inputs are kept apart: session_ender.signals.
+    #
+    # signal_inputs holds what the signals read of every click, reaction and console error, a few bytes a row,
+    # so that the session ender's move reads that instead of the rrweb JSON in events (measured ~10x cheaper:
+    # the sessions of one move are scattered over events' granules, and their event column, snapshots and all,
+    # would be decompressed to read the clicks). Small granules and compressed blocks for the same reason as
+    # sessions: readers look sessions up by id. Reactions and errors keep no identity (batch_id and seq zero):
+    # only their times matter, so two at the same millisecond may collapse; role is in the key so that a
+    # reaction and an error do not. A click keeps its identity and its label as the ingest row tagged it (the
+    # conversion_events label of the same event, '' when it has none).
+    #
+    # Idempotent like every migration: the enum grows in place (a metadata change, even in the sorting key);
+    # the backfill of events stored before the view existed inserts rows that collapse with copies already
+    # there (a rerun, or an event the view also saw), and readers take each row once.
+    zero = _NO_ID
+    return [
+        f"ALTER TABLE {db}.conversion_events MODIFY COLUMN kind {SIGNAL_KINDS_ENUM}",
+        f"""
+        CREATE TABLE IF NOT EXISTS {db}.signal_inputs (
+            session_id UUID,
+            app_name LowCardinality(String),
+            ts DateTime64(3, 'UTC'),
+            role Enum8('click' = 1, 'reaction' = 2, 'error' = 3),
+            batch_id UUID,
+            seq UInt32,
+            x Float64,
+            y Float64,
+            label String,
+            received_at DateTime64(3, 'UTC')
+        ) ENGINE = ReplacingMergeTree
+        PARTITION BY toYYYYMM(received_at)
+        ORDER BY (session_id, ts, role, batch_id, seq)
+        SETTINGS index_granularity = 256, min_compress_block_size = 4096, max_compress_block_size = 16384
+        """,
+        f"""
+        CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.signal_inputs_mv TO {db}.signal_inputs AS
+        SELECT session_id, app_name, fromUnixTimestamp64Milli(ts, 'UTC') AS ts, signal_role AS role,
+               if(signal_role = 'click', batch_id, {zero}) AS batch_id, if(signal_role = 'click', seq, 0) AS seq,
+               signal_x AS x, signal_y AS y, if(signal_role = 'click' AND kind = 'click', label, '') AS label,
+               fromUnixTimestamp64Milli(received_at, 'UTC') AS received_at
+        FROM (SELECT *, {SIGNAL_FIELDS} FROM {db}.ingest)
+        WHERE signal_role != ''
+        """,
+        f"""
+        INSERT INTO {db}.signal_inputs (session_id, app_name, ts, role, batch_id, seq, x, y, label, received_at)
+        SELECT e.session_id, e.app_name, e.ts, e.signal_role,
+               if(e.signal_role = 'click', e.batch_id, {zero}), if(e.signal_role = 'click', e.seq, 0),
+               e.signal_x, e.signal_y, if(e.signal_role = 'click', labels.label, ''), e.received_at
+        FROM (SELECT session_id, app_name, ts, batch_id, seq, received_at, {SIGNAL_FIELDS} FROM {db}.events) AS e
+        LEFT JOIN (
+            SELECT session_id, batch_id, seq, any(label) AS label FROM {db}.conversion_events
+            WHERE kind = 'click' GROUP BY session_id, batch_id, seq
+        ) AS labels ON e.session_id = labels.session_id AND e.batch_id = labels.batch_id AND e.seq = labels.seq
+        WHERE e.signal_role != ''
+        SETTINGS join_algorithm = 'grace_hash'
+        """,
+    ]
+
+
 INGEST_NAMES = ", ".join(line.split()[0] for line in INGEST_COLUMNS.strip().splitlines())
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events", _events),
     Migration(2, "sessions", _sessions),
     Migration(3, "ingest_queue", _queue, modes=frozenset({"server"})),
+    Migration(4, "session_metadata", _session_metadata),
+    Migration(5, "behaviour_signals", _behaviour_signals),
 )

@@ -86,7 +86,8 @@ def test_server_mode_ddl_parses_with_clickhouse_parser(ch) -> None:
     assert any("ENGINE = RabbitMQ" in st for st in statements)
     for statement in statements:
         formatted = ch.query("SELECT formatQuery({q:String})", parameters={"q": statement}).result_rows[0][0]
-        assert formatted.startswith("CREATE")
+        # tables and views; columns added later; rows that a new table derives from existing ones
+        assert formatted.startswith(("CREATE", "ALTER", "INSERT"))
 
 
 def test_unmarked_test_cannot_reach_a_service() -> None:

@@ -14,7 +14,9 @@ import pytest
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobEvent
 from clickhouse_connect.driver.client import Client
 
-from agent_api.sessions import UPSERT_ACTIVE_SESSIONS
+from agent_api.pages import NO_PAGES, PagesSeen
+from agent_api.sessions import UPSERT_ACTIVE_SESSIONS, SessionActivity, session_parameters
+from agent_api.user_agents import UNKNOWN_CLIENT, ClientDevice
 from bard.settings import Settings
 from clickhouse.client import create_client
 from session_ender import service
@@ -48,10 +50,12 @@ class Clock:
 
 async def upsert(
     conn: asyncpg.Pool | asyncpg.Connection, session_id: uuid.UUID, *, first: int, last: int, events: int,
-    errors: int = 0, app: str = "shop", seen_at: datetime | None = None,
+    errors: int = 0, app: str = "shop", seen_at: datetime | None = None, client: ClientDevice = UNKNOWN_CLIENT,
+    pages: PagesSeen = NO_PAGES, clicks: int = 0,
 ) -> None:
     """The agent API's own upsert; ``seen_at`` then pins the server time where a test controls the clock."""
-    await conn.execute(UPSERT_ACTIVE_SESSIONS, [session_id], [app], [first], [last], [MAX_IDLE_MS], [events], [errors])
+    activity = SessionActivity(app, first, last, MAX_IDLE_MS, events, errors, client, pages, clicks)
+    await conn.execute(UPSERT_ACTIVE_SESSIONS, *session_parameters({session_id: activity}))
     if seen_at is not None:
         await conn.execute(
             "UPDATE active_sessions SET last_seen_at = $2::timestamptz,"
