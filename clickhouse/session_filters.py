@@ -10,7 +10,17 @@ A filter is a tuple of conditions, ANDed; every reader of sessions uses it: the 
 ``duration``        the session lasted ``min_ms`` .. ``max_ms`` (both inclusive)
 ``errors``          the session recorded at least one error (``has_errors``), or none
 ``id_prefix``       the session id, as text, starts with ``prefix`` (lowercase hex digits and ``-``)
+``browser``         the browser (its family, as the User-Agent parser names it: ``Chrome``) is one of ``names``
+``os``              the operating system (``Windows``, ``iOS``) is one of ``names``
+``device_type``     the device type is one of ``types``: ``desktop``, ``mobile``, ``tablet``, ``bot``
+``entry_path``      the path of the session's first page starts with ``prefix``
+``pages``           the session saw ``min_pages`` .. ``max_pages`` pages (both inclusive)
+``signal``          the session has (``present``) or has not a ``rage_click``, ``dead_click`` or ``error_click``
 ==================  ==========================================================================================
+
+Sessions recorded before their metadata was captured have empty strings and zero counts: they match no
+``browser``, ``os``, ``device_type`` or ``entry_path`` filter (other than a prefix of ``""``), ``pages`` with a
+minimum of 0 and ``signal`` filters with ``present`` false.
 
 **The one rule for a missing bound: it is open.** A range with only a start has no end, with only an end no
 start, with neither it keeps every session. (Before this module, ``/api``'s session list read a date filter
@@ -23,8 +33,10 @@ Two written forms read into it: the clean form (``/v1``, stored funnels: ``{"typ
 ``app_name`` with one name, ``started``, ``duration`` and ``errors``.
 
 :func:`condition` is the one builder: each condition becomes a sqlglot expression over the columns of
-``sessions`` (``app_name``, ``started_at``, ``duration_ms``, ``error_count``, ``session_id``), every value a bound
-placeholder. Its text depends on the kinds of conditions and which bounds they have, never on their values.
+``sessions`` (``app_name``, ``started_at``, ``duration_ms``, ``error_count``, ``session_id``, and the metadata
+columns ``browser``, ``os``, ``device_type``, ``entry_path``, ``page_count``, ``*_click_count``), every value a
+bound placeholder; a column a value picks (a signal's count) comes from an allow-list. Its text depends on the
+kinds of conditions and which bounds they have, never on their values.
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ MAX_TEXT_LENGTH = 16_384
 values legal."""
 MAX_DURATION_MS = 2**62
 MIN_YEAR, MAX_YEAR = 1970, 2299
+MAX_PATH_LENGTH = 2_048
 ID_PREFIX = re.compile(r"[0-9a-f-]{1,36}")
 
 
@@ -105,7 +118,56 @@ class IdPrefixFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, ta
     prefix: str
 
 
-SessionFilter = AppNameFilter | StartedFilter | StartedAtFilter | DurationFilter | ErrorsFilter | IdPrefixFilter
+class BrowserFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="browser"):
+    """The session's browser family is one of ``names`` (exact match)."""
+
+    names: tuple[str, ...]
+
+
+class OsFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="os"):
+    """The session's operating system is one of ``names`` (exact match)."""
+
+    names: tuple[str, ...]
+
+
+DEVICE_TYPES = ("desktop", "mobile", "tablet", "bot")
+
+
+class DeviceTypeFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type",
+                       tag="device_type"):
+    """The session's device type is one of ``types`` (of :data:`DEVICE_TYPES`)."""
+
+    types: tuple[str, ...]
+
+
+class EntryPathFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="entry_path"):
+    """The path of the session's first page starts with ``prefix`` (``/checkout`` matches ``/checkout/pay``)."""
+
+    prefix: str
+
+
+class PagesFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="pages"):
+    """The session saw ``min_pages`` .. ``max_pages`` pages, counted by rrweb Meta events (inclusive; ``None`` is
+    open)."""
+
+    min_pages: int | None = None
+    max_pages: int | None = None
+
+
+SIGNALS = ("rage_click", "dead_click", "error_click")
+SIGNAL_COLUMNS = {"rage_click": "rage_click_count", "dead_click": "dead_click_count",
+                  "error_click": "error_click_count"}
+
+
+class SignalFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="signal"):
+    """The session has at least one ``signal`` (``present``), or none (of :data:`SIGNALS`)."""
+
+    signal: str
+    present: bool = True
+
+
+SessionFilter = (AppNameFilter | StartedFilter | StartedAtFilter | DurationFilter | ErrorsFilter | IdPrefixFilter
+                 | BrowserFilter | OsFilter | DeviceTypeFilter | EntryPathFilter | PagesFilter | SignalFilter)
 Filters = tuple[SessionFilter, ...]
 
 
@@ -144,8 +206,37 @@ def validate_filters(filters: Sequence[SessionFilter], path: str = "filters") ->
             if not isinstance(item.prefix, str) or not ID_PREFIX.fullmatch(item.prefix):
                 raise InvalidFilter(f"{where}.prefix",
                                     "must be 1 to 36 characters of a session id (lowercase hex digits and '-')")
+        elif isinstance(item, BrowserFilter | OsFilter):
+            _check_names(f"{where}.names", item.names)
+        elif isinstance(item, DeviceTypeFilter):
+            if not item.types:
+                raise InvalidFilter(f"{where}.types", "must name at least one device type")
+            for position, device in enumerate(item.types):
+                if device not in DEVICE_TYPES:
+                    raise InvalidFilter(f"{where}.types[{position}]",
+                                        f"must be one of {', '.join(DEVICE_TYPES)}, got {device!r}")
+        elif isinstance(item, EntryPathFilter):
+            if not isinstance(item.prefix, str) or len(item.prefix) > MAX_PATH_LENGTH:
+                raise InvalidFilter(f"{where}.prefix", f"must be a path of at most {MAX_PATH_LENGTH} characters")
+        elif isinstance(item, PagesFilter):
+            _check_range(where, item.min_pages, item.max_pages, ("min_pages", "max_pages"), 0, 2**32,
+                         "a whole number of pages, 0 or more")
+        elif isinstance(item, SignalFilter):
+            if item.signal not in SIGNALS:
+                raise InvalidFilter(f"{where}.signal", f"must be one of {', '.join(SIGNALS)}, got {item.signal!r}")
+            if not isinstance(item.present, bool):
+                raise InvalidFilter(f"{where}.present", "must be true or false")
         else:
             raise InvalidFilter(where, f"unknown filter {type(item).__name__}")
+
+
+def _check_names(path: str, names: tuple[str, ...]) -> None:
+    if not names:
+        raise InvalidFilter(path, "must name at least one")
+    if len(names) > MAX_APP_NAMES:
+        raise InvalidFilter(path, f"at most {MAX_APP_NAMES} names")
+    for position, name in enumerate(names):
+        check_text(f"{path}[{position}]", name)
 
 
 def _check_range(where: str, low: int | None, high: int | None, names: tuple[str, str], minimum: int,
@@ -356,6 +447,25 @@ def condition(item: SessionFilter, params: QueryParameters) -> exp.Expr:
         return exp.EQ(this=has_errors, expression=params.bind(item.has_errors, "Bool"))
     if isinstance(item, IdPrefixFilter):
         return call("startsWith", call("toString", column("session_id")), params.bind(item.prefix, "String"))
+    if isinstance(item, BrowserFilter):
+        return exp.In(this=column("browser"), field=params.bind(list(item.names), "Array(String)"))
+    if isinstance(item, OsFilter):
+        return exp.In(this=column("os"), field=params.bind(list(item.names), "Array(String)"))
+    if isinstance(item, DeviceTypeFilter):
+        return exp.In(this=column("device_type"), field=params.bind(list(item.types), "Array(String)"))
+    if isinstance(item, EntryPathFilter):
+        return call("startsWith", column("entry_path"), params.bind(item.prefix, "String"))
+    if isinstance(item, PagesFilter):
+        pages: list[exp.Expr] = []
+        if item.min_pages is not None:
+            pages.append(exp.GTE(this=column("page_count"), expression=params.bind(item.min_pages, "UInt64")))
+        if item.max_pages is not None:
+            pages.append(exp.LTE(this=column("page_count"), expression=params.bind(item.max_pages, "UInt64")))
+        return and_(*pages) if pages else exp.true()
+    if isinstance(item, SignalFilter):
+        # The column from the allow-list, the wish bound: "has" and "has not" are the same text.
+        present = exp.Paren(this=exp.GT(this=column(SIGNAL_COLUMNS[item.signal]), expression=number(0)))
+        return exp.EQ(this=present, expression=params.bind(item.present, "Bool"))
     raise InvalidFilter("filters", f"unknown filter {type(item).__name__}")
 
 

@@ -42,6 +42,7 @@ import msgspec
 
 from clickhouse.session_filters import (
     MAX_TEXT_LENGTH,
+    SIGNALS,
     AppNameFilter,
     DurationFilter,
     ErrorsFilter,
@@ -83,12 +84,15 @@ MAX_LABEL_LENGTH = MAX_TEXT_LENGTH
 MAX_NAME_LENGTH = 1_000
 MAX_WINDOW_SECONDS = 10 * 366 * 86_400
 
-StepKind = Literal["click", "custom"]
-STEP_KINDS: tuple[str, ...] = ("click", "custom")
+StepKind = Literal["click", "custom", "rage_click", "dead_click", "error_click"]
+STEP_KINDS: tuple[str, ...] = ("click", "custom", *SIGNALS)
+"""A step is a conversion event: a click on a link or button, a custom event, or a behaviour signal (a rage, dead
+or error click, labelled with the clicked element's text; see session_ender.signals)."""
 
 
 class Step(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One step: a click on a button whose text is ``label``, or a custom event whose tag is ``label``."""
+    """One step: a click on a button whose text is ``label``, a custom event whose tag is ``label``, or a behaviour
+    signal on an element whose text is ``label``."""
 
     kind: StepKind
     label: str
@@ -125,7 +129,8 @@ def validate(definition: FunnelDefinition) -> FunnelDefinition:
     try:
         for index, step in enumerate(definition.steps):
             if step.kind not in STEP_KINDS:
-                raise InvalidFunnel(f"steps[{index}].kind", f"must be 'click' or 'custom', got {step.kind!r}")
+                raise InvalidFunnel(f"steps[{index}].kind",
+                                    f"must be one of {', '.join(STEP_KINDS)}, got {step.kind!r}")
             check_text(f"steps[{index}].label", step.label)
         check_filters(definition.filters, "filters")
     except InvalidFilter as error:
@@ -214,7 +219,9 @@ def from_dashboard(document: Mapping[str, Any]) -> FunnelDefinition:
 
 def to_dashboard(definition: FunnelDefinition) -> dict[str, Any]:
     """The dashboard's stored form. Raises :class:`InvalidFunnel` for a filter the dashboard form cannot say (an
-    app filter with several names, a ``started_at`` or ``id_prefix`` filter)."""
+    app filter with several names, or a kind the original did not have). A behaviour-signal step, which the
+    original did not have either, is written ``{"eventType": "rage_click", "textContent": label}`` (the original
+    dashboard shows ``textContent``); :func:`from_dashboard` reads only the original's two kinds back."""
     try:
         filters = to_dashboard_filters(definition.filters)
     except InvalidFilter as error:
@@ -224,9 +231,9 @@ def to_dashboard(definition: FunnelDefinition) -> dict[str, Any]:
         # The original dashboard stored an empty filter list as one empty object.
         "sessionFilters": filters or [{}],
         "eventSequence": [
-            {"eventType": "click", "textContent": step.label}
-            if step.kind == "click"
-            else {"eventType": "custom", "customEventType": step.label}
+            {"eventType": "custom", "customEventType": step.label}
+            if step.kind == "custom"
+            else {"eventType": step.kind, "textContent": step.label}
             for step in definition.steps
         ],
     }

@@ -30,7 +30,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from clickhouse import session_filters
-from clickhouse.session_filters import AppNameFilter, Filters, IdPrefixFilter, InvalidFilter, StartedAtFilter
+from clickhouse.session_filters import (
+    AppNameFilter,
+    DurationFilter,
+    ErrorsFilter,
+    Filters,
+    InvalidFilter,
+    StartedFilter,
+)
 from clickhouse.session_filters import dashboard_filters as read_dashboard_filters
 from clickhouse.sql import QueryParameters, call, column, lambda_, number, render
 from funnels import AllIds, InvalidFunnel, from_dashboard, to_clean, to_dashboard
@@ -299,21 +306,25 @@ async def plain_page(warehouse: Warehouse, filters: Filters, column: sessions.Co
 # --- funnels ---------------------------------------------------------------------------------------------------
 
 
+# The filters the dashboard's stored form can say.
+DASHBOARD_FILTERS = (AppNameFilter, StartedFilter, DurationFilter, ErrorsFilter)
+
+
 def dashboard_form(definition: FunnelDefinition) -> dict[str, Any]:
     """The stored form the dashboard reads. A ``/v1`` funnel may hold filters the dashboard form cannot say: an
-    app filter naming several apps is shown with its first name and every name in ``appNamesAnyOf``; a
-    ``started_at`` or ``id_prefix`` filter is left out of ``sessionFilters`` and kept, in the clean form, in
-    ``filtersOnlyInV1``. Saving such a funnel from the old dashboard narrows or drops them."""
+    app filter naming several apps is shown with its first name and every name in ``appNamesAnyOf``; a filter of
+    another kind (``started_at``, ``id_prefix``, ``browser``, ...) is left out of ``sessionFilters`` and kept, in
+    the clean form, in ``filtersOnlyInV1``. Saving such a funnel from the old dashboard narrows or drops them."""
     try:
         return to_dashboard(definition)
     except InvalidFunnel:
         sayable = tuple(AppNameFilter(names=f.names[:1]) if isinstance(f, AppNameFilter) else f
-                        for f in definition.filters if not isinstance(f, StartedAtFilter | IdPrefixFilter))
+                        for f in definition.filters if isinstance(f, DASHBOARD_FILTERS))
         document = to_dashboard(msgspec.structs.replace(definition, filters=sayable))
         several = [list(f.names) for f in definition.filters if isinstance(f, AppNameFilter)]
         if any(len(names) > 1 for names in several):
             document["appNamesAnyOf"] = several
-        unsayable = [f for f in definition.filters if isinstance(f, StartedAtFilter | IdPrefixFilter)]
+        unsayable = [f for f in definition.filters if not isinstance(f, DASHBOARD_FILTERS)]
         if unsayable:
             clean = to_clean(msgspec.structs.replace(definition, filters=tuple(unsayable)))
             document["filtersOnlyInV1"] = clean["filters"]

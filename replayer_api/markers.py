@@ -7,6 +7,10 @@ a custom event is any type 5 event, labelled by ``data.tag``; an error is a type
 ``error``, labelled by its message: the logged arguments (each a JSON-stringified value), a string argument
 unquoted, joined with spaces and cut at :data:`MAX_ERROR_LABEL` characters.
 
+The behaviour signals (rage, dead and error clicks, :mod:`session_ender.signals`) are markers too, of their own
+kinds, labelled with the clicked element's text (``None`` for an element Bard does not name), at their click's
+position. They are computed when the session is moved to ClickHouse, so an active session has none yet.
+
 Events reach ``events`` while a session is still active, so this works for active and ended sessions alike.
 ``events`` is sorted by ``(session_id, ts, batch_id, seq)``: one session is a range read, and ``FINAL`` collapses
 the copies of a redelivered batch. The JSON fields are read in ClickHouse; the one value, the session id, is
@@ -15,6 +19,7 @@ bound.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 
@@ -54,9 +59,23 @@ MARKERS = (
 )
 
 
+# The session's signals, each once (copies of a row collapse in the GROUP BY), with its click's position.
+SIGNALS = (
+    "SELECT t, kind, label, x, y FROM ("
+    "SELECT toUnixTimestamp64Milli(ts) AS t, toString(kind) AS kind, nullIf(label, '') AS label, batch_id, seq "
+    "FROM conversion_events WHERE kind IN ('rage_click', 'dead_click', 'error_click') "
+    "AND session_id = {session:UUID} GROUP BY ts, kind, label, batch_id, seq"
+    ") AS signals LEFT JOIN ("
+    "SELECT batch_id, seq, any(JSONExtract(event, 'data', 'x', 'Nullable(Int64)')) AS x, "
+    "any(JSONExtract(event, 'data', 'y', 'Nullable(Int64)')) AS y FROM events "
+    "WHERE session_id = {session:UUID} AND type = 3 GROUP BY batch_id, seq"
+    ") AS clicks USING (batch_id, seq) ORDER BY t, kind LIMIT {limit:UInt64}"
+)
+
+
 @dataclass(frozen=True)
 class Marker:
-    kind: str  # "click", "custom" or "error"
+    kind: str  # "click", "custom", "error", or a signal: "rage_click", "dead_click", "error_click"
     at_ms: int
     label: str | None
     x: int | None
@@ -77,6 +96,11 @@ async def session_markers(warehouse: Warehouse, session_id: uuid.UUID) -> Sessio
     first = await warehouse.rows(FIRST_EVENT, parameters)
     if not first:
         return None
-    rows = await warehouse.rows(MARKERS, {**parameters, "label_chars": MAX_ERROR_LABEL, "limit": MAX_MARKERS + 1})
-    markers = [Marker(kind, int(at_ms), label, x, y) for at_ms, kind, label, x, y in rows[:MAX_MARKERS]]
-    return SessionMarkers(int(first[0][0]), markers, len(rows) > MAX_MARKERS)
+    rows, signals = await asyncio.gather(
+        warehouse.rows(MARKERS, {**parameters, "label_chars": MAX_ERROR_LABEL, "limit": MAX_MARKERS + 1}),
+        warehouse.rows(SIGNALS, {**parameters, "limit": MAX_MARKERS + 1}),
+    )
+    # Both in time order; a signal after the click it is about (sorted() is stable).
+    merged = sorted([*rows, *signals], key=lambda row: int(row[0]))
+    markers = [Marker(kind, int(at_ms), label, x, y) for at_ms, kind, label, x, y in merged[:MAX_MARKERS]]
+    return SessionMarkers(int(first[0][0]), markers, len(merged) > MAX_MARKERS)

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from clickhouse.session_filters import DEVICE_TYPES, SIGNALS
 from replayer_api.errors import BadParameter
 
 
@@ -32,7 +33,7 @@ def _json(schema_name: str, description: str) -> dict[str, Any]:
 
 
 ERRORS = {
-    "400": _json("Error", "A bad parameter; `parameter` names it"),
+    "400": _json("Error", "A bad parameter; `field` names it"),
     "401": _json("Error", "No valid credential"),
 }
 NOT_FOUND = {"404": _json("Error", "No such id")}
@@ -75,6 +76,17 @@ SCHEMAS: dict[str, Any] = {
             "duration_ms": {"type": "integer"}, "event_count": {"type": "integer"},
             "error_count": {"type": "integer"},
             "status": {"type": "string", "enum": ["ended", "active"]},
+            "browser": {"type": "string", "description": "The browser family from the User-Agent ('' unknown)"},
+            "browser_major": {"type": "integer", "description": "Its major version (0 unknown)"},
+            "os": {"type": "string"},
+            "device_type": {"type": "string", "enum": ["desktop", "mobile", "tablet", "bot", ""]},
+            "viewport": {"type": "object", "properties": {"width": {"type": "integer"},
+                                                          "height": {"type": "integer"}}},
+            "entry_url": {"type": "string"}, "entry_path": {"type": "string"}, "exit_path": {"type": "string"},
+            "page_count": {"type": "integer", "description": "Pages seen (rrweb Meta events)"},
+            "click_count": {"type": "integer"},
+            "rage_click_count": {"type": "integer"}, "dead_click_count": {"type": "integer"},
+            "error_click_count": {"type": "integer"},
         },
     },
     "SessionPage": {
@@ -114,9 +126,10 @@ SCHEMAS: dict[str, Any] = {
     "Marker": {
         "type": "object", "required": ["kind", "at", "at_ms", "offset_ms", "label", "x", "y"],
         "properties": {
-            "kind": {"type": "string", "enum": ["click", "custom", "error"],
+            "kind": {"type": "string", "enum": ["click", "custom", "error", *SIGNALS],
                      "description": "click: an rrweb mouse click, tagged or not; custom: an rrweb custom event; "
-                                    "error: a console error"},
+                                    "error: a console error; rage_click, dead_click, error_click: a behaviour "
+                                    "signal at its click (ended sessions)"},
             "at": {"type": "string", "format": "date-time", "description": "ISO 8601 UTC with milliseconds"},
             "at_ms": {"type": "integer", "description": "Milliseconds since the epoch (client clock)"},
             "offset_ms": {"type": "integer", "description": "at_ms minus the session's first event's"},
@@ -157,7 +170,7 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string", "minLength": 1, "maxLength": 1000},
             "steps": {"type": "array", "minItems": 1, "maxItems": 20, "items": {
                 "type": "object", "required": ["kind", "label"],
-                "properties": {"kind": {"type": "string", "enum": ["click", "custom"]},
+                "properties": {"kind": {"type": "string", "enum": ["click", "custom", *SIGNALS]},
                                "label": {"type": "string", "minLength": 1}}}},
             "filters": {"type": "array", "maxItems": 32, "items": {"oneOf": [
                 {"type": "object", "required": ["type", "names"], "properties": {
@@ -170,6 +183,26 @@ SCHEMAS: dict[str, Any] = {
                     "max_ms": {"type": ["integer", "null"]}}},
                 {"type": "object", "required": ["type", "has_errors"], "properties": {
                     "type": {"const": "errors"}, "has_errors": {"type": "boolean"}}},
+                {"type": "object", "required": ["type"], "properties": {
+                    "type": {"const": "started_at"}, "after_ms": {"type": ["integer", "null"]},
+                    "before_ms": {"type": ["integer", "null"]}}},
+                {"type": "object", "required": ["type", "prefix"], "properties": {
+                    "type": {"const": "id_prefix"}, "prefix": {"type": "string", "pattern": "^[0-9a-f-]{1,36}$"}}},
+                {"type": "object", "required": ["type", "names"], "properties": {
+                    "type": {"const": "browser"}, "names": {"type": "array", "items": {"type": "string"}}}},
+                {"type": "object", "required": ["type", "names"], "properties": {
+                    "type": {"const": "os"}, "names": {"type": "array", "items": {"type": "string"}}}},
+                {"type": "object", "required": ["type", "types"], "properties": {
+                    "type": {"const": "device_type"},
+                    "types": {"type": "array", "items": {"type": "string", "enum": list(DEVICE_TYPES)}}}},
+                {"type": "object", "required": ["type", "prefix"], "properties": {
+                    "type": {"const": "entry_path"}, "prefix": {"type": "string", "maxLength": 2048}}},
+                {"type": "object", "required": ["type"], "properties": {
+                    "type": {"const": "pages"}, "min_pages": {"type": ["integer", "null"]},
+                    "max_pages": {"type": ["integer", "null"]}}},
+                {"type": "object", "required": ["type", "signal"], "properties": {
+                    "type": {"const": "signal"}, "signal": {"type": "string", "enum": list(SIGNALS)},
+                    "present": {"type": "boolean", "default": True}}},
             ]}},
             "window_seconds": {"type": ["integer", "null"], "minimum": 1,
                                "description": "Every step within this many seconds of reaching step 1"},
@@ -213,8 +246,25 @@ PATHS: dict[str, Any] = {
             _query("max_duration_ms", "Only sessions at most this long", {"type": "integer", "minimum": 0}),
             _query("has_errors", "Only sessions with (true) or without (false) errors", {"type": "boolean"}),
             _query("id_prefix", "Only sessions whose id starts with this", {"type": "string", "maxLength": 36}),
+            _query("browser", "Only these browsers (repeat for several)",
+                   {"type": "array", "items": {"type": "string", "minLength": 1}}, explode=True),
+            _query("os", "Only these operating systems (repeat for several)",
+                   {"type": "array", "items": {"type": "string", "minLength": 1}}, explode=True),
+            _query("device_type", "Only these device types (repeat for several)",
+                   {"type": "array", "items": {"type": "string", "enum": list(DEVICE_TYPES)}}, explode=True),
+            _query("entry_path", "Only sessions whose first page's path starts with this",
+                   {"type": "string", "maxLength": 2048}),
+            _query("min_pages", "Only sessions that saw at least this many pages", {"type": "integer", "minimum": 0}),
+            _query("max_pages", "Only sessions that saw at most this many pages", {"type": "integer", "minimum": 0}),
+            _query("has_rage_clicks", "Only sessions with (true) or without (false) rage clicks",
+                   {"type": "boolean"}),
+            _query("has_dead_clicks", "Only sessions with (true) or without (false) dead clicks",
+                   {"type": "boolean"}),
+            _query("has_error_clicks", "Only sessions with (true) or without (false) error clicks",
+                   {"type": "boolean"}),
             _query("sort", "Sort key; ties broken by session id in the same direction",
-                   {"type": "string", "enum": ["start", "duration", "app", "events", "errors"], "default": "start"}),
+                   {"type": "string", "enum": ["start", "duration", "app", "events", "errors", "pages", "clicks"],
+                    "default": "start"}),
             _query("order", "Direction", {"type": "string", "enum": ["asc", "desc"], "default": "desc"}),
             LIMIT, CURSOR, BEFORE,
         ],
@@ -254,10 +304,25 @@ PATHS: dict[str, Any] = {
             "type": "object", "properties": {"apps": {"type": "array", "items": {"type": "string"}}}}}}},
             **ERRORS},
     }},
+    "/v1/options/{property}": {"get": {
+        "summary": "The values a session property takes, for autocomplete: the most common first",
+        "parameters": [
+            _path("property", "The property", {"type": "string", "enum": ["app", "browser", "os", "device_type",
+                                                                           "entry_path"]}),
+            _query("prefix", "Only values starting with this", {"type": "string"}),
+            _query("limit", "At most this many", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+        ],
+        "responses": {"200": {"description": "Values", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {
+                "property": {"type": "string"},
+                "values": {"type": "array", "items": {"type": "object", "properties": {
+                    "value": {"type": "string"}, "sessions": {"type": "integer"}}}}}}}}},
+            **ERRORS},
+    }},
     "/v1/conversion-labels": {"get": {
         "summary": "Distinct labels of clicked buttons or custom events, for funnel steps",
         "parameters": [
-            _query("kind", "Which labels", {"type": "string", "enum": ["click", "custom"]}, required=True),
+            _query("kind", "Which labels", {"type": "string", "enum": ["click", "custom", *SIGNALS]}, required=True),
             _query("prefix", "Only labels starting with this", {"type": "string"}),
             _query("limit", "At most this many", {"type": "integer", "minimum": 1, "maximum": 10000,
                                                   "default": 1000}),

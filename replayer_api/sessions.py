@@ -25,10 +25,14 @@ from replayer_api.warehouse import Warehouse
 
 Filters = Sequence[SessionFilter]
 
-# The values of a session row, in the order Session.from_row reads them.
-FIELDS = ("app_name", "started_at", "ended_at", "duration_ms", "event_count", "error_count")
+# The columns of a session row, and what is read of them, in the order Session.from_row takes them. The metadata
+# (from browser on) is empty for sessions recorded before it was captured.
+METADATA = ("browser", "browser_major", "os", "device_type", "viewport_width", "viewport_height", "entry_url",
+            "entry_path", "exit_path", "page_count", "click_count", "rage_click_count", "dead_click_count",
+            "error_click_count")
+FIELDS = ("app_name", "started_at", "ended_at", "duration_ms", "event_count", "error_count", *METADATA)
 READ = ("session_id", "app_name", "toUnixTimestamp64Milli(started_at)", "toUnixTimestamp64Milli(ended_at)",
-        "duration_ms", "event_count", "error_count")
+        "duration_ms", "event_count", "error_count", *METADATA)
 
 
 def read_columns() -> list[exp.Expr]:
@@ -44,10 +48,28 @@ class Session:
     duration_ms: int
     event_count: int
     error_count: int
+    browser: str = ""
+    browser_major: int = 0
+    os: str = ""
+    device_type: str = ""
+    viewport_width: int = 0
+    viewport_height: int = 0
+    entry_url: str = ""
+    entry_path: str = ""
+    exit_path: str = ""
+    page_count: int = 0
+    click_count: int = 0
+    rage_click_count: int = 0
+    dead_click_count: int = 0
+    error_click_count: int = 0
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> Session:
-        return cls(row[0], row[1], int(row[2]), int(row[3]), int(row[4]), int(row[5]), int(row[6]))
+        (session_id, app_name, started, ended, duration, events, errors, browser, browser_major, os, device,
+         width, height, entry_url, entry_path, exit_path, pages, clicks, rage, dead, error_clicks) = row
+        return cls(session_id, app_name, int(started), int(ended), int(duration), int(events), int(errors), browser,
+                   int(browser_major), os, device, int(width), int(height), entry_url, entry_path, exit_path,
+                   int(pages), int(clicks), int(rage), int(dead), int(error_clicks))
 
 
 @dataclass(frozen=True)
@@ -77,6 +99,8 @@ DURATION = Column("duration_ms", "duration_ms", "UInt64")
 APP = Column("app_name", "app_name", "String")
 ERRORS = Column("error_count", "error_count", "UInt64")
 EVENTS = Column("event_count", "event_count", "UInt64")
+PAGES = Column("page_count", "page_count", "UInt64")
+CLICKS = Column("click_count", "click_count", "UInt64")
 SESSION_ID = Column("session_id", "session_id", "UUID")
 SESSION_ID_TEXT = Column("toString(session_id)", "toString(session_id)", "String")
 
@@ -117,6 +141,8 @@ class SortKey:
             "app_name": session.app_name,
             "event_count": session.event_count,
             "error_count": session.error_count,
+            "page_count": session.page_count,
+            "click_count": session.click_count,
         }
         return keys[self.column.expression]
 
@@ -128,6 +154,8 @@ SORT_KEYS = {
     "app": SortKey("app", APP, str),
     "events": SortKey("events", EVENTS, int),
     "errors": SortKey("errors", ERRORS, int),
+    "pages": SortKey("pages", PAGES, int),
+    "clicks": SortKey("clicks", CLICKS, int),
 }
 
 # The legacy API's sort names, as the original dashboard sends them; ties by session id text, ascending.
@@ -351,3 +379,27 @@ async def distinct_apps(warehouse: Warehouse) -> list[str]:
     """App names of ended sessions, for autocomplete."""
     rows = await warehouse.rows("SELECT DISTINCT app_name FROM sessions ORDER BY app_name", {})
     return [row[0] for row in rows]
+
+
+# The session properties offered for autocomplete (GET /v1/options/{property}), each a column of ``sessions``.
+OPTION_COLUMNS = {"app": "app_name", "browser": "browser", "os": "os", "device_type": "device_type",
+                  "entry_path": "entry_path"}
+
+
+async def distinct_values(warehouse: Warehouse, property_name: str, prefix: str, limit: int) -> list[tuple[str, int]]:
+    """The non-empty values of a property (:data:`OPTION_COLUMNS`) that start with ``prefix``, with how many
+    sessions have each, the most common first (ties by value), at most ``limit``. Counted over every stored row
+    without FINAL: a session moved twice counts twice until its rows merge, which only shifts an order of
+    suggestions."""
+    params = QueryParameters()
+    value = column(OPTION_COLUMNS[property_name])
+    tree = (
+        exp.select(value.copy(), exp.alias_(exp.Count(this=exp.Star()), "sessions"))
+        .from_(table("sessions"), copy=False)
+        .where(and_(exp.NEQ(this=value.copy(), expression=exp.Literal.string("")),
+                    call("startsWith", value.copy(), params.bind(prefix, "String"))), copy=False)
+        .group_by(value.copy(), copy=False)
+        .order_by(exp.Ordered(this=column("sessions"), desc=True), exp.Ordered(this=value.copy()), copy=False)
+        .limit(params.bind(limit, "UInt64"), copy=False)
+    )
+    return [(row[0], int(row[1])) for row in await warehouse.rows(*render(tree, params))]

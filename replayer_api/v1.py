@@ -16,13 +16,20 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from clickhouse.session_filters import (
+    MAX_TEXT_LENGTH,
     AppNameFilter,
+    BrowserFilter,
+    DeviceTypeFilter,
     DurationFilter,
+    EntryPathFilter,
     ErrorsFilter,
     Filters,
     IdPrefixFilter,
     InvalidFilter,
+    OsFilter,
+    PagesFilter,
     SessionFilter,
+    SignalFilter,
     StartedAtFilter,
     StartedFilter,
     validate_filters,
@@ -69,6 +76,19 @@ def session_json(session: sessions.Session) -> dict[str, Any]:
         "duration_ms": session.duration_ms,
         "event_count": session.event_count,
         "error_count": session.error_count,
+        "browser": session.browser,
+        "browser_major": session.browser_major,
+        "os": session.os,
+        "device_type": session.device_type,
+        "viewport": {"width": session.viewport_width, "height": session.viewport_height},
+        "entry_url": session.entry_url,
+        "entry_path": session.entry_path,
+        "exit_path": session.exit_path,
+        "page_count": session.page_count,
+        "click_count": session.click_count,
+        "rage_click_count": session.rage_click_count,
+        "dead_click_count": session.dead_click_count,
+        "error_click_count": session.error_click_count,
     }
 
 
@@ -77,7 +97,12 @@ def cursor_text(cursor: Cursor | None) -> str | None:
 
 
 SESSION_PARAMETERS = ("app", "started_after", "started_before", "min_duration_ms", "max_duration_ms", "has_errors",
-                      "id_prefix", "sort", "order", "limit", "cursor", "before")
+                      "id_prefix", "browser", "os", "device_type", "entry_path", "min_pages", "max_pages",
+                      "has_rage_clicks", "has_dead_clicks", "has_error_clicks", "sort", "order", "limit", "cursor",
+                      "before")
+# has_<signal>s: the signal filter each such parameter sets.
+SIGNAL_PARAMETERS = {"has_rage_clicks": "rage_click", "has_dead_clicks": "dead_click",
+                     "has_error_clicks": "error_click"}
 
 
 def session_filter_from(request: Request) -> Filters:
@@ -104,6 +129,19 @@ def session_filter_from(request: Request) -> Filters:
     prefix = params.get("id_prefix")
     if prefix is not None:
         filters.append(IdPrefixFilter(prefix=prefix.lower()))
+    for name, kind in (("browser", BrowserFilter), ("os", OsFilter)):
+        if params.getlist(name):
+            filters.append(kind(names=tuple(params.getlist(name))))
+    if params.getlist("device_type"):
+        filters.append(DeviceTypeFilter(types=tuple(params.getlist("device_type"))))
+    if params.get("entry_path") is not None:
+        filters.append(EntryPathFilter(prefix=params["entry_path"]))
+    min_pages, max_pages = optional_int(params, "min_pages"), optional_int(params, "max_pages")
+    if min_pages is not None or max_pages is not None:
+        filters.append(PagesFilter(min_pages=min_pages, max_pages=max_pages))
+    for name, signal in SIGNAL_PARAMETERS.items():
+        if params.get(name):
+            filters.append(SignalFilter(signal=signal, present=parse_bool(params[name], name)))
     try:
         validate_filters(filters, "filters")
     except InvalidFilter as error:
@@ -119,13 +157,21 @@ QUERY_PARAMETERS: dict[type, dict[str, str]] = {
     DurationFilter: {"": "min_duration_ms", "min_ms": "min_duration_ms", "max_ms": "max_duration_ms"},
     ErrorsFilter: {"": "has_errors"},
     IdPrefixFilter: {"": "id_prefix"},
+    BrowserFilter: {"": "browser"},
+    OsFilter: {"": "os"},
+    DeviceTypeFilter: {"": "device_type"},
+    EntryPathFilter: {"": "entry_path"},
+    PagesFilter: {"": "min_pages", "min_pages": "min_pages", "max_pages": "max_pages"},
 }
 
 
 def query_parameter_of(filters: Sequence[SessionFilter], path: str) -> str:
     """The query parameter behind an error at ``path`` (``filters[2].min_ms``, ``filters[0].names[1]``)."""
     index_text, _, field = path.removeprefix("filters[").partition("]")
-    names = QUERY_PARAMETERS[type(filters[int(index_text)])]
+    item = filters[int(index_text)]
+    if isinstance(item, SignalFilter):
+        return next(name for name, signal in SIGNAL_PARAMETERS.items() if signal == item.signal)
+    names = QUERY_PARAMETERS[type(item)]
     return names.get(field.lstrip(".").split("[")[0], names[""])
 
 
@@ -230,12 +276,29 @@ async def list_apps(request: Request) -> Response:
     return JSONResponse({"apps": await sessions.distinct_apps(request.state.warehouse)})
 
 
+async def list_options(request: Request) -> Response:
+    """The values a session property takes (for autocomplete): ``{property, values: [{value, sessions}]}``, the
+    most common first, those starting with ``prefix``."""
+    check_known(request, ("prefix", "limit"))
+    property_name = request.path_params["property"]
+    if property_name not in sessions.OPTION_COLUMNS:
+        raise BadParameter("property", f"must be one of {', '.join(sessions.OPTION_COLUMNS)}, got {property_name!r}")
+    params = request.query_params
+    prefix = params.get("prefix", "")
+    if len(prefix) > MAX_TEXT_LENGTH:
+        raise BadParameter("prefix", f"must be at most {MAX_TEXT_LENGTH} characters")
+    limit = int_param(params, "limit", 100, minimum=1, maximum=1000)
+    found = await sessions.distinct_values(request.state.warehouse, property_name, prefix, limit)
+    return JSONResponse({"property": property_name,
+                         "values": [{"value": value, "sessions": count} for value, count in found]})
+
+
 async def list_conversion_labels(request: Request) -> Response:
     check_known(request, ("kind", "prefix", "limit"))
     params = request.query_params
     kind = params.get("kind")
     if kind not in CONVERSION_KINDS:
-        raise BadParameter("kind", f"must be click or custom, got {kind!r}")
+        raise BadParameter("kind", f"must be one of {', '.join(CONVERSION_KINDS)}, got {kind!r}")
     limit = int_param(params, "limit", 1000, minimum=1, maximum=10_000)
     labels = await conversion_labels(request.state.warehouse, kind, params.get("prefix", ""), limit)
     return JSONResponse({"kind": kind, "labels": labels})
@@ -364,6 +427,7 @@ ROUTES = [
     Route("/v1/sessions/{session_id}/markers", session_markers, methods=["GET"]),
     Route("/v1/active-sessions", list_active_sessions, methods=["GET"]),
     Route("/v1/apps", list_apps, methods=["GET"]),
+    Route("/v1/options/{property}", list_options, methods=["GET"]),
     Route("/v1/conversion-labels", list_conversion_labels, methods=["GET"]),
     Route("/v1/funnels", list_funnels, methods=["GET"]),
     Route("/v1/funnels", create_funnel, methods=["POST"]),

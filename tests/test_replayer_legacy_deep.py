@@ -38,10 +38,10 @@ class RecordingWarehouse(Warehouse):
         return await super().rows(sql, parameters)
 
     def plain_reads(self) -> int:
-        """Pages read the simple way (``sessions.final_sessions``: whole rows, by offset; the sample's bounds are read by
-        offset too, but only their sort key)."""
-        whole_rows = "SELECT " + ", ".join(sessions.READ) + " FROM sessions FINAL"
-        return sum(sql.startswith(whole_rows) and " OFFSET " in sql for sql in self.queries)
+        """Pages read the simple way (``sessions.final_sessions``: whole rows, by offset; the sample's bounds are
+        read by offset too, but only their sort key)."""
+        whole_rows = ", ".join(sessions.READ) + " FROM sessions FINAL"
+        return sum(sql.startswith("SELECT " + whole_rows) and " OFFSET " in sql for sql in self.queries)
 
 
 def rfc_id(rng: random.Random) -> uuid.UUID:

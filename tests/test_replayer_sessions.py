@@ -393,8 +393,8 @@ async def test_a_query_clickhouse_refuses_is_a_502_naming_it(settings: Settings,
         with pytest.raises(DependencyFailed) as caught:
             await warehouse.rows("SELECT no_such_column FROM sessions", {})
         assert caught.value.status == 502
-        assert caught.value.body() == {"error": "dependency_failed", "message": "ClickHouse failed the request: code 47",
-                                       "dependency": "ClickHouse"}
+        assert caught.value.body() == {"error": "dependency_failed",
+                                       "message": "ClickHouse failed the request: code 47", "dependency": "ClickHouse"}
         assert await warehouse.rows("SELECT count() FROM sessions", {}) == [(0,)]  # the client was given back
     finally:
         warehouse.close()
