@@ -12,13 +12,25 @@ The recorded data is fixed and known, so the tests can say exactly what each scr
   no custom event), for a funnel "Add to cart" -> "checkout-started";
 - 1 "long" session of 3,000 events over 5 minutes (one large batch, as the agent sends after a late token), which
   the server streams in several chunks: near its end a scroll to 960 px, then the custom event ``LONG_END_TAG``;
-- 1 session still active (MAX_IDLE_TIME of an hour).
+- 1 session still active (MAX_IDLE_TIME of an hour);
+- 6 "described" sessions of app ``shop``, seeded straight into ClickHouse before ``bard up`` starts (:data:`DESCRIBED`,
+  :func:`seed_warehouse`): ended, with client, page and signal details the agent API and the session ender would
+  have read (browser, OS, device type, viewport, entry and exit path, page, click, rage, dead and error click
+  counts), one as a session from before Bard kept them (every detail empty), and one that replays: its rrweb
+  events, its clicks tagged "Pay now" and a rage click and a dead click in ``conversion_events``.
+
+The recorded sessions get what the pipeline reads from them: an entry path from their Meta event, one page, no
+client (httpx's User-Agent names no browser), no rage click (no three clicks at one spot).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -46,6 +58,128 @@ LONG_END_TAG = "reached-the-end"
 LONG_END_SCROLL = 960
 
 
+RAGE_LABEL = "Pay now"
+DEAD_LABEL = "Cart"
+
+
+@dataclass(frozen=True)
+class Described:
+    """An ended session seeded into ClickHouse with its client, page and signal details."""
+
+    name: str
+    minutes_ago: int
+    duration_ms: int
+    browser: str = ""
+    browser_major: int = 0
+    os: str = ""
+    device_type: str = ""
+    viewport: tuple[int, int] = (0, 0)
+    entry_path: str = ""
+    exit_path: str = ""
+    pages: int = 0
+    clicks: int = 0
+    rage: int = 0
+    dead: int = 0
+    error_clicks: int = 0
+    session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def entry_url(self) -> str:
+        return f"https://shop.example.com{self.entry_path}?ref=mail" if self.entry_path else ""
+
+
+# Durations of 40 s and more, so they never meet the list sessions' duration filters (up to 30 s); the longest
+# session stays the "long" one (5 min).
+DESCRIBED = [
+    Described("replays", 15, 45_000, "Firefox", 121, "Windows", "desktop", (1440, 900), "/checkout/cart",
+              "/checkout/done", 4, 5, rage=1, dead=1),
+    Described("mac", 16, 50_000, "Chrome", 120, "Mac OS X", "desktop", (1280, 800), "/pricing", "/signup", 2, 6,
+              error_clicks=1),
+    Described("iphone", 17, 60_000, "Mobile Safari", 17, "iOS", "mobile", (390, 844), "/checkout", "/checkout", 1, 3,
+              rage=2),
+    Described("android", 18, 70_000, "Chrome Mobile", 119, "Android", "mobile", (412, 915), "/blog/hello", "/blog",
+              3, 2),
+    Described("tablet", 19, 80_000, "Chrome", 120, "Android", "tablet", (800, 1280), "/", "/about", 2, 1, dead=2),
+    Described("old", 21, 90_000),
+]
+
+
+def described(name: str) -> Described:
+    return next(d for d in DESCRIBED if d.name == name)
+
+
+def replaying_events(start: int) -> list[dict[str, Any]]:
+    """The events of the described session that replays: its entry page, three clicks on "Pay now" in 400 ms at
+    one spot (a rage click), a scroll, a click on the "Cart" link that nothing answers (a dead click), moves."""
+    events = [bardrr.meta(start, f"https://shop.example.com{described('replays').entry_path}"),
+              bardrr.full_snapshot(start + 1, 6)]
+    events += [bardrr.button_click(start + 1000 + 200 * i, RAGE_LABEL) for i in range(3)]
+    events += [bardrr.scroll(start + 1500, 240), bardrr.link_click(start + 20_000)]
+    events += [bardrr.mouse_move(start + 22_000 + 1000 * i) for i in range(23)]
+    return events
+
+
+def at(ms: int) -> str:
+    """A DateTime64(3, 'UTC') as ClickHouse's JSONEachRow reads it."""
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def warehouse_rows(now: int) -> dict[str, list[dict[str, Any]]]:
+    """The rows :func:`seed_warehouse` inserts: every described session, and the replaying one's events and
+    conversion events (its clicks, its rage click at the first of them, its dead click)."""
+    sessions = []
+    for d in DESCRIBED:
+        start = now - d.minutes_ago * 60_000
+        counts = {"page": d.pages, "click": d.clicks, "rage_click": d.rage, "dead_click": d.dead,
+                  "error_click": d.error_clicks}
+        sessions.append({
+            "session_id": d.session_id, "app_name": "shop", "started_at": at(start),
+            "ended_at": at(start + d.duration_ms), "event_count": 30, "error_count": 0,
+            "segments": [str(uuid.uuid4())], "segment_event_counts": [30], "segment_error_counts": [0], "version": 1,
+            "browser": d.browser, "browser_major": d.browser_major, "os": d.os, "device_type": d.device_type,
+            "viewport_width": d.viewport[0], "viewport_height": d.viewport[1], "entry_url": d.entry_url,
+            "entry_path": d.entry_path, "exit_path": d.exit_path,
+            **{f"{name}_count": n for name, n in counts.items()},
+            **{f"segment_{name}_counts": [n] for name, n in counts.items()},
+        })
+    replays = described("replays")
+    start = now - replays.minutes_ago * 60_000
+    batch = str(uuid.uuid4())
+    events, conversions = [], []
+    for seq, event in enumerate(replaying_events(start)):
+        row = {"session_id": replays.session_id, "app_name": "shop", "ts": at(event["timestamp"]),
+               "batch_id": batch, "seq": seq}
+        events.append({**row, "type": event["type"], "event": json.dumps(event), "received_at": at(start)})
+        if event.get("conversionData"):
+            conversions.append({**row, "kind": "click", "label": RAGE_LABEL})
+            if len([c for c in conversions if c["kind"] == "click"]) == 1:
+                conversions.append({**row, "kind": "rage_click", "label": RAGE_LABEL})
+        elif event["type"] == 3 and event["data"]["source"] == 2:
+            conversions.append({**row, "kind": "dead_click", "label": DEAD_LABEL})
+    return {"sessions": sessions, "events": events, "conversion_events": conversions}
+
+
+SEED_WAREHOUSE = """
+import asyncio, json, sys
+from bard.settings import Settings
+from bard.up import migrate_all
+from clickhouse.client import client_for
+settings = Settings.from_environ()
+asyncio.run(migrate_all(settings))
+client = client_for(settings)
+for table, rows in json.load(sys.stdin).items():
+    client.raw_insert(table, list(rows[0]), "\\n".join(json.dumps(row) for row in rows), fmt="JSONEachRow")
+"""
+
+
+def seed_warehouse(bard: Bard, now: int) -> None:
+    """Migrate ``bard up``'s warehouse and insert :func:`warehouse_rows`, before it starts (chDB opens a data
+    directory in one process at a time)."""
+    done = subprocess.run([sys.executable, "-c", SEED_WAREHOUSE], env=bard.env, input=json.dumps(warehouse_rows(now)),
+                          capture_output=True, text=True, timeout=WAIT_SECONDS, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 @dataclass
 class Recorded:
     list_sessions: list[dict[str, Any]] = field(default_factory=list)
@@ -60,7 +194,7 @@ class Recorded:
 
     @property
     def ended_count(self) -> int:
-        return len(self.list_sessions) + 2 + len(self.completed) + len(self.dropped)
+        return len(self.list_sessions) + 2 + len(self.completed) + len(self.dropped) + len(DESCRIBED)
 
 
 @dataclass
@@ -92,7 +226,7 @@ def wait_for(condition: Any, what: str, bard: Bard) -> None:
     pytest.fail(f"{what} did not happen within {WAIT_SECONDS} s:\n{bard.log()[-4000:]}")
 
 
-def record_all(agent: httpx.Client) -> Recorded:
+def record_all(agent: httpx.Client, now: int) -> Recorded:
     token = agent.get("/authenticate").json()["accessToken"]
     recorded = Recorded()
 
@@ -104,7 +238,6 @@ def record_all(agent: httpx.Client) -> Recorded:
         assert answer.is_success, answer.text
         return session
 
-    now = bardrr.now_ms()
     for i in range(LIST_SESSIONS):
         start = now - (i + 1) * HOUR_MS
         events = [bardrr.meta(start, f"https://shop.example.com/list/{i}"), bardrr.full_snapshot(start + 1, 3)]
@@ -141,7 +274,8 @@ def record_all(agent: httpx.Client) -> Recorded:
     recorded.long, recorded.long_events = send(long), long
 
     recorded.ended_starts = [s["start"] for s in recorded.list_sessions] + [start, long_start] + [
-        events[0]["timestamp"] for events in (*recorded.completed.values(), *recorded.dropped.values())]
+        events[0]["timestamp"] for events in (*recorded.completed.values(), *recorded.dropped.values())] + [
+        now - d.minutes_ago * 60_000 for d in DESCRIBED]
     recorded.active = send(bardrr.first_batch(now - 5_000), idle=3_600_000)
     return recorded
 
@@ -154,12 +288,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 BARD_ENDER_GRACE_SECONDS="0.5", BARD_LOG_LEVEL="WARNING",
                 # Every test signs in again from 127.0.0.1; the limit itself is tested in test_replayer_access.
                 BARD_LOGIN_RATE_PER_MINUTE="6000")
-    bard.start()
+    now = bardrr.now_ms()
     try:
+        seed_warehouse(bard, now)
+        bard.start()
         agent = httpx.Client(base_url=f"http://127.0.0.1:{bard.agent_port}", timeout=30)
         with agent:
             wait_for(lambda: agent.get("/healthz").status_code == 200, "bard up answering", bard)
-            recorded = record_all(agent)
+            recorded = record_all(agent, now)
         token = (bard.data_dir / "dashboard_token").read_text().strip()
         stack = Stack(bard, token, recorded)
         with stack.api() as api:

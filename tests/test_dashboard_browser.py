@@ -17,11 +17,14 @@ from tests import bardrr_events as bardrr
 from tests.dashboard_stack import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    DEAD_LABEL,
     LONG_END_SCROLL,
     LONG_END_TAG,
+    RAGE_LABEL,
     UNNAMED_CONTROLS,
     Stack,
     Watch,
+    described,
     external_host,
     screenshot,
     stack,
@@ -32,6 +35,9 @@ __all__ = ["stack"]  # the module-scoped fixture
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.clickhouse, pytest.mark.browser,
               pytest.mark.slow]
 
+# The session table's columns, 1-based (CSS nth-child).
+COLUMN = {name: i + 1 for i, name in enumerate(
+    ["start", "duration", "app", "client", "entry", "pages", "clicks", "events", "errors", "signals", "session"])}
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +108,11 @@ def replay_scrolled_to(page: Page, top: int) -> None:
         " return !!doc && (doc.scrollingElement || doc.documentElement).scrollTop === top; }", arg=top)
 
 
+def count(text: str) -> int:
+    """A count as the table shows it; a session recorded before Bard kept its details shows a dash, and sorts as 0."""
+    return 0 if text == "–" else int(text)
+
+
 def seconds(text: str) -> int:
     h, m, s = (int(part) for part in text.split(":"))
     return h * 3600 + m * 60 + s
@@ -138,21 +149,21 @@ def test_session_list_filters_sorts_pages_and_keeps_its_state_in_the_url(visit: 
     expect(rows(page)).to_have_count(25)
     screenshot(page, "02-sessions")
     # Newest first by default: the active session is not listed; the replay session started 10 minutes ago.
-    starts = first_column(page, 1)
+    starts = first_column(page, COLUMN["start"])
     assert starts == sorted(starts, reverse=True)
 
     # Paging forward and back, by keyset cursor, with the back button too.
-    first_page = first_column(page, 6)
+    first_page = first_column(page, COLUMN["session"])
     page.get_by_role("button", name="Next page →").click()
     expect(page).to_have_url(re.compile(r"cursor="))
     expect(rows(page)).to_have_count(recorded.ended_count - 25)
-    second_page = first_column(page, 6)
+    second_page = first_column(page, COLUMN["session"])
     assert not set(first_page) & set(second_page)
     expect(page.get_by_role("button", name="Next page →")).to_be_disabled()
     page.get_by_role("button", name="← Previous page").click()
     expect(page).to_have_url(re.compile(r"before="))
     expect(rows(page).first).to_contain_text(first_page[0])
-    assert first_column(page, 6) == first_page
+    assert first_column(page, COLUMN["session"]) == first_page
     expect(page.get_by_role("button", name="← Previous page")).to_be_disabled()
     page.go_back()
     expect(page).to_have_url(re.compile(r"cursor="))
@@ -160,8 +171,9 @@ def test_session_list_filters_sorts_pages_and_keeps_its_state_in_the_url(visit: 
 
     # Sorting by every column, both ways.
     page.goto(visit.stack.url + "/sessions")
-    for label, column, key in (("duration", 2, seconds), ("app", 3, str), ("events", 4, int), ("errors", 5, int),
-                               ("start", 1, str)):
+    for label, key in (("duration", seconds), ("app", str), ("events", int), ("errors", int), ("pages", count),
+                       ("clicks", count), ("start", str)):
+        column = COLUMN[label]
         header = page.get_by_role("button", name=re.compile(f"^Sort by {label}"))
         header.click()
         expect(page.get_by_role("columnheader", name=re.compile(label, re.I))).to_have_attribute(
@@ -177,13 +189,13 @@ def test_session_list_filters_sorts_pages_and_keeps_its_state_in_the_url(visit: 
     page.get_by_role("button", name=re.compile("^Sort by duration")).click()
     expect(page).to_have_url(re.compile(r"sort=duration"))
     longest = formatted_duration(recorded.long_events[-1]["timestamp"] - recorded.long_events[0]["timestamp"])
-    assert first_column(page, 2)[0] == longest
+    assert first_column(page, COLUMN["duration"])[0] == longest
     page.get_by_role("button", name=re.compile("^Sort by duration")).click()
     expect(page).to_have_url(re.compile(r"sort=duration&order=asc"))
-    shortest = first_column(page, 2)[0]
+    shortest = first_column(page, COLUMN["duration"])[0]
     page.go_back()
     expect(page).to_have_url(re.compile(r"sort=duration$"))
-    assert first_column(page, 2)[0] == longest
+    assert first_column(page, COLUMN["duration"])[0] == longest
     assert shortest == "0:00:01"  # the first list session
 
     # Filters: apps, errors, duration, id prefix, start range; each one's state in the URL.
@@ -193,7 +205,7 @@ def test_session_list_filters_sorts_pages_and_keeps_its_state_in_the_url(visit: 
     expect(page).to_have_url(re.compile(r"app=blog"))
     blog = [s for s in recorded.list_sessions if s["app"] == "blog"]
     expect(rows(page)).to_have_count(len(blog))
-    assert set(first_column(page, 3)) == {"blog"}
+    assert set(first_column(page, COLUMN["app"])) == {"blog"}
     screenshot(page, "02-sessions-filtered")
 
     page.goto(visit.stack.url + "/sessions")
@@ -203,7 +215,8 @@ def test_session_list_filters_sorts_pages_and_keeps_its_state_in_the_url(visit: 
     page.get_by_role("button", name="Apply").click()
     expected = [s for s in recorded.list_sessions if s["errors"] and 10_000 <= s["duration_ms"] <= 25_000]
     expect(rows(page)).to_have_count(len(expected))
-    assert sorted(first_column(page, 2)) == sorted(f"0:00:{s['duration_ms'] // 1000:02d}" for s in expected)
+    assert sorted(first_column(page, COLUMN["duration"])) == sorted(
+        f"0:00:{s['duration_ms'] // 1000:02d}" for s in expected)
     shared = page.url
     page.goto(visit.stack.url + "/sessions")
     page.goto(shared)  # a shared link shows the same list, filters filled in
@@ -219,13 +232,13 @@ def test_session_list_filters_sorts_pages_and_keeps_its_state_in_the_url(visit: 
 
     yesterday = _day(bardrr.now_ms() - 86_400_000)
     page.goto(visit.stack.url + "/sessions")
-    page.get_by_label("Started from (UTC)").fill(yesterday)
-    page.get_by_label("Started until (UTC, inclusive)").fill(yesterday)
+    page.get_by_label("Started from (UTC day)").fill(yesterday)
+    page.get_by_label("Started until (UTC day, inclusive)").fill(yesterday)
     page.get_by_role("button", name="Apply").click()
     expected = sum(1 for start in recorded.ended_starts if _day(start) == yesterday)
     assert 0 < expected < 25  # hourly list sessions: a whole past day is less than a page
     expect(rows(page)).to_have_count(expected)
-    assert {text[:10] for text in first_column(page, 1)} == {yesterday}
+    assert {text[:10] for text in first_column(page, COLUMN["start"])} == {yesterday}
 
     # Bad input: the API's message at the field it names.
     visit.watch.allow(400, "/v1/sessions")
@@ -259,6 +272,100 @@ def test_session_list_filters_sorts_pages_and_keeps_its_state_in_the_url(visit: 
     expect(page).to_have_url(re.compile(r"/sessions/[0-9a-f-]{36}$"))
 
 
+def cell(page: Page, column: str, row: int = 0) -> Any:
+    return rows(page).nth(row).locator(f"td:nth-child({COLUMN[column]})")
+
+
+def test_client_pages_and_signals_in_the_list_its_filters_and_the_session(visit: Visit) -> None:
+    """The described sessions (seeded into ClickHouse with their details, see tests.dashboard_stack)."""
+    page, stack = visit.page, visit.stack
+    replays, old = described("replays"), described("old")
+    page.goto(stack.url + f"/sessions?id={replays.session_id[:8]}")
+    expect(rows(page)).to_have_count(1)
+    expect(cell(page, "client")).to_have_text("Firefox 121 · Windows · desktop")
+    expect(cell(page, "entry")).to_have_text(replays.entry_path)
+    expect(cell(page, "pages")).to_have_text(str(replays.pages))
+    expect(cell(page, "clicks")).to_have_text(str(replays.clicks))
+    expect(cell(page, "signals").locator(".signal.rage_click")).to_have_text("1 rage click")
+    expect(cell(page, "signals").locator(".signal.dead_click")).to_have_text("1 dead click")
+    expect(cell(page, "signals").locator(".signal.error_click")).to_have_count(0)
+    page.goto(stack.url + f"/sessions?id={old.session_id[:8]}")  # recorded before Bard kept the details
+    for column in ("client", "entry", "pages", "clicks", "signals"):
+        expect(cell(page, column)).to_have_text("–")
+
+    # A browser from /v1/options: "Chrome" is not "Chrome Mobile".
+    page.goto(stack.url + "/sessions")
+    page.get_by_role("group", name="Browsers").get_by_role("checkbox", name="Chrome", exact=True).check()
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"\?browser=Chrome$"))
+    chrome = [described("mac"), described("tablet")]
+    expect(rows(page)).to_have_count(len(chrome))
+    assert sorted(first_column(page, COLUMN["session"])) == sorted(d.session_id[:8] for d in chrome)
+    assert {text.split(" · ")[0] for text in first_column(page, COLUMN["client"])} == {"Chrome 120"}
+    screenshot(page, "02-sessions-browser-filter")
+
+    # With rage clicks: the two described sessions that had one, nothing recorded (no three clicks at one spot).
+    page.goto(stack.url + "/sessions")
+    page.get_by_role("combobox", name=re.compile("^Rage clicks")).select_option("yes")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"\?rage=yes$"))
+    raging = [described("replays"), described("iphone")]
+    expect(rows(page)).to_have_count(len(raging))
+    assert sorted(first_column(page, COLUMN["session"])) == sorted(d.session_id[:8] for d in raging)
+
+    # An entry page prefix, with autocomplete, and a device type: the state in the URL.
+    page.goto(stack.url + "/sessions")
+    page.get_by_label("Entry page starts with").fill("/check")
+    expect(page.locator("#filter-entry-paths option[value='/checkout/cart']")).to_have_count(1)
+    page.get_by_role("group", name="Devices").get_by_role("checkbox", name="mobile").check()
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"device=mobile&entry=%2Fcheck$"))
+    expect(rows(page)).to_have_count(1)
+    expect(cell(page, "session")).to_have_text(described("iphone").session_id[:8])
+    expect(page.get_by_label("Entry page starts with")).to_have_value("/check")
+
+    # A bad value: the API's message at its field.
+    visit.watch.allow(400, "/v1/sessions")
+    with stack.api() as api:
+        refusal = api.get("/v1/sessions", params={"min_pages": "many"})
+    assert refusal.status_code == 400 and refusal.json()["field"] == "min_pages", refusal.text
+    page.goto(stack.url + "/sessions")
+    page.get_by_label("Min pages").fill("many")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#filter-min-pages-error")).to_have_text(refusal.json()["message"])
+    expect(page.get_by_label("Min pages")).to_have_attribute("aria-invalid", "true")
+    screenshot(page, "02-sessions-bad-pages")
+
+    # The session: its details beside the replay, its signals on the timeline.
+    page.goto(stack.url + f"/sessions/{replays.session_id}")
+    expect(page.frame_locator(".replay-frame iframe").locator("body")).to_contain_text("Ceramic mug no. 0",
+                                                                                        timeout=30_000)
+    details = page.get_by_role("region", name="Client and pages")
+    shown_details = {"Browser": "Firefox 121", "OS": "Windows", "Device": "desktop", "Viewport": "1440 × 900",
+                     "Entry page": replays.entry_url, "Exit page": replays.exit_path, "Pages": "4", "Clicks": "5",
+                     "Rage clicks": "1", "Dead clicks": "1", "Error clicks": "0"}
+    for term, value in shown_details.items():
+        expect(details.locator("div", has=page.locator("dt", has_text=re.compile(f"^{term}$"))).locator("dd")
+               ).to_have_text(value)
+    events = page.get_by_role("complementary", name="Events in this session")
+    expect(events).to_contain_text(RAGE_LABEL)
+    for kind in ("Rage click", "Dead click", "Error click"):
+        expect(page.get_by_role("list", name="Legend")).to_contain_text(kind)
+    # Its 4 clicks on the timeline, and under it the rage click (at the first of them) and the dead click.
+    expect(page.locator(".ticks.events .tick.click")).to_have_count(4)
+    expect(page.locator(".ticks.signals .tick")).to_have_count(2)
+    assert sorted(page.locator(".ticks.signals .tick").evaluate_all("ts => ts.map(t => t.className)")) == [
+        "tick dead_click", "tick rage_click"]
+    expect(events.locator("button.marker.rage_click")).to_contain_text(f"Rage click{RAGE_LABEL}")
+    expect(events.locator("button.marker.dead_click")).to_contain_text(f"Dead click{DEAD_LABEL}")
+    screenshot(page, "03-session-details")
+
+    page.goto(stack.url + f"/sessions/{old.session_id}")
+    details = page.get_by_role("region", name="Client and pages")
+    expect(details).to_contain_text("recorded before Bard kept client and page details")
+    expect(details.locator("div", has=page.locator("dt", has_text="Browser")).locator("dd")).to_have_text("–")
+
+
 def _day(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).date().isoformat()
 
@@ -277,7 +384,7 @@ def test_a_recorded_session_replays_with_its_markers_and_a_marker_seeks(visit: V
     events = page.get_by_role("complementary", name="Events in this session")
     for text in ("Add to cart", "Cart", bardrr.CUSTOM_TAG, bardrr.ERROR_MESSAGE):
         expect(events).to_contain_text(text)
-    ticks = page.locator(".ticks .tick")
+    ticks = page.locator(".ticks.events .tick")
     expect(ticks).to_have_count(4)
     assert sorted(ticks.evaluate_all("ts => ts.map(t => t.className)")) == [
         "tick click", "tick click", "tick custom", "tick error"]
@@ -481,7 +588,7 @@ def test_every_control_is_labelled_and_reachable_by_keyboard(visit: Visit) -> No
         page.goto(stack.url + "/sessions")
         shown(page)
         reached = []
-        for _ in range(60):
+        for _ in range(120):
             page.keyboard.press("Tab")
             reached.append(page.evaluate("document.activeElement.getAttribute('aria-label') || "
                                          "document.activeElement.textContent.trim()"))
@@ -496,3 +603,48 @@ def test_every_control_is_labelled_and_reachable_by_keyboard(visit: Visit) -> No
         with stack.api() as api:
             api.delete(f"/v1/funnels/{funnel_id}")
 
+
+
+def test_a_funnel_on_a_device_type_with_a_rage_click_step(visit: Visit) -> None:
+    page, stack = visit.page, visit.stack
+    page.goto(stack.url + "/funnels/new")
+    page.get_by_role("textbox", name=re.compile("^Name")).fill("Rage on desktop")
+    page.get_by_role("group", name="Devices").get_by_role("checkbox", name="desktop").check()
+    page.get_by_label("Step 1 kind").select_option("rage_click")
+    expect(page.locator(f"#labels-rage_click option[value='{RAGE_LABEL}']")).to_have_count(1)  # autocomplete
+    page.get_by_label("Step 1 label").fill(RAGE_LABEL)
+
+    # A bad value: the API's message at its field.
+    visit.watch.allow(400, "/v1/funnels")
+    page.get_by_label("Min pages").fill("-1")
+    page.get_by_role("button", name="Create funnel").click()
+    with stack.api() as api:
+        refusal = api.post("/v1/funnels", json={"name": "x", "steps": [{"kind": "rage_click", "label": RAGE_LABEL}],
+                                                "filters": [{"type": "device_type", "types": ["desktop"]},
+                                                            {"type": "pages", "min_pages": -1, "max_pages": None}]})
+    assert refusal.status_code == 400 and refusal.json()["field"].startswith("filters[1]"), refusal.text
+    expect(page.locator("#funnel-min-pages-error")).to_have_text(refusal.json()["message"])
+    expect(page.get_by_label("Min pages")).to_be_focused()
+    screenshot(page, "04-funnel-builder-signals")
+    page.get_by_label("Min pages").fill("")
+    page.get_by_role("button", name="Create funnel").click()
+
+    expect(page).to_have_url(re.compile(r"/funnels/\d+$"))
+    funnel_id = page.url.rsplit("/", 1)[1]
+    try:
+        desktop = [described("replays"), described("mac")]  # the recorded sessions' User-Agent names no device
+        expect(page.locator(".summary")).to_contain_text(f"{len(desktop)} sessions entered")
+        step = page.locator("li.funnel-step").nth(0)
+        expect(step.get_by_role("heading")).to_have_text(f"1 Rage click on “{RAGE_LABEL}”")
+        expect(step).to_contain_text("Completed1")
+        screenshot(page, "05-funnel-results-rage-click")
+        with stack.api() as api:
+            stored = api.get(f"/v1/funnels/{funnel_id}").json()
+        assert stored["filters"] == [{"type": "device_type", "types": ["desktop"]}]
+        assert stored["steps"] == [{"kind": "rage_click", "label": RAGE_LABEL}]
+        page.get_by_role("link", name="Edit funnel").click()  # the builder reads it back
+        expect(page.get_by_label("Step 1 kind")).to_have_value("rage_click")
+        expect(page.get_by_role("group", name="Devices").get_by_role("checkbox", name="desktop")).to_be_checked()
+    finally:
+        with stack.api() as api:
+            api.delete(f"/v1/funnels/{funnel_id}")

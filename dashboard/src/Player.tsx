@@ -1,27 +1,35 @@
 // The replay: rrweb-player 1.0.0-alpha.4 (its bundled Replayer plays what bardrr 2.3.1 records) without its
 // own controller, driven by Bard's controls: play/pause, speed, skip inactivity, seek, and a timeline with a
-// marker for every click, custom event and console error. Events arrive streamed (see eventStream.ts); the
+// marker for every click, custom event and console error, and below it one for every behaviour signal (rage, dead
+// and error clicks), each kind in a colour of its own and named in the legend and the list of events. Events arrive streamed (see eventStream.ts); the
 // player starts on the first full snapshot and takes the rest as it comes; the page keeps one copy of them,
 // the player's.
 import RrwebPlayer from "rrweb-player";
 import "rrweb-player/dist/style.css";
+import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { Marker } from "./api";
+import { SIGNALS, SIGNAL_NAMES, type Signal } from "./sessionFilters";
 import { streamEvents } from "./eventStream";
 import { formatCount, formatOffset } from "./format";
 
 export const SPEEDS = [1, 2, 4, 8];
 const FULL_SNAPSHOT = 2; // rrweb's EventType.FullSnapshot
-export const MARKER_NAMES: Record<Marker["kind"], string> = { click: "Click", custom: "Custom event", error: "Error" };
+export const MARKER_NAMES: Record<Marker["kind"], string> = {
+  click: "Click", custom: "Custom event", error: "Error", ...SIGNAL_NAMES,
+};
+const isSignal = (marker: Marker) => SIGNALS.includes(marker.kind as Signal);
 
 interface Props {
   sessionId: string;
   markers: Marker[];
   /** Open at this moment (ms since the epoch), paused: a funnel step's moment. */
   startAtMs?: number;
+  /** Shown beside the replay, above the list of events (the session's details). */
+  side?: ComponentChildren;
 }
 
-export function Player({ sessionId, markers, startAtMs }: Props) {
+export function Player({ sessionId, markers, startAtMs, side }: Props) {
   const frame = useRef<HTMLDivElement>(null);
   const player = useRef<RrwebPlayer | null>(null);
   const [received, setReceived] = useState(0);
@@ -134,6 +142,14 @@ export function Player({ sessionId, markers, startAtMs }: Props) {
   };
   const ready = status === "playable" || status === "ready";
   const offsetOf = (marker: Marker) => marker.at_ms - startTime;
+  const ticks = (shown: Marker[], row: string) => (
+    <div class={`ticks ${row}`} aria-hidden="true">
+      {ready && shown.map((marker, i) => (
+        <span key={i} class={`tick ${marker.kind}`} title={`${MARKER_NAMES[marker.kind]}: ${marker.label ?? ""}`}
+          style={{ left: `${(Math.min(Math.max(offsetOf(marker), 0), total) / Math.max(total, 1)) * 100}%` }} />
+      ))}
+    </div>
+  );
 
   return (
     <div class="player">
@@ -155,12 +171,8 @@ export function Player({ sessionId, markers, startAtMs }: Props) {
             <input type="range" min={0} max={Math.max(total, 1)} step={100} value={time} disabled={!ready}
               aria-label="Seek" aria-valuetext={formatOffset(time)}
               onInput={(e) => seek(Number((e.currentTarget as HTMLInputElement).value))} />
-            <div class="ticks" aria-hidden="true">
-              {ready && markers.map((marker, i) => (
-                <span key={i} class={`tick ${marker.kind}`} title={`${MARKER_NAMES[marker.kind]}: ${marker.label ?? ""}`}
-                  style={{ left: `${(Math.min(Math.max(offsetOf(marker), 0), total) / Math.max(total, 1)) * 100}%` }} />
-              ))}
-            </div>
+            {ticks(markers.filter((marker) => !isSignal(marker)), "events")}
+            {ticks(markers.filter(isSignal), "signals")}
           </div>
           <label>Speed
             <select value={speed} disabled={!ready}
@@ -179,25 +191,29 @@ export function Player({ sessionId, markers, startAtMs }: Props) {
           ))}
         </ul>
       </div>
-      <aside class="markers" aria-label="Events in this session">
-        <h2>Events <span class="hint">({formatCount(markers.length)})</span></h2>
-        {markers.length === 0 ? <p class="hint">No clicks, custom events or errors.</p> : (
-          <ol>
-            {markers.map((marker, i) => (
-              <li key={i}>
-                <button type="button" class={`marker ${marker.kind}`} disabled={!ready}
-                  aria-current={ready && Math.abs(offsetOf(marker) - time) < 500 ? "true" : undefined}
-                  onClick={() => seek(offsetOf(marker))}>
-                  <span class={`swatch ${marker.kind}`} aria-hidden="true" />
-                  <span class="when">{formatOffset(Math.max(0, marker.offset_ms))}</span>
-                  <span class="what">{MARKER_NAMES[marker.kind]}</span>
-                  <span class="label">{marker.label ?? (marker.kind === "click" ? "(unlabelled element)" : "")}</span>
-                </button>
-              </li>
-            ))}
-          </ol>
-        )}
-      </aside>
+      <div class="side">
+        {side}
+        <aside class="markers" aria-label="Events in this session">
+          <h2>Events <span class="hint">({formatCount(markers.length)})</span></h2>
+          {markers.length === 0 ? <p class="hint">No clicks, custom events, errors or signals.</p> : (
+            <ol>
+              {markers.map((marker, i) => (
+                <li key={i}>
+                  <button type="button" class={`marker ${marker.kind}`} disabled={!ready}
+                    aria-current={ready && Math.abs(offsetOf(marker) - time) < 500 ? "true" : undefined}
+                    onClick={() => seek(offsetOf(marker))}>
+                    <span class={`swatch ${marker.kind}`} aria-hidden="true" />
+                    <span class="when">{formatOffset(Math.max(0, marker.offset_ms))}</span>
+                    <span class="what">{MARKER_NAMES[marker.kind]}</span>
+                    <span class="label">{marker.label || (marker.kind === "custom" || marker.kind === "error"
+                      ? "" : "(unlabelled element)")}</span>
+                  </button>
+                </li>
+              ))}
+            </ol>
+          )}
+        </aside>
+      </div>
     </div>
   );
 }

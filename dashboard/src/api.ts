@@ -1,4 +1,6 @@
 // The one way the dashboard talks to Bard: the replayer API's /v1, with the session cookie (same origin).
+import type { CleanFilter, StepKind } from "./funnelForm";
+import type { Signal } from "./sessionFilters";
 
 export class ApiError extends Error {
   constructor(readonly status: number, message: string, readonly parameter?: string) {
@@ -70,7 +72,26 @@ export interface Session {
   error_count: number;
   status?: "ended" | "active";
   expires_at?: string;
+  // Ended sessions only; "" and 0 for sessions recorded before Bard kept them (see hasMetadata in format.ts).
+  browser?: string;
+  browser_major?: number;
+  os?: string;
+  device_type?: "desktop" | "mobile" | "tablet" | "bot" | "";
+  viewport?: { width: number; height: number };
+  entry_url?: string;
+  entry_path?: string;
+  exit_path?: string;
+  page_count?: number;
+  click_count?: number;
+  rage_click_count?: number;
+  dead_click_count?: number;
+  error_click_count?: number;
 }
+
+/** The count of each behaviour signal in a session's row. */
+export const SIGNAL_COUNTS: Record<Signal, "rage_click_count" | "dead_click_count" | "error_click_count"> = {
+  rage_click: "rage_click_count", dead_click: "dead_click_count", error_click: "error_click_count",
+};
 
 export interface SessionPage {
   sessions: Session[];
@@ -79,7 +100,7 @@ export interface SessionPage {
 }
 
 export interface Marker {
-  kind: "click" | "custom" | "error";
+  kind: "click" | "custom" | "error" | Signal;
   at: string;
   at_ms: number;
   offset_ms: number;
@@ -98,8 +119,8 @@ export interface Markers {
 export interface StoredFunnel {
   id: number;
   name: string;
-  filters: { type: "app_name" | "started" | "duration" | "errors"; [field: string]: unknown }[];
-  steps: { kind: "click" | "custom"; label: string }[];
+  filters: CleanFilter[];
+  steps: { kind: StepKind; label: string }[];
   window_seconds?: number | null;
   created_at: string;
   updated_at: string;
@@ -107,7 +128,7 @@ export interface StoredFunnel {
 
 export interface StepResult {
   number: number;
-  kind: "click" | "custom";
+  kind: StepKind;
   label: string;
   completed: number;
   dropped: number;

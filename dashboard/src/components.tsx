@@ -1,7 +1,8 @@
-// Pieces every screen uses: loading, error and empty states, and a field's error message.
+// Pieces every screen uses: loading, error and empty states, a field's error message, and the forms' fields.
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { ApiError } from "./api";
+import type { YesNo } from "./sessionFilters";
 
 export function Loading({ what }: { what: string }) {
   return <p class="state loading" role="status">Loading {what}…</p>;
@@ -63,13 +64,14 @@ export function errorParameter(error: unknown): string | undefined {
 /** A labelled text-like input with its error message under it (``aria-describedby`` points at the message).
  * The forms' fields are all this one shape, so each form says only what differs. */
 export function TextField({ id, label, value, onValue, error, type = "text", size, inputMode, spellcheck,
-                            className }: {
+                            className, list }: {
   id: string; label: string; value: string; onValue: (value: string) => void; error?: string;
   type?: "text" | "date"; size?: number; inputMode?: "numeric"; spellcheck?: boolean; className?: string;
+  list?: string;
 }) {
   return (
     <label class={className}>{label}
-      <input id={id} type={type} value={value} size={size} inputMode={inputMode} spellcheck={spellcheck}
+      <input id={id} type={type} value={value} size={size} inputMode={inputMode} spellcheck={spellcheck} list={list}
         aria-invalid={error ? true : undefined} aria-describedby={`${id}-error`}
         onInput={(e) => onValue((e.currentTarget as HTMLInputElement).value)} />
       <FieldError id={id} message={error} />
@@ -77,40 +79,41 @@ export function TextField({ id, label, value, onValue, error, type = "text", siz
   );
 }
 
-export type HasErrorsChoice = "" | "yes" | "no";
-
-export function HasErrorsSelect({ id, value, onValue }: {
-  id: string; value: HasErrorsChoice; onValue: (value: HasErrorsChoice) => void;
+/** Any / with / without: a filter on something a session has or has not (errors, rage clicks...). */
+export function YesNoSelect({ id, label, value, onValue, yes, no, error }: {
+  id: string; label: string; value: YesNo; onValue: (value: YesNo) => void; yes: string; no: string; error?: string;
 }) {
   return (
-    <label>Errors
-      <select id={id} value={value}
-        onChange={(e) => onValue((e.currentTarget as HTMLSelectElement).value as HasErrorsChoice)}>
+    <label>{label}
+      <select id={id} value={value} aria-invalid={error ? true : undefined} aria-describedby={`${id}-error`}
+        onChange={(e) => onValue((e.currentTarget as HTMLSelectElement).value as YesNo)}>
         <option value="">Any</option>
-        <option value="yes">With errors</option>
-        <option value="no">Without errors</option>
+        <option value="yes">{yes}</option>
+        <option value="no">{no}</option>
       </select>
+      <FieldError id={id} message={error} />
     </label>
   );
 }
 
-/** One checkbox per app; none ticked means every app. */
-export function AppChoices({ id, legend, apps, chosen, onChosen, error }: {
-  id?: string; legend: string; apps: string[]; chosen: string[]; onChosen: (apps: string[]) => void; error?: string;
+/** One checkbox per value (an app, a browser...); none ticked means any. */
+export function Choices({ id, legend, values, chosen, onChosen, error, none }: {
+  id: string; legend: string; values: string[]; chosen: string[]; onChosen: (values: string[]) => void;
+  error?: string; none: string;
 }) {
   return (
-    <fieldset id={id} class="apps" tabIndex={id ? -1 : undefined} aria-describedby={id ? `${id}-error` : undefined}>
+    <fieldset id={id} class="choices" tabIndex={-1} aria-describedby={`${id}-error`}>
       <legend>{legend}</legend>
-      {apps.length === 0 && <span class="hint">No ended sessions yet</span>}
-      {apps.map((app) => (
-        <label key={app} class="check">
-          <input type="checkbox" name="app" value={app} checked={chosen.includes(app)}
+      {values.length === 0 && <span class="hint">{none}</span>}
+      {values.map((value) => (
+        <label key={value} class="check">
+          <input type="checkbox" value={value} checked={chosen.includes(value)}
             onChange={(e) => onChosen((e.currentTarget as HTMLInputElement).checked
-              ? [...chosen, app] : chosen.filter((a) => a !== app))} />
-          {app}
+              ? [...chosen, value] : chosen.filter((v) => v !== value))} />
+          {value}
         </label>
       ))}
-      {id && <FieldError id={id} message={error} />}
+      <FieldError id={id} message={error} />
     </fieldset>
   );
 }

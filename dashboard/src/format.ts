@@ -48,3 +48,25 @@ export function formatGap(ms: number | null | undefined): string {
 export function formatCount(n: number): string {
   return n.toLocaleString("en-US");
 }
+
+interface Described {
+  browser?: string; browser_major?: number; os?: string; device_type?: string; entry_path?: string;
+  page_count?: number;
+}
+
+/** Whether a session row carries Bard's client and page details: sessions recorded before Bard kept them read ""
+ * and 0 everywhere, and show a dash rather than counts of 0. */
+export function hasMetadata(session: Described): boolean {
+  return Boolean(session.browser || session.os || session.device_type || session.entry_path || session.page_count);
+}
+
+/** The client in a few words: "Chrome 120 · Windows · desktop"; what is unknown is left out, all unknown is a dash. */
+export function formatClient(session: Described): string {
+  const browser = session.browser ? `${session.browser}${session.browser_major ? ` ${session.browser_major}` : ""}` : "";
+  return [browser, session.os, session.device_type].filter(Boolean).join(" · ") || "–";
+}
+
+/** A viewport as "1280 × 720"; unknown (0) as a dash. */
+export function formatViewport(viewport: { width: number; height: number } | undefined): string {
+  return viewport && viewport.width && viewport.height ? `${viewport.width} × ${viewport.height}` : "–";
+}

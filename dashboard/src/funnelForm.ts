@@ -1,8 +1,15 @@
 // The funnel builder's model: what the form holds, the /v1 definition it sends, and where the API's
 // validation errors go back on the form. Pure: unit-tested in tests/funnelForm.test.ts.
+import { EMPTY_FILTERS, SIGNALS, SIGNAL_FIELDS, filterFieldId, type FilterValues, type Signal } from "./sessionFilters";
 import { secondsToMs } from "./sessionQuery";
 
-export type StepKind = "click" | "custom";
+export type StepKind = "click" | "custom" | Signal;
+export const STEP_KINDS: StepKind[] = ["click", "custom", ...SIGNALS];
+/** How a step reads: "Click on “Add to cart”", "Rage click on “Pay”". */
+export const STEP_KIND_NAMES: Record<StepKind, string> = {
+  click: "Click on", custom: "Custom event", rage_click: "Rage click on", dead_click: "Dead click on",
+  error_click: "Error click on",
+};
 export const MAX_STEPS = 20;
 
 export interface StepRow {
@@ -11,20 +18,18 @@ export interface StepRow {
   label: string;
 }
 
-export interface FunnelForm {
+/** The builder's filters are the session list's (one field of each, see sessionFilters.ts). */
+export interface FunnelForm extends FilterValues {
   name: string;
-  apps: string[];
-  startDay: string;
-  endDay: string;
-  minSeconds: string;
-  maxSeconds: string;
-  hasErrors: "" | "yes" | "no";
   windowSeconds: string;
   steps: StepRow[];
 }
 
+export type FilterType = "app_name" | "started" | "duration" | "errors" | "browser" | "os" | "device_type"
+  | "entry_path" | "pages" | "signal";
+
 export interface CleanFilter {
-  type: "app_name" | "started" | "duration" | "errors";
+  type: FilterType;
   [field: string]: unknown;
 }
 
@@ -41,8 +46,7 @@ export function newStep(kind: StepKind = "click", label = ""): StepRow {
 }
 
 export function emptyForm(): FunnelForm {
-  return { name: "", apps: [], startDay: "", endDay: "", minSeconds: "", maxSeconds: "", hasErrors: "",
-           windowSeconds: "", steps: [newStep()] };
+  return { ...EMPTY_FILTERS, name: "", windowSeconds: "", steps: [newStep()] };
 }
 
 export function addStep(form: FunnelForm): FunnelForm {
@@ -68,36 +72,43 @@ export function updateStep(form: FunnelForm, index: number, change: Partial<Step
   return { ...form, steps: form.steps.map((step, i) => (i === index ? { ...step, ...change } : step)) };
 }
 
-/** A whole number as typed becomes a number; anything else is sent as typed so the API names it. */
+/** A whole number as typed becomes a number (a negative one too, which the API then explains is out of range);
+ * anything else is sent as typed so the API names it. */
 function typedNumber(text: string): number | string {
   const trimmed = text.trim();
-  return /^\d+$/.test(trimmed) ? Number(trimmed) : trimmed;
+  return /^-?\d+$/.test(trimmed) ? Number(trimmed) : trimmed;
 }
 
-/** The /v1 definition, and for each filter the form field it came from (``filterFields[i]`` for
+type FilterField = keyof FilterValues;
+
+/** The /v1 definition, and for each filter the form fields it came from (``filterFields[i]`` for
  * ``filters[i]``), so that an error about ``filters[1].start`` lands on the right input. */
-export function toDefinition(form: FunnelForm): { definition: CleanDefinition; filterFields: (keyof FunnelForm)[][] } {
+export function toDefinition(form: FunnelForm): { definition: CleanDefinition; filterFields: FilterField[][] } {
   const filters: CleanFilter[] = [];
-  const filterFields: (keyof FunnelForm)[][] = [];
-  if (form.apps.length) {
-    filters.push({ type: "app_name", names: form.apps });
-    filterFields.push(["apps"]);
-  }
-  if (form.startDay || form.endDay) {
-    filters.push({ type: "started", start: form.startDay || null, end: form.endDay || null });
-    filterFields.push(["startDay", "endDay"]);
-  }
+  const filterFields: FilterField[][] = [];
+  const add = (filter: CleanFilter, ...fields: FilterField[]) => {
+    filters.push(filter);
+    filterFields.push(fields);
+  };
+  const bound = (text: string, read: (typed: string) => number | string) => (text.trim() ? read(text) : null);
+  if (form.apps.length) add({ type: "app_name", names: form.apps }, "apps");
+  if (form.from || form.to) add({ type: "started", start: form.from || null, end: form.to || null }, "from", "to");
   if (form.minSeconds.trim() || form.maxSeconds.trim()) {
-    filters.push({
-      type: "duration",
-      min_ms: form.minSeconds.trim() ? secondsToMs(form.minSeconds) : null,
-      max_ms: form.maxSeconds.trim() ? secondsToMs(form.maxSeconds) : null,
-    });
-    filterFields.push(["minSeconds", "maxSeconds"]);
+    add({ type: "duration", min_ms: bound(form.minSeconds, secondsToMs), max_ms: bound(form.maxSeconds, secondsToMs) },
+        "minSeconds", "maxSeconds");
   }
-  if (form.hasErrors) {
-    filters.push({ type: "errors", has_errors: form.hasErrors === "yes" });
-    filterFields.push(["hasErrors"]);
+  if (form.hasErrors) add({ type: "errors", has_errors: form.hasErrors === "yes" }, "hasErrors");
+  if (form.browsers.length) add({ type: "browser", names: form.browsers }, "browsers");
+  if (form.oses.length) add({ type: "os", names: form.oses }, "oses");
+  if (form.devices.length) add({ type: "device_type", types: form.devices }, "devices");
+  if (form.entryPath.trim()) add({ type: "entry_path", prefix: form.entryPath.trim() }, "entryPath");
+  if (form.minPages.trim() || form.maxPages.trim()) {
+    add({ type: "pages", min_pages: bound(form.minPages, typedNumber), max_pages: bound(form.maxPages, typedNumber) },
+        "minPages", "maxPages");
+  }
+  for (const signal of SIGNALS) {
+    const choice = form[SIGNAL_FIELDS[signal]];
+    if (choice) add({ type: "signal", signal, present: choice === "yes" }, SIGNAL_FIELDS[signal]);
   }
   const definition: CleanDefinition = {
     name: form.name,
@@ -108,8 +119,10 @@ export function toDefinition(form: FunnelForm): { definition: CleanDefinition; f
   return { definition, filterFields };
 }
 
-/** The form for a stored funnel. The form holds one filter of each type; ``partial`` says a stored funnel had
- * more than the form can show (saving it from the form keeps only what is shown). */
+const asText = (value: unknown) => (value === null || value === undefined ? "" : String(value));
+
+/** The form for a stored funnel. The form holds one filter of each type (and of each signal); ``partial`` says a
+ * stored funnel had more than the form can show (saving it from the form keeps only what is shown). */
 export function fromDefinition(definition: CleanDefinition): { form: FunnelForm; partial: boolean } {
   const form = emptyForm();
   form.name = definition.name;
@@ -118,27 +131,44 @@ export function fromDefinition(definition: CleanDefinition): { form: FunnelForm;
   const seen = new Set<string>();
   let partial = false;
   for (const filter of definition.filters ?? []) {
-    if (seen.has(filter.type)) { partial = true; continue; }
-    seen.add(filter.type);
+    const which = filter.type === "signal" ? `signal:${filter.signal}` : filter.type;
+    if (seen.has(which)) { partial = true; continue; }
+    seen.add(which);
     if (filter.type === "app_name") form.apps = [...(filter.names as string[])];
     if (filter.type === "started") {
-      form.startDay = (filter.start as string | null) ?? "";
-      form.endDay = (filter.end as string | null) ?? "";
+      form.from = asText(filter.start);
+      form.to = asText(filter.end);
     }
     if (filter.type === "duration") {
-      const min = filter.min_ms as number | null;
-      const max = filter.max_ms as number | null;
-      form.minSeconds = min === null || min === undefined ? "" : String(min / 1000);
-      form.maxSeconds = max === null || max === undefined ? "" : String(max / 1000);
+      const seconds = (ms: unknown) => (typeof ms === "number" ? String(ms / 1000) : asText(ms));
+      form.minSeconds = seconds(filter.min_ms);
+      form.maxSeconds = seconds(filter.max_ms);
     }
     if (filter.type === "errors") form.hasErrors = filter.has_errors ? "yes" : "no";
+    if (filter.type === "browser") form.browsers = [...(filter.names as string[])];
+    if (filter.type === "os") form.oses = [...(filter.names as string[])];
+    if (filter.type === "device_type") form.devices = [...(filter.types as string[])];
+    if (filter.type === "entry_path") form.entryPath = asText(filter.prefix);
+    if (filter.type === "pages") {
+      form.minPages = asText(filter.min_pages);
+      form.maxPages = asText(filter.max_pages);
+    }
+    if (filter.type === "signal" && SIGNALS.includes(filter.signal as Signal)) {
+      form[SIGNAL_FIELDS[filter.signal as Signal]] = filter.present === false ? "no" : "yes";
+    }
   }
   return { form, partial };
 }
 
-/** The id of the form control an API error's ``parameter`` names ("steps[2].label" -> "step-2-label"), or
- * "funnel-form" for an error about the whole body. */
-export function fieldForParameter(parameter: string | undefined, filterFields: (keyof FunnelForm)[][]): string {
+// The field of a filter that an error's detail names, where a filter has two ("filters[1].end": the end day).
+const FILTER_DETAILS: Partial<Record<FilterField, string>> = {
+  from: "start", to: "end", minSeconds: "min_ms", maxSeconds: "max_ms", minPages: "min_pages", maxPages: "max_pages",
+};
+
+/** The id of the form control an API error's ``parameter`` names ("steps[2].label" -> "step-2-label",
+ * "filters[3].types[0]" -> the device types of the 4th filter sent), or "funnel-form" for an error about the
+ * whole body. */
+export function fieldForParameter(parameter: string | undefined, filterFields: FilterField[][]): string {
   if (!parameter) return "funnel-form";
   if (parameter === "name") return "funnel-name";
   if (parameter === "window_seconds") return "funnel-window";
@@ -148,20 +178,9 @@ export function fieldForParameter(parameter: string | undefined, filterFields: (
   const filter = /^filters\[(\d+)\](?:\.(\w+))?/.exec(parameter);
   if (filter) {
     const fields = filterFields[Number(filter[1])] ?? [];
-    const detail = filter[2];
-    const byDetail: Record<string, keyof FunnelForm> = {
-      start: "startDay", end: "endDay", min_ms: "minSeconds", max_ms: "maxSeconds", names: "apps",
-      has_errors: "hasErrors",
-    };
-    const field = (detail && byDetail[detail]) || fields[0];
-    if (field) return FORM_FIELD_IDS[field];
+    const field = fields.find((f) => FILTER_DETAILS[f] === filter[2]) ?? fields[0];
+    if (field) return filterFieldId("funnel", field);
   }
-  if (parameter === "filters") return "funnel-filters";
+  if (parameter.startsWith("filters")) return "funnel-filters"; // one the form did not send: the whole fieldset
   return "funnel-form";
 }
-
-export const FORM_FIELD_IDS: Record<keyof FunnelForm, string> = {
-  name: "funnel-name", apps: "funnel-apps", startDay: "funnel-start", endDay: "funnel-end",
-  minSeconds: "funnel-min", maxSeconds: "funnel-max", hasErrors: "funnel-errors", windowSeconds: "funnel-window",
-  steps: "funnel-steps",
-};

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { formatDuration, formatGap, formatInstant, formatOffset, formatPercent } from "../src/format";
+import {
+  formatClient, formatDuration, formatGap, formatInstant, formatOffset, formatPercent, formatViewport, hasMetadata,
+} from "../src/format";
 
 describe("formatDuration", () => {
   it.each([
@@ -24,4 +26,25 @@ describe("formatPercent and formatGap", () => {
     (ratio, text) => expect(formatPercent(ratio)).toBe(text));
   it.each([[850, "850 ms"], [12_500, "12.5 s"], [2_000, "2 s"], [200_000, "3 min 20 s"], [180_000, "3 min"],
            [7_500_000, "2 h 5 min"], [null, "–"]])("%s ms reads %s", (ms, text) => expect(formatGap(ms)).toBe(text));
+});
+
+describe("a session's client and page details", () => {
+  const old = { browser: "", browser_major: 0, os: "", device_type: "", entry_path: "", page_count: 0 };
+  it.each([
+    [{ browser: "Chrome", browser_major: 120, os: "Windows", device_type: "desktop" }, "Chrome 120 · Windows · desktop"],
+    [{ browser: "Firefox", browser_major: 0, os: "", device_type: "mobile" }, "Firefox · mobile"],
+    [{ browser: "", browser_major: 0, os: "iOS", device_type: "" }, "iOS"],
+    [old, "–"], [{}, "–"],
+  ])("%o reads %s", (session, text) => expect(formatClient(session)).toBe(text));
+  it("tells a session recorded before the details were kept", () => {
+    expect(hasMetadata(old)).toBe(false);
+    expect(hasMetadata({})).toBe(false);
+    expect(hasMetadata({ ...old, entry_path: "/" })).toBe(true);
+    expect(hasMetadata({ ...old, page_count: 1 })).toBe(true);
+  });
+  it("reads a viewport, and an unknown one as a dash", () => {
+    expect(formatViewport({ width: 1280, height: 720 })).toBe("1280 × 720");
+    expect(formatViewport({ width: 0, height: 0 })).toBe("–");
+    expect(formatViewport(undefined)).toBe("–");
+  });
 });

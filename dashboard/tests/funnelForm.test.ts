@@ -30,7 +30,7 @@ describe("the funnel form's steps", () => {
 
 describe("the definition sent to /v1", () => {
   it("holds only the filters that were set, in a known order", () => {
-    const form = { ...emptyForm(), name: "Checkout", apps: ["shop"], endDay: "2026-02-01", minSeconds: "5",
+    const form = { ...emptyForm(), name: "Checkout", apps: ["shop"], to: "2026-02-01", minSeconds: "5",
                    hasErrors: "no" as const, windowSeconds: "3600", steps: [newStep("click", "Add to cart"),
                                                                               newStep("custom", "paid")] };
     const { definition, filterFields } = toDefinition(form);
@@ -41,10 +41,45 @@ describe("the definition sent to /v1", () => {
       steps: [{ kind: "click", label: "Add to cart" }, { kind: "custom", label: "paid" }],
       window_seconds: 3600,
     });
-    expect(filterFields).toEqual([["apps"], ["startDay", "endDay"], ["minSeconds", "maxSeconds"], ["hasErrors"]]);
+    expect(filterFields).toEqual([["apps"], ["from", "to"], ["minSeconds", "maxSeconds"], ["hasErrors"]]);
+  });
+  it("says the client, page and signal filters in the API's words", () => {
+    const form = { ...emptyForm(), name: "F", browsers: ["Chrome"], oses: ["iOS", "Android"], devices: ["mobile"],
+                   entryPath: " /checkout ", minPages: "2", rageClicks: "yes" as const, errorClicks: "no" as const,
+                   steps: [newStep("rage_click", "Pay"), newStep("dead_click", "Logo")] };
+    const { definition, filterFields } = toDefinition(form);
+    expect(definition.filters).toEqual([
+      { type: "browser", names: ["Chrome"] }, { type: "os", names: ["iOS", "Android"] },
+      { type: "device_type", types: ["mobile"] }, { type: "entry_path", prefix: "/checkout" },
+      { type: "pages", min_pages: 2, max_pages: null }, { type: "signal", signal: "rage_click", present: true },
+      { type: "signal", signal: "error_click", present: false },
+    ]);
+    expect(filterFields).toEqual([["browsers"], ["oses"], ["devices"], ["entryPath"], ["minPages", "maxPages"],
+                                  ["rageClicks"], ["errorClicks"]]);
+    expect(definition.steps).toEqual([{ kind: "rage_click", label: "Pay" }, { kind: "dead_click", label: "Logo" }]);
+    expect(toDefinition({ ...form, maxPages: "lots" }).definition.filters[4]).toEqual(
+      { type: "pages", min_pages: 2, max_pages: "lots" });
+  });
+  it("reads the client, page and signal filters of a stored funnel back, and saves them unchanged", () => {
+    const stored = { name: "F", steps: [{ kind: "error_click" as const, label: "Buy" }], filters: [
+      { type: "device_type" as const, types: ["tablet", "bot"] }, { type: "entry_path" as const, prefix: "/" },
+      { type: "pages" as const, min_pages: null, max_pages: 3 }, { type: "signal" as const, signal: "dead_click", present: true },
+      { type: "signal" as const, signal: "rage_click", present: false }, { type: "browser" as const, names: ["Edge"] },
+      { type: "os" as const, names: ["Linux"] }] };
+    const { form, partial } = fromDefinition(stored);
+    expect(partial).toBe(false); // two signal filters of different signals are two fields of the form
+    expect([form.devices, form.entryPath, form.minPages, form.maxPages, form.deadClicks, form.rageClicks,
+            form.errorClicks, form.browsers, form.oses]).toEqual([["tablet", "bot"], "/", "", "3", "yes", "no", "",
+                                                                 ["Edge"], ["Linux"]]);
+    const again = toDefinition(form).definition;
+    expect(new Set(again.filters.map((f) => JSON.stringify(f)))).toEqual(new Set(stored.filters.map((f) => JSON.stringify(f))));
+    expect(again.steps).toEqual(stored.steps);
+    const twice = { ...stored, filters: [...stored.filters, { type: "signal" as const, signal: "dead_click", present: false }] };
+    expect(fromDefinition(twice).partial).toBe(true);
   });
   it("sends a number it cannot read as typed, for the API to name", () => {
     expect(toDefinition({ ...emptyForm(), windowSeconds: "soon" }).definition.window_seconds).toBe("soon");
+    expect(toDefinition({ ...emptyForm(), windowSeconds: " -5 " }).definition.window_seconds).toBe(-5);
   });
   it("keeps a stored duration that is not whole seconds when saved again", () => {
     const stored = { name: "F", steps: [{ kind: "click" as const, label: "x" }],
@@ -63,11 +98,15 @@ describe("the definition sent to /v1", () => {
 });
 
 describe("where an API error is shown", () => {
-  const filterFields = [["apps"], ["startDay", "endDay"], ["minSeconds", "maxSeconds"]] as const;
+  const filterFields = [["apps"], ["from", "to"], ["minSeconds", "maxSeconds"], ["devices"], ["browsers"],
+                        ["minPages", "maxPages"], ["rageClicks"], ["entryPath"]] as const;
   it.each([
     ["name", "funnel-name"], ["window_seconds", "funnel-window"], ["steps[2].label", "step-2-label"],
-    ["steps[0].kind", "step-0-kind"], ["steps", "funnel-steps"], ["filters[1].end", "funnel-end"],
-    ["filters[2].min_ms", "funnel-min"], ["filters[0].names", "funnel-apps"], ["filters[1]", "funnel-start"],
+    ["steps[0].kind", "step-0-kind"], ["steps[1].kind", "step-1-kind"], ["steps", "funnel-steps"],
+    ["filters[1].end", "funnel-to"], ["filters[2].min_ms", "funnel-min"], ["filters[0].names", "funnel-apps"],
+    ["filters[1]", "funnel-from"], ["filters[3].types[0]", "funnel-devices"], ["filters[4].names[1]", "funnel-browsers"],
+    ["filters[5].max_pages", "funnel-max-pages"], ["filters[5]", "funnel-min-pages"], ["filters[6].signal", "funnel-rage"],
+    ["filters[7].prefix", "funnel-entry"], ["filters[9].names", "funnel-filters"], ["filters", "funnel-filters"],
     ["body", "funnel-form"], [undefined, "funnel-form"],
   ])("%s goes to #%s", (parameter, id) => expect(fieldForParameter(parameter, filterFields.map((f) => [...f]))).toBe(id));
 });

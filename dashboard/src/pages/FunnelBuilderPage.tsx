@@ -1,9 +1,10 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, getJson, sendJson, type StoredFunnel } from "../api";
-import { AppChoices, Failure, FieldError, HasErrorsSelect, Loading, TextField } from "../components";
+import { Failure, FieldError, Loading, TextField } from "../components";
 import {
-  FORM_FIELD_IDS,
   MAX_STEPS,
+  STEP_KINDS,
+  STEP_KIND_NAMES,
   addStep,
   emptyForm,
   fieldForParameter,
@@ -16,17 +17,29 @@ import {
   type StepKind,
 } from "../funnelForm";
 import { navigate, onLinkClick } from "../router";
+import { filterFieldId, type FilterValues } from "../sessionFilters";
+import { SessionFilterFields, useFilterOptions } from "../SessionFilterFields";
 
-function useLabels(kind: StepKind): string[] {
-  const [labels, setLabels] = useState<string[]>([]);
+/** The recorded labels of each step kind the form uses (for autocomplete), each kind asked for once. */
+function useLabels(kinds: StepKind[]): Partial<Record<StepKind, string[]>> {
+  const [labels, setLabels] = useState<Partial<Record<StepKind, string[]>>>({});
+  const wanted = [...new Set(kinds)].filter((kind) => !(kind in labels)).sort().join(",");
   useEffect(() => {
-    const controller = new AbortController();
-    getJson<{ labels: string[] }>("/v1/conversion-labels", new URLSearchParams({ kind, limit: "1000" }),
-      controller.signal).then((answer) => setLabels(answer.labels), () => setLabels([]));
-    return () => controller.abort();
-  }, [kind]);
+    if (!wanted) return;
+    for (const kind of wanted.split(",") as StepKind[]) {
+      setLabels((known) => ({ ...known, [kind]: [] })); // asked for: not again
+      getJson<{ labels: string[] }>("/v1/conversion-labels", new URLSearchParams({ kind, limit: "1000" })).then(
+        (answer) => setLabels((known) => ({ ...known, [kind]: answer.labels })), () => {});
+    }
+  }, [wanted]);
   return labels;
 }
+
+// What a step's label is, by its kind.
+const LABEL_NAMES: Record<StepKind, string> = {
+  click: "Button or link text", custom: "Event name", rage_click: "Element text", dead_click: "Element text",
+  error_click: "Element text",
+};
 
 export function FunnelBuilderPage({ id }: { id?: string }) {
   const [form, setForm] = useState<FunnelForm | null>(id ? null : emptyForm());
@@ -34,12 +47,10 @@ export function FunnelBuilderPage({ id }: { id?: string }) {
   const [loadError, setLoadError] = useState<unknown>(null);
   const [error, setError] = useState<{ field: string; message: string } | null>(null);
   const [saving, setSaving] = useState(false);
-  const [apps, setApps] = useState<string[]>([]);
-  const clickLabels = useLabels("click");
-  const customLabels = useLabels("custom");
+  const options = useFilterOptions();
+  const labels = useLabels(form?.steps.map((step) => step.kind) ?? []);
 
   useEffect(() => {
-    getJson<{ apps: string[] }>("/v1/apps").then((answer) => setApps(answer.apps), () => setApps([]));
     if (!id) return;
     getJson<StoredFunnel>(`/v1/funnels/${encodeURIComponent(id)}`).then((funnel) => {
       const loaded = fromDefinition(funnel);
@@ -58,7 +69,6 @@ export function FunnelBuilderPage({ id }: { id?: string }) {
   const set = (change: Partial<FunnelForm>) => setForm({ ...form, ...change });
   const messageAt = (field: string) => (error?.field === field ? error.message : undefined);
   const invalid = (field: string) => (error?.field === field ? true : undefined);
-  const allApps = [...new Set([...apps, ...form.apps])].sort();
 
   const submit = async (event: Event) => {
     event.preventDefault();
@@ -99,24 +109,18 @@ export function FunnelBuilderPage({ id }: { id?: string }) {
         <fieldset id="funnel-filters" tabIndex={-1}>
           <legend>Which sessions</legend>
           <FieldError id="funnel-filters" message={messageAt("funnel-filters")} />
-          <AppChoices id={FORM_FIELD_IDS.apps} legend="Apps (none ticked: every app)" apps={allApps}
-            chosen={form.apps} onChosen={(apps) => set({ apps })} error={messageAt(FORM_FIELD_IDS.apps)} />
-          <TextField id="funnel-start" label="Started from (UTC day)" type="date" value={form.startDay}
-            onValue={(startDay) => set({ startDay })} error={messageAt("funnel-start")} />
-          <TextField id="funnel-end" label="Started until (UTC day, inclusive)" type="date" value={form.endDay}
-            onValue={(endDay) => set({ endDay })} error={messageAt("funnel-end")} />
-          <TextField id="funnel-min" label="Min duration (s)" inputMode="numeric" size={6} value={form.minSeconds}
-            onValue={(minSeconds) => set({ minSeconds })} error={messageAt("funnel-min")} />
-          <TextField id="funnel-max" label="Max duration (s)" inputMode="numeric" size={6} value={form.maxSeconds}
-            onValue={(maxSeconds) => set({ maxSeconds })} error={messageAt("funnel-max")} />
-          <HasErrorsSelect id="funnel-errors" value={form.hasErrors} onValue={(hasErrors) => set({ hasErrors })} />
+          <SessionFilterFields form="funnel" values={form} onChange={set} options={options}
+            errorAt={(field: keyof FilterValues) => messageAt(filterFieldId("funnel", field))} />
         </fieldset>
 
         <fieldset id="funnel-steps" tabIndex={-1}>
           <legend>Steps, in order ({form.steps.length} of at most {MAX_STEPS})</legend>
           <FieldError id="funnel-steps" message={messageAt("funnel-steps")} />
-          <datalist id="labels-click">{clickLabels.map((l) => <option key={l} value={l} />)}</datalist>
-          <datalist id="labels-custom">{customLabels.map((l) => <option key={l} value={l} />)}</datalist>
+          {STEP_KINDS.map((kind) => (
+            <datalist key={kind} id={`labels-${kind}`}>
+              {(labels[kind] ?? []).map((label) => <option key={label} value={label} />)}
+            </datalist>
+          ))}
           <ol class="steps">
             {form.steps.map((step, index) => {
               const kindId = `step-${index}-kind`;
@@ -129,11 +133,10 @@ export function FunnelBuilderPage({ id }: { id?: string }) {
                       aria-invalid={invalid(kindId)}
                       onChange={(e) => setForm(updateStep(form, index, {
                         kind: (e.currentTarget as HTMLSelectElement).value as StepKind })) }>
-                      <option value="click">Click on</option>
-                      <option value="custom">Custom event</option>
+                      {STEP_KINDS.map((kind) => <option key={kind} value={kind}>{STEP_KIND_NAMES[kind]}</option>)}
                     </select>
                   </label>
-                  <label class="grow">{step.kind === "click" ? "Button or link text" : "Event name"}
+                  <label class="grow">{LABEL_NAMES[step.kind]}
                     <input id={labelId} value={step.label} list={`labels-${step.kind}`}
                       aria-label={`Step ${index + 1} label`} aria-invalid={invalid(labelId)}
                       aria-describedby={`${labelId}-error`}

@@ -4,6 +4,7 @@ import { Empty, Failure, Loading, TextField, errorParameter, useLoad } from "../
 import { formatCount, formatGap, formatInstant, formatPercent } from "../format";
 import { navigate, onLinkClick } from "../router";
 import { replayMoment } from "../funnelMoments";
+import { STEP_KIND_NAMES } from "../funnelForm";
 
 const LIST_PAGE = 10;
 
@@ -118,7 +119,7 @@ function Step({ id, step, entered, range, list }: {
   const setOpen = (outcome: "completed" | "dropped" | null) =>
     navigate(resultsUrl(id, range, outcome ? { step: step.number, outcome, afters: [] } : null), { replace: true });
   const width = entered ? (step.completed / entered) * 100 : 0;
-  const kind = step.kind === "click" ? "Click on" : "Custom event";
+  const kind = STEP_KIND_NAMES[step.kind] ?? step.kind;
   return (
     <li class="funnel-step" data-step={step.number}>
       <h2><span class="step-number">{step.number}</span> {kind} “{step.label}”</h2>

@@ -1,7 +1,9 @@
 import { useEffect, useState } from "preact/hooks";
-import { getJson, type Session, type SessionPage } from "../api";
-import { AppChoices, Empty, Failure, HasErrorsSelect, Loading, TextField, errorParameter, useLoad, type Loaded } from "../components";
-import { formatCount, formatDuration, formatInstant } from "../format";
+import { SIGNAL_COUNTS, getJson, type Session, type SessionPage } from "../api";
+import { Empty, Failure, Loading, TextField, errorParameter, useLoad, type Loaded } from "../components";
+import { formatClient, formatCount, formatDuration, formatInstant, hasMetadata } from "../format";
+import { SIGNALS, SIGNAL_NAMES, filterValues } from "../sessionFilters";
+import { SessionFilterFields, useFilterOptions, type FilterOptions } from "../SessionFilterFields";
 import { navigate, onLinkClick } from "../router";
 import {
   FIELD_OF_PARAMETER,
@@ -23,7 +25,7 @@ function go(state: SessionListState) {
 
 export function SessionsPage({ search }: { search: string }) {
   const state = stateFromSearch(search);
-  const apps = useLoad("apps", (signal) => getJson<{ apps: string[] }>("/v1/apps", undefined, signal));
+  const options = useFilterOptions();
   return (
     <main>
       <div class="title-row">
@@ -37,67 +39,51 @@ export function SessionsPage({ search }: { search: string }) {
       </div>
       {state.view === "active" ? (
         <>
-          <Filters key={search} state={state} apps={withUrlApps(apps.data?.apps ?? [], state)} />
+          <Filters key={search} state={state} options={options} />
           <ActiveSessions state={state} />
         </>
-      ) : <Ended key="ended" state={state} search={search} apps={apps.data?.apps ?? []} />}
+      ) : <Ended key="ended" state={state} search={search} options={options} />}
     </main>
   );
 }
 
-/** The apps to offer: those with ended sessions, and any the URL names (an active session's app, an old link). */
-function withUrlApps(apps: string[], state: SessionListState): string[] {
-  return [...new Set([...apps, ...state.apps])].sort();
-}
-
-function Ended({ state, search, apps }: { state: SessionListState; search: string; apps: string[] }) {
+function Ended({ state, search, options }: { state: SessionListState; search: string; options: FilterOptions }) {
   const query = apiQuery(state, PAGE_SIZE);
   const page = useLoad(query.toString(), (signal) => getJson<SessionPage>("/v1/sessions", query, signal));
   const parameter = errorParameter(page.error);
   const field = parameter ? FIELD_OF_PARAMETER[parameter] : undefined;
   return (
     <>
-      <Filters key={search} state={state} apps={withUrlApps(apps, state)} errorField={field}
+      <Filters key={search} state={state} options={options} errorField={field}
         errorMessage={field ? (page.error as Error).message : undefined} />
       <EndedSessions state={state} page={page} search={search} />
     </>
   );
 }
 
-function Filters({ state, apps, errorField, errorMessage }: {
-  state: SessionListState; apps: string[]; errorField?: string; errorMessage?: string;
+function Filters({ state, options, errorField, errorMessage }: {
+  state: SessionListState; options: FilterOptions; errorField?: keyof SessionListState; errorMessage?: string;
 }) {
   const [draft, setDraft] = useState(state);
-  const set = (change: Partial<SessionListState>) => setDraft({ ...draft, ...change });
   const submit = (event: Event) => {
     event.preventDefault();
-    go(withFilters(state, { apps: draft.apps, from: draft.from, to: draft.to, minSeconds: draft.minSeconds,
-                            maxSeconds: draft.maxSeconds, hasErrors: draft.hasErrors, idPrefix: draft.idPrefix }));
+    go(withFilters(state, { ...filterValues(draft), idPrefix: draft.idPrefix }));
   };
   const active = state.view === "active";
   const error = (field: keyof SessionListState) => (errorField === field ? errorMessage : undefined);
   return (
     <form class="filters" onSubmit={submit} aria-label="Filter sessions">
-      <AppChoices legend="Apps" apps={apps} chosen={draft.apps} onChosen={(chosen) => set({ apps: chosen })} />
-      {!active && (
-        <>
-          <TextField id="filter-from" label="Started from (UTC)" type="date" value={draft.from}
-            onValue={(from) => set({ from })} error={error("from")} />
-          <TextField id="filter-to" label="Started until (UTC, inclusive)" type="date" value={draft.to}
-            onValue={(to) => set({ to })} error={error("to")} />
-          <TextField id="filter-min" label="Min duration (s)" inputMode="numeric" size={6} value={draft.minSeconds}
-            onValue={(minSeconds) => set({ minSeconds })} error={error("minSeconds")} />
-          <TextField id="filter-max" label="Max duration (s)" inputMode="numeric" size={6} value={draft.maxSeconds}
-            onValue={(maxSeconds) => set({ maxSeconds })} error={error("maxSeconds")} />
-          <HasErrorsSelect id="filter-errors" value={draft.hasErrors} onValue={(hasErrors) => set({ hasErrors })} />
+      <SessionFilterFields form="filter" values={draft} onChange={(change) => setDraft({ ...draft, ...change })}
+        options={options} errorAt={error} appsOnly={active}>
+        {!active && (
           <TextField id="filter-id" label="Session id starts with" size={10} spellcheck={false} value={draft.idPrefix}
-            onValue={(idPrefix) => set({ idPrefix })} error={error("idPrefix")} />
-        </>
-      )}
-      <div class="actions">
-        <button type="submit" class="primary">Apply</button>
-        <a href={`/sessions${active ? "?view=active" : ""}`} onClick={onLinkClick}>Clear</a>
-      </div>
+            onValue={(idPrefix) => setDraft({ ...draft, idPrefix })} error={error("idPrefix")} />
+        )}
+        <div class="actions">
+          <button type="submit" class="primary">Apply</button>
+          <a href={`/sessions${active ? "?view=active" : ""}`} onClick={onLinkClick}>Clear</a>
+        </div>
+      </SessionFilterFields>
     </form>
   );
 }
@@ -106,8 +92,13 @@ const COLUMNS: { label: string; sort?: SortName; numeric?: boolean }[] = [
   { label: "Start", sort: "start" },
   { label: "Duration", sort: "duration", numeric: true },
   { label: "App", sort: "app" },
+  { label: "Client" },
+  { label: "Entry page" },
+  { label: "Pages", sort: "pages", numeric: true },
+  { label: "Clicks", sort: "clicks", numeric: true },
   { label: "Events", sort: "events", numeric: true },
   { label: "Errors", sort: "errors", numeric: true },
+  { label: "Signals" },
   { label: "Session" },
 ];
 
@@ -131,8 +122,27 @@ function openSession(id: string) {
   navigate(`/sessions/${id}`);
 }
 
+/** A session's rage, dead and error clicks: those it had, in words; "none" when it had none. */
+function SignalCounts({ session }: { session: Session }) {
+  const had = SIGNALS.filter((signal) => (session[SIGNAL_COUNTS[signal]] ?? 0) > 0);
+  if (had.length === 0) return <span class="hint">none</span>;
+  return (
+    <span class="signals">
+      {had.map((signal) => {
+        const count = session[SIGNAL_COUNTS[signal]] ?? 0;
+        return (
+          <span key={signal} class={`signal ${signal}`}>
+            {formatCount(count)} {SIGNAL_NAMES[signal].toLowerCase()}{count === 1 ? "" : "s"}
+          </span>
+        );
+      })}
+    </span>
+  );
+}
+
 function SessionRow({ session, active }: { session: Session; active?: boolean }) {
   const href = `/sessions/${session.session_id}`;
+  const described = hasMetadata(session);
   return (
     <tr class="clickable" onClick={(e) => {
       if ((e.target as HTMLElement).closest("a")) return;
@@ -142,8 +152,15 @@ function SessionRow({ session, active }: { session: Session; active?: boolean })
       {active && <td>{formatInstant(session.last_event_at)}</td>}
       <td class="num">{formatDuration(session.duration_ms)}</td>
       <td>{session.app_name}</td>
+      {!active && <>
+        <td class="client">{formatClient(session)}</td>
+        <td class="path" title={session.entry_url || undefined}>{session.entry_path || "–"}</td>
+        <td class="num">{described ? formatCount(session.page_count ?? 0) : "–"}</td>
+        <td class="num">{described ? formatCount(session.click_count ?? 0) : "–"}</td>
+      </>}
       <td class="num">{formatCount(session.event_count)}</td>
       <td class={`num${session.error_count ? " has-errors" : ""}`}>{formatCount(session.error_count)}</td>
+      {!active && <td class="signals-cell">{described ? <SignalCounts session={session} /> : "–"}</td>}
       <td><code class="id">{session.session_id.slice(0, 8)}</code></td>
     </tr>
   );
@@ -188,14 +205,16 @@ function EndedSessions({ state, page, search }: { state: SessionListState; page:
   return (
     // data-search: the URL state this table shows (for tests and scripts that wait for a page to be current).
     <section aria-label="Ended sessions" aria-busy={page.loading} data-search={search}>
-      <table class="sessions">
-        <thead>
-          <tr>{COLUMNS.map((c) => <SortHeader key={c.label} state={state} {...c} />)}</tr>
-        </thead>
-        <tbody>
-          {sessions.map((s) => <SessionRow key={s.session_id} session={s} />)}
-        </tbody>
-      </table>
+      <div class="table-scroll">
+        <table class="sessions">
+          <thead>
+            <tr>{COLUMNS.map((c) => <SortHeader key={c.label} state={state} {...c} />)}</tr>
+          </thead>
+          <tbody>
+            {sessions.map((s) => <SessionRow key={s.session_id} session={s} />)}
+          </tbody>
+        </table>
+      </div>
       <nav class="pager" aria-label="Pages">
         <button type="button" disabled={!prev_cursor}
           onClick={() => go({ ...state, cursor: "", before: prev_cursor ?? "" })}>← Previous page</button>
