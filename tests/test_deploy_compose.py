@@ -231,4 +231,5 @@ def test_server_mode_ddl_from_compose_settings_parses_with_clickhouse(ch) -> Non
     assert "rabbitmq_username = 'bard'" in queue[0]
     for statement in statements:
         formatted = ch.query("SELECT formatQuery({q:String})", parameters={"q": statement}).result_rows[0][0]
-        assert formatted.startswith("CREATE")
+        # tables and views; columns added later; rows a new table derives from existing ones (as test_foundation)
+        assert formatted.startswith(("CREATE", "ALTER", "INSERT"))
