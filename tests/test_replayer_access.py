@@ -60,7 +60,8 @@ def every_route(settings: Settings) -> list[tuple[str, str]]:
         assert isinstance(route, Route)
         for method in sorted((route.methods or set()) - {"HEAD"}):
             path = route.path.replace("{path:path}", "sessions/abc")
-            found.append((method, path.format(session_id=SID, funnel_id="1", step="1", outcome="completed")))
+            found.append((method, path.format(session_id=SID, funnel_id="1", step="1", outcome="completed",
+                                             property="browser")))
     return found
 
 

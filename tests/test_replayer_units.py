@@ -12,6 +12,7 @@ from replayer_api.cursors import Cursor, decode_cursor
 from replayer_api.errors import BadParameter
 from replayer_api.parameters import iso_ms, parse_instant, parse_int
 from replayer_api.sessions import (
+    READ,
     SORT_KEYS,
     START,
     candidates_query,
@@ -91,15 +92,27 @@ def test_verification_query_reads_newest_versions_within_bounds() -> None:
     ordering = legacy_ordering(START, "DESC")
     sql, params = verified_query((ErrorsFilter(has_errors=False),), ordering, None, (5, "abc"), ["id-1", "id-2"], 6)
     assert sql == (
-        "SELECT session_id, app_name, toUnixTimestamp64Milli(started_at), toUnixTimestamp64Milli(ended_at), "
-        "duration_ms, event_count, error_count FROM ("
-        "SELECT session_id, tupleElement(latest, 1) AS app_name, tupleElement(latest, 2) AS started_at, "
-        "tupleElement(latest, 3) AS ended_at, tupleElement(latest, 4) AS duration_ms, "
-        "tupleElement(latest, 5) AS event_count, tupleElement(latest, 6) AS error_count FROM ("
-        "SELECT session_id, argMax((app_name, started_at, ended_at, duration_ms, event_count, error_count), "
-        "version) AS latest FROM sessions WHERE session_id IN {p0: Array(UUID)} GROUP BY session_id)) "
-        "WHERE (error_count > 0) = {p1: Bool} AND NOT ((started_at < fromUnixTimestamp64Milli({p2: Int64}, 'UTC')) "
-        "OR (started_at = fromUnixTimestamp64Milli({p3: Int64}, 'UTC') AND toString(session_id) > {p4: String})) "
-        "ORDER BY started_at DESC, toString(session_id) ASC LIMIT {p5: UInt64}"
+        'SELECT session_id, app_name, toUnixTimestamp64Milli(started_at), toUnixTimestamp64Milli(ended_at), '
+        'duration_ms, event_count, error_count, browser, browser_major, os, device_type, viewport_width, '
+        'viewport_height, entry_url, entry_path, exit_path, page_count, click_count, rage_click_count, '
+        'dead_click_count, error_click_count FROM (SELECT session_id, tupleElement(latest, 1) AS app_name, '
+        'tupleElement(latest, 2) AS started_at, tupleElement(latest, 3) AS ended_at, tupleElement(latest, 4) '
+        'AS duration_ms, tupleElement(latest, 5) AS event_count, tupleElement(latest, 6) AS error_count, '
+        'tupleElement(latest, 7) AS browser, tupleElement(latest, 8) AS browser_major, tupleElement(latest, '
+        '9) AS os, tupleElement(latest, 10) AS device_type, tupleElement(latest, 11) AS viewport_width, '
+        'tupleElement(latest, 12) AS viewport_height, tupleElement(latest, 13) AS entry_url, '
+        'tupleElement(latest, 14) AS entry_path, tupleElement(latest, 15) AS exit_path, tupleElement(latest, '
+        '16) AS page_count, tupleElement(latest, 17) AS click_count, tupleElement(latest, 18) AS '
+        'rage_click_count, tupleElement(latest, 19) AS dead_click_count, tupleElement(latest, 20) AS '
+        'error_click_count FROM (SELECT session_id, argMax((app_name, started_at, ended_at, duration_ms, '
+        'event_count, error_count, browser, browser_major, os, device_type, viewport_width, viewport_height, '
+        'entry_url, entry_path, exit_path, page_count, click_count, rage_click_count, dead_click_count, '
+        'error_click_count), version) AS latest FROM sessions WHERE session_id IN {p0: Array(UUID)} GROUP BY '
+        'session_id)) WHERE (error_count > 0) = {p1: Bool} AND NOT ((started_at < '
+        "fromUnixTimestamp64Milli({p2: Int64}, 'UTC')) OR (started_at = fromUnixTimestamp64Milli({p3: Int64}, "
+        "'UTC') AND toString(session_id) > {p4: String})) ORDER BY started_at DESC, toString(session_id) ASC "
+        'LIMIT {p5: UInt64}'
     )
+    assert READ[:7] == ("session_id", "app_name", "toUnixTimestamp64Milli(started_at)",
+                        "toUnixTimestamp64Milli(ended_at)", "duration_ms", "event_count", "error_count")
     assert params == {"p0": ["id-1", "id-2"], "p1": False, "p2": 5, "p3": 5, "p4": "abc", "p5": 6}
