@@ -38,14 +38,23 @@ from replayer_api import legacy
 from replayer_api.app import create_app
 from replayer_api.cursors import Cursor
 
+# Metadata (since issue 12) spread like a shop's traffic: mostly Chrome, a third on phones, a few rage clicks.
 SESSIONS = """
 INSERT INTO sessions (session_id, app_name, started_at, ended_at, event_count, error_count, segments,
-                      segment_event_counts, segment_error_counts, version)
+                      segment_event_counts, segment_error_counts, version, browser, browser_major, os, device_type,
+                      viewport_width, viewport_height, entry_url, entry_path, exit_path, page_count, click_count,
+                      rage_click_count, dead_click_count, error_click_count)
 SELECT generateUUIDv4(number), ['shop', 'blog', 'admin', 'docs'][number % 4 + 1],
        fromUnixTimestamp64Milli(toInt64(1735689600000 + number * {spacing:UInt64}), 'UTC'),
        fromUnixTimestamp64Milli(toInt64(1735689600000 + number * {spacing:UInt64} + (number * 7919) % 3600000), 'UTC'),
-       number % 500, if(number % 13 = 0, number % 5 + 1, 0), [], [], [], 1
-FROM numbers({n:UInt64})
+       number % 500, if(number % 13 = 0, number % 5 + 1, 0), [], [], [], 1,
+       ['Chrome', 'Chrome', 'Chrome', 'Mobile Safari', 'Firefox', 'Edge', 'Chrome Mobile'][number % 7 + 1],
+       100 + number % 30, ['Windows', 'Mac OS X', 'iOS', 'Android', 'Linux'][intDiv(number, 7) % 5 + 1],
+       ['desktop', 'desktop', 'mobile', 'tablet', 'desktop', 'mobile', 'bot'][intDiv(number, 3) % 7 + 1],
+       1440, 900, concat('https://shop.example.com', entry), entry, '/checkout/done', number % 9 + 1,
+       number % 23, if(number % 20 = 0, 1, 0), if(number % 7 = 0, 1, 0), if(number % 31 = 0, 1, 0)
+FROM (SELECT number, ['/', '/products/42', '/checkout', '/blog/post', '/pricing'][number % 5 + 1] AS entry
+      FROM numbers({n:UInt64}))
 """
 # A second version of 1 % of the sessions (a late batch merged in): FINAL must pick these.
 REMOVED = """
@@ -165,6 +174,16 @@ async def measure(settings: Settings, repeat: int, sessions: int, only: str | No
                 ("v1 filtered page (started in one month; by errors asc)", "/v1/sessions",
                  {"started_after": "2025-06-01T00:00:00Z", "started_before": "2025-07-01T00:00:00Z",
                   "sort": "errors", "order": "asc", "limit": 50}, None),
+                ("v1 by browser (Chrome, 3 in 7)", "/v1/sessions", {"browser": "Chrome", "limit": 50}, None),
+                ("v1 by OS and device (iOS, mobile)", "/v1/sessions",
+                 {"os": "iOS", "device_type": "mobile", "limit": 50}, None),
+                ("v1 by entry path prefix (/checkout)", "/v1/sessions", {"entry_path": "/checkout", "limit": 50},
+                 None),
+                ("v1 by min pages (8)", "/v1/sessions", {"min_pages": 8, "limit": 50}, None),
+                ("v1 with rage clicks (1 in 20)", "/v1/sessions", {"has_rage_clicks": "true", "limit": 50}, None),
+                ("v1 with dead clicks, by pages", "/v1/sessions",
+                 {"has_dead_clicks": "true", "sort": "pages", "limit": 50}, None),
+                ("v1 options: entry paths", "/v1/options/entry_path", {}, None),
                 ("/api first page with count (5, by date)", "/api/sessions", {}, None),
                 ("/api page at offset 100 (pageNum 20: the candidates path's deepest)", "/api/sessions",
                  {"pageNum": 20}, None),
