@@ -435,12 +435,7 @@ def condition(item: SessionFilter, params: QueryParameters) -> exp.Expr:
     if isinstance(item, StartedAtFilter):
         return _started_between(params, item.after_ms, item.before_ms)
     if isinstance(item, DurationFilter):
-        bounds: list[exp.Expr] = []
-        if item.min_ms is not None:
-            bounds.append(exp.GTE(this=column("duration_ms"), expression=params.bind(item.min_ms, "UInt64")))
-        if item.max_ms is not None:
-            bounds.append(exp.LTE(this=column("duration_ms"), expression=params.bind(item.max_ms, "UInt64")))
-        return and_(*bounds) if bounds else exp.true()
+        return _count_between(params, "duration_ms", item.min_ms, item.max_ms)
     if isinstance(item, ErrorsFilter):
         # The flag is bound too, so "has errors" and "has none" are the same text.
         has_errors = exp.Paren(this=exp.GT(this=column("error_count"), expression=number(0)))
@@ -456,17 +451,22 @@ def condition(item: SessionFilter, params: QueryParameters) -> exp.Expr:
     if isinstance(item, EntryPathFilter):
         return call("startsWith", column("entry_path"), params.bind(item.prefix, "String"))
     if isinstance(item, PagesFilter):
-        pages: list[exp.Expr] = []
-        if item.min_pages is not None:
-            pages.append(exp.GTE(this=column("page_count"), expression=params.bind(item.min_pages, "UInt64")))
-        if item.max_pages is not None:
-            pages.append(exp.LTE(this=column("page_count"), expression=params.bind(item.max_pages, "UInt64")))
-        return and_(*pages) if pages else exp.true()
+        return _count_between(params, "page_count", item.min_pages, item.max_pages)
     if isinstance(item, SignalFilter):
         # The column from the allow-list, the wish bound: "has" and "has not" are the same text.
         present = exp.Paren(this=exp.GT(this=column(SIGNAL_COLUMNS[item.signal]), expression=number(0)))
         return exp.EQ(this=present, expression=params.bind(item.present, "Bool"))
     raise InvalidFilter("filters", f"unknown filter {type(item).__name__}")
+
+
+def _count_between(params: QueryParameters, name: str, low: int | None, high: int | None) -> exp.Expr:
+    """``low <= name <= high`` on a UInt64 column (``name`` a constant of this module); a missing bound is open."""
+    bounds: list[exp.Expr] = []
+    if low is not None:
+        bounds.append(exp.GTE(this=column(name), expression=params.bind(low, "UInt64")))
+    if high is not None:
+        bounds.append(exp.LTE(this=column(name), expression=params.bind(high, "UInt64")))
+    return and_(*bounds) if bounds else exp.true()
 
 
 def _started_between(params: QueryParameters, start_ms: int | None, before_ms: int | None) -> exp.Expr:
