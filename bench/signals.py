@@ -12,12 +12,12 @@ of ten events share a batch id.
 
 Measured, each round alternating what is compared, medians over ``--repeat`` rounds:
 
-1. **ingest**: ``raw_insert`` of the agent API's own messages (``tests/bardrr_events`` batches through
-   ``parse_batch``), 10,000 events a block, into a database with migration 5's view and into one without it:
-   ms per 1,000 events, and the difference.
-2. **signals**: ``signal_rows`` then ``store_signal_rows`` for every session, in batches of the ender's size in
-   the order the ender claims them (by expiry): seconds for all N, and ms per 1,000 events; the query, the
-   Python pass and the store apart.
+1. **ingest** (``--ingest-repeat`` rounds): ``raw_insert`` of the agent API's own messages (``tests/bardrr_events``
+   batches through ``parse_batch``), 10,000 events a block, into a database with migration 5's view and into one
+   without it: ms per 1,000 events (wall and this process's CPU, chDB's threads included), and the difference.
+2. **signals**: ``signal_rows`` then ``store_signal_rows`` for every session, in batches of the ender's size
+   (``--batch-size``) in the order the ender claims them (by expiry): seconds for all N, and ms per 1,000
+   events; the query, the Python pass and the store apart.
 3. **events JSON** (``--json-batches`` batches only): the same query over the rrweb JSON in ``events`` instead of
    ``signal_inputs`` (what computing at the move without migration 5's table would cost), per batch and
    extrapolated to N.
@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -129,6 +130,12 @@ GROUP BY table ORDER BY table
 """
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process, chDB's threads included (PostgreSQL's backends are not)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def median_of(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -171,20 +178,21 @@ def bench_ingest(ch: Any, with_view: str, without_view: str, events: int, repeat
     messages = agent_messages(events)
     blocks = [b"".join(messages[i:i + 1_000]) for i in range(0, len(messages), 1_000)]  # 10,000 events each
     total = sum(m.count(b"\n") for m in messages)
-    times: dict[str, list[float]] = {with_view: [], without_view: []}
+    times: dict[str, list[tuple[float, float]]] = {with_view: [], without_view: []}
     for round_ in range(repeat):
         for database in (with_view, without_view) if round_ % 2 == 0 else (without_view, with_view):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), cpu_seconds()
             for block in blocks:
                 ch.raw_insert(f"{database}.ingest", insert_block=block, fmt="JSONEachRow", settings=INSERT_SETTINGS)
-            times[database].append(time.perf_counter() - started)
-    per_1000 = {db: [t / total * 1000 * 1000 for t in ts] for db, ts in times.items()}
-    pairs = [a - b for a, b in zip(per_1000[with_view], per_1000[without_view], strict=True)]
-    print(f"ingest: {total:,} events in {len(blocks)} blocks per round; ms per 1,000 events "
-          f"with view {[round(v, 2) for v in per_1000[with_view]]} (median {median_of(per_1000[with_view]):.2f}), "
-          f"without {[round(v, 2) for v in per_1000[without_view]]} (median {median_of(per_1000[without_view]):.2f}); "
-          f"added per round {[round(v, 2) for v in pairs]}, median {median_of(pairs):.2f} ms per 1,000 events",
-          flush=True)
+            times[database].append((time.perf_counter() - started, cpu_seconds() - cpu_started))
+    for what, index in (("wall", 0), ("CPU", 1)):
+        per_1000 = {db: [t[index] / total * 1e6 for t in ts] for db, ts in times.items()}
+        pairs = [a - b for a, b in zip(per_1000[with_view], per_1000[without_view], strict=True)]
+        print(f"ingest ({what}): {total:,} events in {len(blocks)} blocks a round; ms per 1,000 events with the view "
+              f"{[round(v, 2) for v in per_1000[with_view]]} (median {median_of(per_1000[with_view]):.2f}), without "
+              f"{[round(v, 2) for v in per_1000[without_view]]} (median {median_of(per_1000[without_view]):.2f}); "
+              f"added {[round(v, 2) for v in pairs]}, median {median_of(pairs):.2f} ms per 1,000 events "
+              f"(x{median_of(per_1000[with_view]) / median_of(per_1000[without_view]):.2f})", flush=True)
 
 
 # --- 2. and 3. the computation at the move ---------------------------------------------------------------------
@@ -193,11 +201,12 @@ def bench_ingest(ch: Any, with_view: str, without_view: str, events: int, repeat
 def bench_signals(ch: Any, database: str, ids: list[uuid.UUID], batch_size: int, events: int) -> dict[str, float]:
     query = compute = store = 0.0
     rows_total = 0
+    cpu_started = cpu_seconds()
     for first in range(0, len(ids), batch_size):
         batch = ids[first:first + batch_size]
         started = time.perf_counter()
         sql, parameters = signals.signals_query(database, batch)
-        result = ch.query(sql, parameters=parameters).result_rows
+        result = ch.query(sql, parameters=parameters, settings=signals.QUERY_SETTINGS).result_rows
         queried = time.perf_counter()
         rows: list[signals.SignalRow] = []
         for session_id, app_name, flagged in result:
@@ -211,14 +220,15 @@ def bench_signals(ch: Any, database: str, ids: list[uuid.UUID], batch_size: int,
         rows_total += len(rows)
     total = query + compute + store
     return {"total": total, "query": query, "python": compute, "store": store, "rows": rows_total,
-            "ms_per_1000": total / (len(ids) * events / 1000) * 1000}
+            "cpu": cpu_seconds() - cpu_started, "ms_per_1000": total / (len(ids) * events / 1000) * 1000}
 
 
 def events_json_query(database: str, batch: Sequence[uuid.UUID]) -> tuple[str, dict[str, Any]]:
     """The signals query over ``events`` (the rrweb JSON) instead of ``signal_inputs``; labels left out."""
     sql, parameters = signals.signals_query(database, batch)
     # Bard's own SQL and the benchmark's database name only; the ids stay bound.
-    columns = "session_id, app_name, ts, signal_role AS role, batch_id, seq, signal_x AS x, signal_y AS y, '' AS label"
+    role = "CAST(signal_role AS Enum8('click' = 1, 'reaction' = 2, 'error' = 3)) AS role"
+    columns = f"session_id, app_name, ts, {role}, batch_id, seq, signal_x AS x, signal_y AS y, '' AS label"
     source = f"SELECT *, {SIGNAL_FIELDS} FROM {database}.events WHERE session_id IN {{p0: Array(UUID)}}"  # noqa: S608
     inputs = f"(SELECT {columns} FROM ({source}) WHERE signal_role != '') AS inputs"  # noqa: S608
     return sql.replace(f"FROM {database}.signal_inputs", f"FROM {inputs}"), parameters
@@ -229,7 +239,7 @@ def bench_events_json(ch: Any, database: str, ids: list[uuid.UUID], batch_size: 
     for first in range(0, min(len(ids), batches * batch_size), batch_size):
         sql, parameters = events_json_query(database, ids[first:first + batch_size])
         started = time.perf_counter()
-        ch.query(sql, parameters=parameters)
+        ch.query(sql, parameters=parameters, settings=signals.QUERY_SETTINGS)
         times.append(time.perf_counter() - started)
     return median_of(times)
 
@@ -263,7 +273,7 @@ def _store_nothing(*args: Any, **kwargs: Any) -> signals.StoredSignals:
 
 
 async def ender_round(settings: Settings, pool: asyncpg.Pool, ch: Any, ids: list[uuid.UUID],
-                      with_signals: bool) -> float:
+                      with_signals: bool) -> tuple[float, float]:
     """One timed ``expire_sessions()`` over ``ids``. If the ender computes signals itself (its move calls
     ``signal_rows`` and ``store_signal_rows``), the run without them replaces those two with no-ops; if it does
     not, the run with them adds them through the move's step hook (after the claim; stored after the insert)."""
@@ -292,9 +302,9 @@ async def ender_round(settings: Settings, pool: asyncpg.Pool, ch: Any, ids: list
         setattr(ender_module, "store_signal_rows", _store_nothing)  # noqa: B010
     try:
         ender = SessionEnder.from_settings(settings, pool, ch, on_step=hook)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         result = await ender.expire_sessions()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     finally:
         if integrated:
             for name, function in saved.items():
@@ -305,7 +315,7 @@ async def ender_round(settings: Settings, pool: asyncpg.Pool, ch: Any, ids: list
                       "'error_click')").result_rows[0][0]
     if (stored > 0) != with_signals:
         raise SystemExit(f"{stored} signal rows after a move {'with' if with_signals else 'without'} signals")
-    return seconds
+    return seconds, cpu
 
 
 async def bench_ender(settings: Settings, ch: Any, ids: list[uuid.UUID], repeat: int, pg_server: str) -> None:
@@ -316,19 +326,26 @@ async def bench_ender(settings: Settings, ch: Any, ids: list[uuid.UUID], repeat:
     try:
         async with pool.acquire() as conn:
             await postgres.migrate(conn)
-        plain, with_signals, ratios = [], [], []
+        plain: list[float] = []
+        with_signals: list[float] = []
+        ratios: list[float] = []
+        cpus: dict[bool, list[float]] = {False: [], True: []}
         for round_ in range(repeat):
             order = (False, True) if round_ % 2 == 0 else (True, False)
             took = {flag: await ender_round(settings, pool, ch, ids, flag) for flag in order}
-            plain.append(took[False])
-            with_signals.append(took[True])
-            ratios.append(took[True] / took[False])
-            print(f"ender round {round_ + 1}: move {took[False]:.2f} s, with signals {took[True]:.2f} s "
-                  f"(+{took[True] - took[False]:.2f} s, x{ratios[-1]:.2f})", flush=True)
+            plain.append(took[False][0])
+            with_signals.append(took[True][0])
+            ratios.append(took[True][0] / took[False][0])
+            for flag in (False, True):
+                cpus[flag].append(took[flag][1])
+            print(f"ender round {round_ + 1}: move {took[False][0]:.2f} s ({took[False][1]:.2f} s CPU), with signals "
+                  f"{took[True][0]:.2f} s ({took[True][1]:.2f} s CPU): +{took[True][0] - took[False][0]:.2f} s, "
+                  f"x{ratios[-1]:.2f}", flush=True)
         added = [b - a for a, b in zip(plain, with_signals, strict=True)]
-        print(f"ender: {len(ids):,} sessions; move median {median_of(plain):.2f} s, with signals "
-              f"{median_of(with_signals):.2f} s; added median {median_of(added):.2f} s, ratio median "
-              f"x{median_of(ratios):.2f}", flush=True)
+        print(f"ender: {len(ids):,} sessions, batch size {settings.ender_batch_size}; move median "
+              f"{median_of(plain):.2f} s ({median_of(cpus[False]):.2f} s CPU), with signals "
+              f"{median_of(with_signals):.2f} s ({median_of(cpus[True]):.2f} s CPU); added median "
+              f"{median_of(added):.2f} s, ratio median x{median_of(ratios):.2f}", flush=True)
     finally:
         await pool.close()
         admin = await asyncpg.connect(f"{pg_server}/postgres")
@@ -346,6 +363,7 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=Settings().ender_batch_size)
     parser.add_argument("--ingest-events", type=int, default=100_000)
+    parser.add_argument("--ingest-repeat", type=int, default=6, help="rounds of the ingest comparison (noisy)")
     parser.add_argument("--json-batches", type=int, default=3, help="batches timed over the rrweb JSON (slow)")
     parser.add_argument("--sample", type=int, default=50, help="sessions checked against the reference")
     parser.add_argument("--skip", nargs="*", default=[], choices=["ingest", "signals", "json", "ender"])
@@ -365,7 +383,7 @@ async def main() -> None:
             for name in ("ingest_with", "ingest_without"):
                 migrate_clickhouse(ch, settings, name)
             ch.command("DROP VIEW ingest_without.signal_inputs_mv")
-            bench_ingest(ch, "ingest_with", "ingest_without", args.ingest_events, args.repeat)
+            bench_ingest(ch, "ingest_with", "ingest_without", args.ingest_events, args.ingest_repeat)
             for name in ("ingest_with", "ingest_without"):
                 ch.command(f"DROP DATABASE {name} SYNC")
 
@@ -383,10 +401,11 @@ async def main() -> None:
                 ch.command("DELETE FROM conversion_events WHERE kind IN ('rage_click', 'dead_click', 'error_click')")
                 runs.append(bench_signals(ch, database, ids, args.batch_size, args.events))
                 r = runs[-1]
-                print(f"signals round {round_ + 1}: {r['total']:.2f} s for {args.sessions:,} sessions "
-                      f"({r['ms_per_1000']:.3f} ms per 1,000 events): query {r['query']:.2f} s, "
+                print(f"signals round {round_ + 1}: {r['total']:.2f} s ({r['cpu']:.2f} s CPU) for {args.sessions:,} "
+                      f"sessions ({r['ms_per_1000']:.3f} ms per 1,000 events): query {r['query']:.2f} s, "
                       f"python {r['python']:.2f} s, store {r['store']:.2f} s; {r['rows']:,} signal rows", flush=True)
-            print(f"signals: median {median_of([r['total'] for r in runs]):.2f} s, "
+            print(f"signals: median {median_of([r['total'] for r in runs]):.2f} s "
+                  f"({median_of([r['cpu'] for r in runs]):.2f} s CPU), "
                   f"{median_of([r['ms_per_1000'] for r in runs]):.3f} ms per 1,000 events", flush=True)
             wrong = check_sample(ch, database, ids, args.sample)
             print(f"reference check: {wrong} of {args.sample} sampled sessions differ", flush=True)
@@ -399,7 +418,7 @@ async def main() -> None:
                 batch = ids[: args.batch_size]
                 started = time.perf_counter()
                 sql, parameters = signals.signals_query(database, batch)
-                ch.query(sql, parameters=parameters)
+                ch.query(sql, parameters=parameters, settings=signals.QUERY_SETTINGS)
                 ours.append(time.perf_counter() - started)
                 theirs.append(bench_events_json(ch, database, ids, args.batch_size, args.json_batches))
             batches = -(-args.sessions // args.batch_size)

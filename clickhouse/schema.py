@@ -234,6 +234,11 @@ tagged clicks and custom events."""
 _SIGNAL_DATA = "Tuple(source Dynamic, type Dynamic, x Dynamic, y Dynamic, plugin Dynamic, payload Tuple(level Dynamic))"
 _RRWEB_PREFIX = '{"type":3,"data":{"source":'
 _NO_ID = "toUUID('00000000-0000-0000-0000-000000000000')"
+# A click as rrweb writes it, coordinates plain decimals of at most 15 integer digits (exactly what a parse reads).
+_COORDINATE = r"(-?(?:0|[1-9]\d{0,14})(?:\.\d+)?)"
+_RRWEB_CLICK = (r'^\{"type":3,"data":\{"source":2,"type":2,"id":-?\d+,"x":' + _COORDINATE
+                + ',"y":' + _COORDINATE + "[,}]")
+_RRWEB_MOUSE_INTERACTION = r'^\{"type":3,"data":\{"source":2,"type":(\d+),'
 
 
 def _written_as_rrweb(*sources: int) -> str:
@@ -241,50 +246,63 @@ def _written_as_rrweb(*sources: int) -> str:
     return " OR ".join(f"startsWith(event, {_quote(f'{_RRWEB_PREFIX}{source},')})" for source in sources)
 
 
+def _parsed_coordinate(name: str) -> str:
+    return (f"coalesce(dynamicElement(signal_data.{name}, 'Float64'), "
+            f"toFloat64(dynamicElement(signal_data.{name}, 'Int64')), "
+            f"toFloat64(dynamicElement(signal_data.{name}, 'UInt64')), nan)")
+
+
 SIGNAL_FIELDS = f"""
-    multiIf(type != 3, '', {_written_as_rrweb(1, 4, 6)}, 'none', {_written_as_rrweb(0, 3, 5, 14)}, 'reaction',
-            '') AS signal_shortcut,
-    if(type = 6 OR (type = 3 AND signal_shortcut = ''),
-       JSONExtract(event, 'data', {_quote(_SIGNAL_DATA)}),
+    if(type = 3 AND startsWith(event, {_quote(_RRWEB_PREFIX + '2,"type":2,')}),
+       extractGroups(event, {_quote(_RRWEB_CLICK)}), []) AS signal_click_at,
+    multiIf(type IN (2, 4), 'reaction', type = 6, 'parse', type != 3, '',
+            {_written_as_rrweb(1, 4, 6)}, '', {_written_as_rrweb(0, 3, 5, 14)}, 'reaction',
+            notEmpty(signal_click_at), 'click',
+            extract(event, {_quote(_RRWEB_MOUSE_INTERACTION)}) NOT IN ('', '2'), '',
+            'parse') AS signal_known,
+    if(signal_known = 'parse', JSONExtract(event, 'data', {_quote(_SIGNAL_DATA)}),
        CAST(tuple(NULL, NULL, NULL, NULL, NULL, tuple(NULL)), {_quote(_SIGNAL_DATA)})) AS signal_data,
-    dynamicElement(signal_data.source, 'Int64') AS signal_source,
-    multiIf(type IN (2, 4), 'reaction',
-            signal_shortcut = 'reaction', 'reaction',
-            signal_shortcut = 'none', '',
-            type = 3 AND signal_source = 2 AND dynamicElement(signal_data.type, 'Int64') = 2, 'click',
-            type = 3 AND signal_source IN (0, 3, 5, 14), 'reaction',
-            type = 6 AND dynamicElement(signal_data.plugin, 'String') = 'rrweb/console@1'
-                     AND dynamicElement(signal_data.payload.level, 'String') = 'error', 'error',
-            '') AS signal_role,
-    if(signal_role = 'click', coalesce(dynamicElement(signal_data.x, 'Float64'),
-       toFloat64(dynamicElement(signal_data.x, 'Int64')), toFloat64(dynamicElement(signal_data.x, 'UInt64')), nan),
-       nan) AS signal_x,
-    if(signal_role = 'click', coalesce(dynamicElement(signal_data.y, 'Float64'),
-       toFloat64(dynamicElement(signal_data.y, 'Int64')), toFloat64(dynamicElement(signal_data.y, 'UInt64')), nan),
-       nan) AS signal_y
+    if(signal_known = 'parse', multiIf(
+           type = 3 AND dynamicElement(signal_data.source, 'Int64') = 2
+                    AND dynamicElement(signal_data.type, 'Int64') = 2, 'click',
+           type = 3 AND dynamicElement(signal_data.source, 'Int64') IN (0, 3, 5, 14), 'reaction',
+           type = 6 AND dynamicElement(signal_data.plugin, 'String') = 'rrweb/console@1'
+                    AND dynamicElement(signal_data.payload.level, 'String') = 'error', 'error',
+           ''), signal_known) AS signal_role,
+    multiIf(signal_known = 'click', toFloat64(signal_click_at[1]),
+            signal_role = 'click', {_parsed_coordinate('x')}, nan) AS signal_x,
+    multiIf(signal_known = 'click', toFloat64(signal_click_at[2]),
+            signal_role = 'click', {_parsed_coordinate('y')}, nan) AS signal_y
 """
 """What a behaviour signal needs of an rrweb event, read from ``type`` and ``event`` (the JSON text), as
 :mod:`agent_api.events` reads it: ``signal_role`` is ``'click'`` (type 3, ``data.source`` and ``data.type`` the
 JSON integer 2), ``'reaction'`` (type 2 full snapshot or 4 meta: a new page; type 3 with ``data.source`` the JSON
 integer 0 mutation, 3 scroll, 5 input or 14 selection), ``'error'`` (type 6 from ``rrweb/console@1`` at level
 ``error``, as :mod:`agent_api.tagging` counts errors) or ``''``; ``signal_x``, ``signal_y`` a click's ``data.x``,
-``data.y`` when each is a JSON number, ``nan`` otherwise. Parsing the JSON is most of the cost, so an incremental
-event that starts as rrweb writes it (``{"type":3,"data":{"source":N,``) is known by its source without a parse,
-except a mouse interaction (source 2), which is parsed for its type and position; so are console events and
-incremental events written otherwise. ClickHouse's parser reads a key's first occurrence and does not unescape
-keys: an event with a repeated or escaped key is read as ClickHouse reads it, and the shortcut agrees with it."""
+``data.y`` when each is a JSON number (ClickHouse reads an integer beyond 64 bits as a string: not one), ``nan``
+otherwise.
+
+What this costs at ingest is the JSON parse (~1.3 us for a 200-byte event, and more for the exact types read
+here), so an event written as rrweb writes it is read without one: an incremental event that starts
+``{"type":3,"data":{"source":N,`` is known by its source, a mouse interaction by its ``type`` after that, and a
+click by its plain-decimal ``x`` and ``y`` after its ``id`` (as a parse would read them). The others of types 3
+and 6 (console events, events written otherwise) are parsed once, into ``Dynamic`` fields that keep the JSON type
+(``"2"``, ``2.0`` and ``true`` are not the integer 2). ClickHouse's parser reads a key's first occurrence and does
+not unescape keys: an event with a repeated or escaped key is read as ClickHouse reads it, and the shortcuts
+agree with that (they read the first occurrence too, and never an escaped key)."""
 
 
 def _behaviour_signals(settings: Settings, db: str) -> list[str]:
     # How the signals are computed and why their inputs are kept apart: session_ender.signals.
     #
     # signal_inputs holds what the signals read of every click, reaction and console error, a few bytes a row,
-    # so that the session ender's move reads that instead of the rrweb JSON in events (measured ~10x cheaper:
+    # so that the session ender's move reads that instead of the rrweb JSON in events (measured ~20x cheaper:
     # the sessions of one move are scattered over events' granules, and their event column, snapshots and all,
     # would be decompressed to read the clicks). Small granules and compressed blocks for the same reason as
     # sessions: readers look sessions up by id. Reactions and errors keep no identity (batch_id and seq zero):
     # only their times matter, so two at the same millisecond may collapse; role is in the key so that a
-    # reaction and an error do not. A click keeps its identity and its label as the ingest row tagged it (the
+    # reaction and an error do not. A click keeps its identity, its position (x and y nan when it has none: not
+    # Nullable, which reads two more streams per lookup) and its label as the ingest row tagged it (the
     # conversion_events label of the same event, '' when it has none).
     #
     # Idempotent like every migration: the enum grows in place (a metadata change, even in the sorting key);
@@ -310,15 +328,8 @@ def _behaviour_signals(settings: Settings, db: str) -> list[str]:
         ORDER BY (session_id, ts, role, batch_id, seq)
         SETTINGS index_granularity = 256, min_compress_block_size = 4096, max_compress_block_size = 16384
         """,
-        f"""
-        CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.signal_inputs_mv TO {db}.signal_inputs AS
-        SELECT session_id, app_name, fromUnixTimestamp64Milli(ts, 'UTC') AS ts, signal_role AS role,
-               if(signal_role = 'click', batch_id, {zero}) AS batch_id, if(signal_role = 'click', seq, 0) AS seq,
-               signal_x AS x, signal_y AS y, if(signal_role = 'click' AND kind = 'click', label, '') AS label,
-               fromUnixTimestamp64Milli(received_at, 'UTC') AS received_at
-        FROM (SELECT *, {SIGNAL_FIELDS} FROM {db}.ingest)
-        WHERE signal_role != ''
-        """,
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.signal_inputs_mv TO {db}.signal_inputs AS "
+        + _signal_inputs_select(db),
         f"""
         INSERT INTO {db}.signal_inputs (session_id, app_name, ts, role, batch_id, seq, x, y, label, received_at)
         SELECT e.session_id, e.app_name, e.ts, e.signal_role,
@@ -335,6 +346,26 @@ def _behaviour_signals(settings: Settings, db: str) -> list[str]:
     ]
 
 
+def _signal_inputs_select(db: str) -> str:
+    """The query of ``signal_inputs_mv``: what it keeps of each ingest row (see :data:`SIGNAL_FIELDS`)."""
+    return f"""
+        SELECT session_id, app_name, fromUnixTimestamp64Milli(ts, 'UTC') AS ts, signal_role AS role,
+               if(signal_role = 'click', batch_id, {_NO_ID}) AS batch_id, if(signal_role = 'click', seq, 0) AS seq,
+               signal_x AS x, signal_y AS y, if(signal_role = 'click' AND kind = 'click', label, '') AS label,
+               fromUnixTimestamp64Milli(received_at, 'UTC') AS received_at
+        FROM (SELECT *, {SIGNAL_FIELDS} FROM {db}.ingest)
+        WHERE signal_role != ''
+        """
+
+
+def _signal_inputs_without_parse(settings: Settings, db: str) -> list[str]:
+    # Migration 5 first shipped a view that parsed the JSON of every click; this one reads the common rrweb
+    # shapes without a parse (same rows, measured in bench/signals.py). MODIFY QUERY swaps it atomically, so an
+    # insert running meanwhile goes through one view or the other, never neither. A database created now gets
+    # the new query from migration 5 already, and this is a no-op for it.
+    return [f"ALTER TABLE {db}.signal_inputs_mv MODIFY QUERY {_signal_inputs_select(db)}"]
+
+
 INGEST_NAMES = ", ".join(line.split()[0] for line in INGEST_COLUMNS.strip().splitlines())
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -343,4 +374,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "ingest_queue", _queue, modes=frozenset({"server"})),
     Migration(4, "session_metadata", _session_metadata),
     Migration(5, "behaviour_signals", _behaviour_signals),
+    Migration(6, "signal_inputs_without_parse", _signal_inputs_without_parse),
 )

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from agent_api.batches import parse_batch
 from bard.settings import Settings
+from clickhouse import migrations as clickhouse_migrations
 from clickhouse.client import create_client
 from clickhouse.consumer import INSERT_SETTINGS
 from clickhouse.migrations import migrate
@@ -460,6 +461,14 @@ HOSTILE_EVENTS: list[tuple[str, Event]] = [
     ("x as null", click(T, None, 100)),
     ("x as an object", click(T, {"v": 1}, 100)),
     ("huge coordinates", click(T, 10**30, -(10**30))),
+    ("coordinates of 16 digits", click(T, 1234567890123456, 100)),
+    ("coordinates with exponents", click(T, 1e5, 1.5e-3)),
+    ("negative and fractional coordinates", click(T, -0.5, 99.999)),
+    ("a click without its node id", {"type": 3, "data": {"source": 2, "type": 2, "x": 100, "y": 100}, "timestamp": T}),
+    ("a click with its keys in another order", {"type": 3, "data": {"x": 100, "y": 100, "type": 2, "source": 2,
+                                                                     "id": 7}, "timestamp": T}),
+    ("a mouse interaction of type 20", {"type": 3, "data": {"source": 2, "type": 20, "id": 7, "x": 100, "y": 100},
+                                        "timestamp": T}),
     ("mutation source as a float", {"type": 3, "data": {"source": 0.0}, "timestamp": T + 1}),
     ("scroll source as a string", {"type": 3, "data": {"source": "3"}, "timestamp": T + 1}),
     ("console level with a space", console(T + 1, level="error ")),
@@ -495,6 +504,7 @@ def test_a_flood_of_clicks_is_bounded(new_session: Callable[[], Session]) -> Non
 
 OFFSETS = st.integers(0, 3_000) | st.sampled_from([0, 999, 1_000, 1_001, 1_999, 2_000, 2_001])
 COORDINATE = st.sampled_from([100, 110, 118, 124, 129, 130, 131, 160]) | st.floats(90, 140, allow_nan=False)
+"""Around one spot, so that distances near 30 px are common; floats as the agent may send them."""
 
 
 @st.composite
@@ -517,17 +527,21 @@ def random_event(draw: st.DrawFn) -> Event:
     return makers[kind](ts)
 
 
+Batches = list[tuple[list[Event], bool]]
+
+
 @st.composite
-def batched_session(draw: st.DrawFn) -> tuple[list[list[Event]], list[list[Event]], list[int]]:
-    """Events cut into batches sent in any order, a second phase of late batches, and batches redelivered."""
+def batched_session(draw: st.DrawFn) -> tuple[Batches, Batches, list[int]]:
+    """Events cut into batches sent in any order (each written compact, as the agent writes it, or not: the
+    ingest view reads the first without a JSON parse), a second phase of late batches, and batches redelivered."""
     events = draw(st.lists(random_event(), min_size=1, max_size=40))
     late = draw(st.lists(random_event(), max_size=12))
 
-    def batches(items: list[Event]) -> list[list[Event]]:
+    def batches(items: list[Event]) -> Batches:
         cut, out = 0, []
         while cut < len(items):
             size = draw(st.integers(1, 10))
-            out.append(items[cut:cut + size])
+            out.append((items[cut:cut + size], draw(st.booleans())))
             cut += size
         return draw(st.permutations(out))
 
@@ -539,18 +553,18 @@ def batched_session(draw: st.DrawFn) -> tuple[list[list[Event]], list[list[Event
 @hypothesis_settings(max_examples=40, deadline=None)
 @given(case=batched_session())
 def test_random_sessions_match_the_reference(ch: Client, database: str,
-                                             case: tuple[list[list[Event]], list[list[Event]], list[int]]) -> None:
+                                             case: tuple[Batches, Batches, list[int]]) -> None:
     """Random sessions, batched at random, some batches redelivered, then late batches and a second move: every
     move's rows and counts are the reference's, and after the second store the table holds exactly its rows."""
     first, late, redelivered = case
     session = Session(ch, database)
-    batch_ids = [session.send(batch) for batch in first]
+    batch_ids = [session.send(batch, compact=compact) for batch, compact in first]
     for index in redelivered:
         session.redeliver(batch_ids[index])
     rows, _ = assert_matches_reference(session)
     store_signal_rows(ch, database, [session.id], rows, moved_before=[])
-    for batch in late:
-        session.send(batch)
+    for batch, compact in late:
+        session.send(batch, compact=compact)
     rows, _ = assert_matches_reference(session)
     store_signal_rows(ch, database, [session.id], rows, moved_before=[session.id])
     assert stored_signals(ch, session.id) == sorted((r.kind, r.ts, r.label, r.batch_id, r.seq) for r in rows)
@@ -594,6 +608,33 @@ def test_the_backfill_reads_events_stored_before_migration_5(settings: Settings,
         rows, counts = assert_matches_reference(session)
         assert counts == SignalCounts(rage_click_count=1, dead_click_count=5, error_click_count=4)
         assert {r.label for r in rows} == {bardrr.BUTTON_LABEL, bardrr.LINK_LABEL, ""}
+    finally:
+        ch.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+        ch.close()
+
+
+def test_migration_6_gives_an_older_view_the_current_query(settings: Settings, chdb_url: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database migrated to 5 when its view parsed every click (any other query stands for it here): migration 6
+    swaps the query in place, and what ingest writes from then on is the reference's."""
+    database = f"m_{uuid.uuid4().hex[:10]}"
+    ch = create_client(chdb_url, database=database)
+    try:
+        with monkeypatch.context() as before:
+            before.setattr(clickhouse_migrations, "MIGRATIONS", tuple(m for m in MIGRATIONS if m.version <= 5))
+            assert migrate(ch, settings, database)[-1] == 5
+        ch.command("ALTER TABLE signal_inputs_mv MODIFY QUERY SELECT session_id, app_name, "
+                   "fromUnixTimestamp64Milli(ts, 'UTC') AS ts, 'click' AS role, batch_id, seq, 0. AS x, 0. AS y, "
+                   "'' AS label, fromUnixTimestamp64Milli(received_at, 'UTC') AS received_at FROM ingest WHERE 0")
+        assert migrate(ch, settings, database) == [6]
+        query = ch.query("SELECT as_select FROM system.tables WHERE database = {d:String} AND name = "
+                         "'signal_inputs_mv'", parameters={"d": database}).result_rows[0][0]
+        assert "extractGroups" in query
+        session = Session(ch, database)
+        session.send([button(T), button(T + 100), button(T + 200), console(T + 300)])
+        rows, counts = assert_matches_reference(session)
+        assert counts == SignalCounts(rage_click_count=1, dead_click_count=3, error_click_count=3)
+        assert migrate(ch, settings, database) == []
     finally:
         ch.command(f"DROP DATABASE IF EXISTS {database} SYNC")
         ch.close()
