@@ -64,14 +64,28 @@ from clickhouse.sql import (
     QueryParameters,
     and_,
     check_database_name,
+    fragment,
+    or_,
     table,
 )
 from clickhouse.sql import call as _call
 from clickhouse.sql import column as _col
 from clickhouse.sql import lambda_ as _lambda
 from clickhouse.sql import number as _int
-from funnels.definition import FunnelDefinition, SessionFilter, validate, validate_filters
+from funnels.definition import (
+    BREAKDOWN_PROPERTIES,
+    Exclusion,
+    FunnelDefinition,
+    SessionFilter,
+    Step,
+    validate,
+    validate_filters,
+)
 from funnels.errors import InvalidFunnel
+from funnels.results import HISTOGRAM_BINS
+
+BREAKDOWN_COLUMNS = {name: name for name in BREAKDOWN_PROPERTIES}
+"""The ``sessions`` column of each breakdown property: the only identifiers a definition chooses."""
 
 MAX_PAGE = 10_000
 """The most ids one page may ask for."""
@@ -116,23 +130,13 @@ class FunnelCompiler:
     # --- queries ------------------------------------------------------------------------------------------------
 
     def counts_query(self) -> CompiledQuery:
-        """One row: entered, then completed for steps 1..n, then the median ms from the previous step for 2..n
-        (``nan`` when no session completed that step)."""
+        """One row: the summary of :meth:`_level_summary` (counts, times, histograms, trend, breakdown)."""
         self.params = QueryParameters()
-        n = len(self.definition.steps)
-        entered = self.entered_sessions()
-        chain = self.session_chain(entered)
-        entered_count = exp.Subquery(this=exp.select(exp.Count(this=exp.Star())).from_("entered", copy=False))
-        columns = self._summary(entered_count, [_col(f"r{k}") for k in range(1, n + 1)])
-        tree = (
-            exp.select(*columns)
-            .from_(chain.subquery("chain", copy=False), copy=False)
-            .with_("entered", as_=entered, copy=False)
-        )
-        return self.render(tree)
+        tree = exp.select(*self._level_summary()).from_("levels", copy=False)
+        return self.render(self._with_levels(tree))
 
     def all_ids_query(self) -> CompiledQuery:
-        """One row: the columns of :meth:`counts_query`, then for each step every completed id and every dropped
+        """One row: the summary of :meth:`counts_query`, then for each step every completed id and every dropped
         id (UUID arrays ordered by text). One query, so counts and ids always agree."""
         self.params = QueryParameters()
         columns = self._level_summary()
@@ -147,7 +151,7 @@ class FunnelCompiler:
         return self.render(self._with_levels(tree))
 
     def page_ids_query(self, limit: int, offset: int, after: uuid.UUID | None) -> CompiledQuery:
-        """One row: the columns of :meth:`counts_query`, then for each step the page of completed ids and the page
+        """One row: the summary of :meth:`counts_query`, then for each step the page of completed ids and the page
         of dropped ids (UUID arrays ordered by text). Each list keeps only its first offset + limit ids
         (``groupArraySorted``), never all of them."""
         self.params = QueryParameters()
@@ -179,11 +183,13 @@ class FunnelCompiler:
         return self.render(self._with_levels(tree))
 
     def step_sessions_query(
-        self, step_number: int, outcome: Outcome, limit: int, offset: int, after: uuid.UUID | None
+        self, step_number: int, outcome: Outcome, limit: int, offset: int, after: uuid.UUID | None,
+        breakdown_value: str | None = None, breakdown_other: Sequence[str] | None = None,
     ) -> CompiledQuery:
         """Rows ``(session_id, level, reached_at)``: one page of the sessions that completed or dropped at
         ``step_number`` (1-based), ordered by text; ``level`` is the last step the session reached (0..n) and
-        ``reached_at`` the moments (ms) it reached steps 1..level."""
+        ``reached_at`` the moments (ms) it reached steps 1..level. With ``breakdown_value``, only the sessions of
+        that value; with ``breakdown_other`` (the top values), only those of none of them (the "other" row)."""
         self.params = QueryParameters()
         n = len(self.definition.steps)
         if isinstance(step_number, bool) or not isinstance(step_number, int) or not 1 <= step_number <= n:
@@ -198,6 +204,17 @@ class FunnelCompiler:
             condition = exp.EQ(this=_col("level"), expression=exp.Sub(this=step_p, expression=_int(1)))
         if after is not None:
             condition = and_(condition, exp.GT(this=_col("sid"), expression=self.params.bind(str(after), "String")))
+        if breakdown_value is not None or breakdown_other is not None:
+            if self.definition.breakdown is None:
+                raise InvalidFunnel("breakdown_value", "the funnel has no breakdown")
+            if breakdown_value is not None and breakdown_other is not None:
+                raise InvalidFunnel("breakdown_value", "give a value or the other values, not both")
+            if breakdown_value is not None:
+                condition = and_(condition, exp.EQ(this=_col("bucket"),
+                                                   expression=self.params.bind(breakdown_value, "String")))
+            else:
+                others = self.params.bind(list(breakdown_other or ()), "Array(String)")
+                condition = and_(condition, exp.Not(this=_call("has", others, _col("bucket"))))
         tree = (
             exp.select(_col("session_id"), _col("level"), _col("reached_at"))
             .from_("levels", copy=False)
@@ -247,22 +264,31 @@ class FunnelCompiler:
         return table(name, self.database)
 
     def entered_sessions(self) -> exp.Select:
-        """``SELECT session_id FROM sessions FINAL WHERE <filters>``."""
-        select = exp.select(_col("session_id")).from_(exp.Final(this=self._table("sessions")), copy=False)
+        """``SELECT session_id, toDate(started_at) AS day[, <breakdown property> AS bucket] FROM sessions FINAL WHERE
+        <filters>``."""
+        columns: list[exp.Expr] = [_col("session_id"), exp.alias_(_call("toDate", _col("started_at")), "day")]
+        breakdown = self.definition.breakdown
+        if breakdown is not None:
+            # An identifier from the allow-list (validated), never request text.
+            columns.append(exp.alias_(_col(BREAKDOWN_COLUMNS[breakdown.property]), "bucket"))
+        select = exp.select(*columns).from_(exp.Final(this=self._table("sessions")), copy=False)
         condition = session_filters.where(session_filters.conditions(self.filters, self.params))
         return select.where(condition, copy=False) if condition is not None else select
 
-    def _step_conditions(self) -> list[exp.Expr]:
-        """``kind = {p: String} AND label = {p: String}`` for each step, binding each value once."""
+    def _event_conditions(self, events: Sequence[Step | Exclusion]) -> list[exp.Expr]:
+        """``kind = {p: String} AND label = {p: String}`` for each step or exclusion, binding each value once."""
         return [
             exp.Paren(
                 this=and_(
-                    exp.EQ(this=_col("kind"), expression=self.params.bind(step.kind, "String")),
-                    exp.EQ(this=_col("label"), expression=self.params.bind(step.label, "String")),
+                    exp.EQ(this=_col("kind"), expression=self.params.bind(event.kind, "String")),
+                    exp.EQ(this=_col("label"), expression=self.params.bind(event.label, "String")),
                 )
             )
-            for step in self.definition.steps
+            for event in events
         ]
+
+    def _step_conditions(self) -> list[exp.Expr]:
+        return self._event_conditions(self.definition.steps)
 
     def _in_entered(self) -> exp.Expr:
         return exp.In(
@@ -270,16 +296,19 @@ class FunnelCompiler:
             query=exp.select(_col("session_id")).from_("entered", copy=False).subquery(copy=False),
         )
 
-    def session_chain(self, entered: exp.Select) -> exp.Select:
-        """Per session with a matching event: ``session_id, r_k, t_k, e_k, f_k, level`` (see the module doc)."""
-        n = len(self.definition.steps)
+    def session_chain(self) -> exp.Select:
+        """Per session with a matching event: ``session_id``, ``t_1..t_n`` (the moments it reached its steps,
+        meaningful up to its level), ``level`` and ``excluded`` (see the module doc)."""
+        definition = self.definition
+        n = len(definition.steps)
         steps = self._step_conditions()
-        # Bound only when a later step can use it: a placeholder without a use would be a value with no place.
-        window = (
-            self.params.bind(self.definition.window_seconds * 1000, "Int64")
-            if self.definition.window_seconds is not None and n > 1
-            else None
-        )
+        exclusions = self._event_conditions(definition.exclusions)
+        window = definition.window_seconds
+        # Bound only when used: a placeholder without a use would be a value with no place.
+        uses_window = window is not None and (n > 1 or definition.order == "any" or bool(definition.exclusions))
+        matching: exp.Expr = and_(exp.or_(*(c.copy() for c in (*steps, *exclusions)), copy=False), self._in_entered())
+        if definition.order == "strict":
+            matching = self._in_entered()  # every conversion event: strict asks that none lies between two steps
         events = (
             exp.select(
                 _col("session_id"),
@@ -288,85 +317,174 @@ class FunnelCompiler:
                 _col("label"),
             )
             .from_(self._table("conversion_events"), copy=False)
-            .where(and_(exp.or_(*(s.copy() for s in steps), copy=False), self._in_entered()), copy=False)
+            .where(matching, copy=False)
         )
-        first_step = steps[0]
+        columns: list[exp.Expr] = [_col("session_id")]
+        if uses_window:
+            assert window is not None
+            columns.append(exp.alias_(self.params.bind(window * 1000, "Int64"), "w"))
+        columns += [exp.alias_(exp.CombinedAggFunc(this="groupArrayIf", expressions=[_col("t"), c.copy()]), f"x{m}")
+                    for m, c in enumerate(exclusions, start=1)]
+        # Layers: each a SELECT over the one before, so that a column names a value instead of an expression that
+        # every later use would copy (ClickHouse expands aliases: t_k over best over lv over c_1..c_n is cubic).
+        layers: list[list[exp.Expr]]
+        if definition.order == "ordered" and window is None:
+            layers = [columns + self._earliest_chain(steps)]
+        else:
+            # Unsorted: a minimum needs no sort, and sorting n small arrays per session costs more.
+            columns += [exp.alias_(exp.CombinedAggFunc(this="groupArrayIf", expressions=[_col("t"), step.copy()]),
+                                   f"e{k}") for k, step in enumerate(steps, start=1)]
+            if definition.order == "strict":
+                columns.append(fragment("arraySort(groupUniqArray(t)) AS u"))
+            if definition.order == "any":
+                layers = [columns, *self._any_order_chain(n, uses_window)]
+            else:
+                layers = [columns, *self._anchored_chain(n, strict=definition.order == "strict", windowed=uses_window)]
+        excluded: list[exp.Expr] = []
+        for m, exclusion in enumerate(definition.exclusions, start=1):
+            i, j = exclusion.from_step, exclusion.to_step
+            end = "t1 + w" if uses_window else str(2**63 - 1)
+            excluded.append(fragment(
+                f"level >= {i} AND arrayExists(x -> x > t{i} AND x < if(level >= {j}, t{j}, {end}), x{m})"))
+        layers.append([exp.alias_(or_(*excluded) if excluded else _int(0), "excluded")])
+        tree = (
+            exp.select(*layers[0])
+            .from_(events.subquery("matching", copy=False), copy=False)
+            .group_by("session_id", copy=False)
+        )
+        for number, layer in enumerate(layers[1:], start=1):
+            tree = exp.select(exp.Star(), *layer).from_(tree.subquery(f"layer{number}", copy=False), copy=False)
+        return tree
+
+    def _earliest_chain(self, steps: list[exp.Expr]) -> list[exp.Expr]:
+        """Ordered, no window: the earliest step-1 event anchors the deepest chain, so one greedy chain."""
+        n = len(steps)
         columns: list[exp.Expr] = [
-            _col("session_id"),
-            exp.alias_(exp.GT(this=_call("countIf", first_step.copy()), expression=_int(0)), "r1"),
-            exp.alias_(exp.CombinedAggFunc(this="minIf", expressions=[_col("t"), first_step.copy()]), "t1"),
+            exp.alias_(exp.GT(this=_call("countIf", steps[0].copy()), expression=_int(0)), "r1"),
+            exp.alias_(exp.CombinedAggFunc(this="minIf", expressions=[_col("t"), steps[0].copy()]), "t1"),
         ]
         for k, step in enumerate(steps[1:], start=2):
-            # Unsorted: the earliest match is a minimum, and sorting 5 small arrays per session costs more.
             columns.append(
                 exp.alias_(exp.CombinedAggFunc(this="groupArrayIf", expressions=[_col("t"), step.copy()]), f"e{k}")
             )
         for k in range(2, n + 1):
-            later: exp.Expr = exp.GT(this=exp.to_identifier("x"), expression=_col(f"t{k - 1}"))
-            if window is not None:
-                within = exp.LTE(
-                    this=exp.to_identifier("x"), expression=exp.Add(this=_col("t1"), expression=window.copy())
-                )
-                later = and_(later, within)
-            columns.append(exp.alias_(_call("arrayFilter", _lambda(later, "x"), _col(f"e{k}")), f"f{k}"))
+            columns.append(fragment(f"arrayFilter(x -> x > t{k - 1}, e{k}) AS f{k}"))
             # t_{k-1} is 0 when step k-1 was not reached; r_k carries that forward, so t_k is never read alone.
-            reached = and_(_col(f"r{k - 1}"), _call("notEmpty", _col(f"f{k}")))
-            columns.append(exp.alias_(reached, f"r{k}"))
-            columns.append(exp.alias_(_call("arrayMin", _col(f"f{k}")), f"t{k}"))
-            columns.append(exp.alias_(exp.Sub(this=_col(f"t{k}"), expression=_col(f"t{k - 1}")), f"d{k}"))
-        level: exp.Expr = _col("r1")
-        for k in range(2, n + 1):
-            level = exp.Add(this=level, expression=_col(f"r{k}"))
-        columns.append(exp.alias_(level, "level"))
-        return (
-            exp.select(*columns)
-            .from_(events.subquery("matching", copy=False), copy=False)
-            .group_by("session_id", copy=False)
-        )
+            columns.append(fragment(f"r{k - 1} AND notEmpty(f{k}) AS r{k}"))
+            columns.append(fragment(f"arrayMin(f{k}) AS t{k}"))
+        columns.append(fragment(" + ".join(f"r{k}" for k in range(1, n + 1)) + " AS level"))
+        return columns
+
+    def _anchored_chain(self, n: int, *, strict: bool, windowed: bool) -> list[list[exp.Expr]]:
+        """Every step-1 event anchors a chain; ``c_k[i]`` is where the chain of anchor ``i`` reached step k (0: not
+        reached). Ordered: a time, the earliest match after the previous step (within the window of the anchor).
+        Strict: a position in ``u``, the session's moments with a conversion event in order; step k must be done
+        at the moment right after step k-1. The deepest chain wins, the earliest anchor among equals. The layers
+        after the aggregation's."""
+        chains: list[exp.Expr] = []
+        if strict:
+            chains.append(fragment("arrayFilter(i -> has(e1, u[i]), arrayEnumerate(u)) AS c1"))
+            for k in range(2, n + 1):
+                within = " AND u[p + 1] <= u[s] + w" if windowed else ""
+                chains.append(fragment(
+                    f"arrayMap((s, p) -> if(p != 0 AND has(e{k}, u[p + 1]){within}, p + 1, 0), c1, c{k - 1}) AS c{k}"))
+        else:
+            chains.append(fragment("arraySort(e1) AS c1"))
+            for k in range(2, n + 1):
+                within = " AND x <= s + w" if windowed else ""
+                chains.append(fragment(
+                    f"arrayMap((s, p) -> if(p = 0, 0, arrayMin(arrayFilter(x -> x > p{within}, e{k}))), c1, c{k - 1})"
+                    f" AS c{k}"))
+        later = ", ".join(f"q{k}" for k in range(2, n + 1))
+        depth = " + ".join(["1", *(f"(q{k} != 0)" for k in range(2, n + 1))])
+        depths = fragment(f"arrayMap(({later}) -> {depth}, {', '.join(f'c{k}' for k in range(2, n + 1))}) AS lv"
+                          if n > 1 else "arrayMap(s -> 1, c1) AS lv")
+        moments = [fragment(f"u[c{k}[best]] AS t{k}" if strict else f"c{k}[best] AS t{k}") for k in range(1, n + 1)]
+        return [chains, [depths], self._best(), moments]
+
+    @staticmethod
+    def _best() -> list[exp.Expr]:
+        return [fragment("arrayMax(lv) AS level"), fragment("arrayFirstIndex(l -> l = arrayMax(lv), lv) AS best")]
+
+    def _any_order_chain(self, n: int, windowed: bool) -> list[list[exp.Expr]]:
+        """Every matching event anchors (without a window, the earliest alone: it sees everything); ``f_k[i]`` is the
+        earliest match of step k at or after anchor ``i`` (within its window), 0 for none. Reaching step k is
+        having done k steps: the moments are the sorted matches of the deepest anchor, the earliest among equals.
+        The layers after the aggregation's."""
+        every = ", ".join(f"e{k}" for k in range(1, n + 1))
+        anchors = f"arraySort(arrayConcat({every}))"
+        within = " AND x <= s + w" if windowed else ""
+        firsts = [fragment(f"arrayMap(s -> arrayMin(arrayFilter(x -> x >= s{within}, e{k})), a) AS f{k}")
+                  for k in range(1, n + 1)]
+        names = ", ".join(f"q{k}" for k in range(1, n + 1))
+        done = " + ".join(f"(q{k} != 0)" for k in range(1, n + 1))
+        depths = fragment(f"arrayMap(({names}) -> {done}, {', '.join(f'f{k}' for k in range(1, n + 1))}) AS lv")
+        best = ", ".join(f"f{k}[best]" for k in range(1, n + 1))
+        return [
+            [fragment(f"{anchors if windowed else f'arraySlice({anchors}, 1, 1)'} AS a")],
+            firsts,
+            [depths],
+            self._best(),
+            [fragment(f"arraySort(arrayFilter(x -> x != 0, [{best}])) AS moments")],
+            [fragment(f"moments[{k}] AS t{k}") for k in range(1, n + 1)],
+        ]
 
     def _level_summary(self) -> list[exp.Expr]:
-        # `levels` has one row per entered session (level 0 and d_k = 0 where nothing matched).
+        """Over ``levels`` (one row per entered session; level -1 for an excluded one): entered, excluded,
+        completed for steps 1..n; for steps 2..n the quantiles (median, p90) of the ms from the previous step and
+        from step 1 and the histogram of the latter (lower bound, bin width, counts); the trend (days, entered,
+        completed every step); with a breakdown, per value: entered and completed for each step."""
         n = len(self.definition.steps)
-        reached: list[exp.Expr] = [exp.GTE(this=_col("level"), expression=_int(k)) for k in range(1, n + 1)]
-        return self._summary(exp.Count(this=exp.Star()), reached)
-
-    def _summary(self, entered_count: exp.Expr, reached: list[exp.Expr]) -> list[exp.Expr]:
-        """entered, completed for steps 1..n, median ``d_k`` for steps 2..n; ``reached[k-1]`` is true for a row
-        that reached step k."""
-        n = len(self.definition.steps)
-        columns: list[exp.Expr] = [entered_count]
-        columns += [_call("countIf", reached[k - 1].copy()) for k in range(1, n + 1)]
-        columns += [
-            exp.CombinedParameterizedAgg(
-                this="quantileExactInclusiveIf",
-                expressions=[exp.Literal.number("0.5")],
-                params=[_col(f"d{k}"), reached[k - 1].copy()],
-            )
-            for k in range(2, n + 1)
-        ]
+        columns: list[exp.Expr] = [fragment("countIf(level >= 0)"), fragment("countIf(level < 0)")]
+        columns += [fragment(f"countIf(level >= {k})") for k in range(1, n + 1)]
+        bins = HISTOGRAM_BINS
+        for k in range(2, n + 1):
+            for gap in (f"d{k}", f"s{k}"):
+                columns.append(exp.CombinedParameterizedAgg(
+                    this="quantilesExactInclusiveIf",
+                    expressions=[exp.Literal.number("0.5"), exp.Literal.number("0.9")],
+                    params=[_col(gap), _col(f"ok{k}")],  # a column: sqlglot reads back no comparison here
+                ))
+            columns.append(fragment(f"groupArrayIf(s{k}, level >= {k}) AS h{k}"))
+            columns.append(fragment(f"arrayMin(h{k}) AS lo{k}"))
+            columns.append(fragment(f"intDiv(arrayMax(h{k}) - lo{k}, {bins}) + 1 AS bw{k}"))
+            columns.append(fragment(
+                f"arrayMap(b -> arrayCount(x -> intDiv(x - lo{k}, bw{k}) = b, h{k}), range({bins}))"))
+        columns.append(fragment(f"sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= {n})])"))
+        if self.definition.breakdown is not None:
+            reached = ", ".join(f"[toUInt64(level >= {k})]" for k in range(0, n + 1))
+            columns.append(fragment(f"sumMap([bucket], {reached})"))
         return columns
 
     def _with_levels(self, tree: exp.Select, *, moments: bool = False) -> exp.Select:
         """Prefix ``tree`` with ``entered`` and ``levels``: every entered session, its id as text ``sid`` (the
-        order of id listings) and its level; with ``moments``, also ``reached_at``: the moments ``t_1..t_level``
-        (ms) it reached its steps, ``[]`` for a session without a matching event (the join's default)."""
+        order of id listings), its day and breakdown value, its level (-1 when excluded) and ``t_1..t_n``; with
+        ``moments``, also ``reached_at``: the moments ``t_1..t_level`` (ms) it reached its steps, ``[]`` for a
+        session without a matching event (the join's default)."""
         entered = self.entered_sessions()
-        chain = self.session_chain(entered)
+        chain = self.session_chain()
         n = len(self.definition.steps)
-        gaps = [_col(f"d{k}") for k in range(2, n + 1)]
-        carried: list[exp.Expr] = [_col("level"), *gaps]
+        times = [_col(f"t{k}") for k in range(1, n + 1)]
+        reached = (
+            exp.select(_col("session_id"), fragment("if(excluded, -1, toInt16(level)) AS lvl"), *times)
+            .from_(chain.subquery("chain", copy=False), copy=False)
+        )
+        # d_k: ms from the previous step, s_k: from step 1 (meaningful up to the level, like t_k).
+        gaps = [fragment(f"t{k} - t{k - 1} AS d{k}") for k in range(2, n + 1)]
+        gaps += [fragment(f"t{k} - t1 AS s{k}") for k in range(2, n + 1)]
+        gaps += [fragment(f"level >= {k} AS ok{k}") for k in range(2, n + 1)]
+        carried: list[exp.Expr] = [exp.alias_(_col("lvl"), "level"), *(t.copy() for t in times), *gaps]
         if moments:
             # t_k past the level means nothing (0, or a match after a step never reached): cut off at the level.
-            every_moment = exp.Array(expressions=[_col(f"t{k}") for k in range(1, n + 1)])
-            carried.append(exp.alias_(_call("arraySlice", every_moment, _int(1), _col("level")), "reached_at"))
-        reached = exp.select(_col("session_id"), *carried).from_(chain.subquery("chain", copy=False), copy=False)
+            carried.append(fragment(f"arraySlice([{', '.join(f't{k}' for k in range(1, n + 1))}], 1, "
+                                    "greatest(level, 0)) AS reached_at"))
         levels = (
             exp.select(
                 _col("session_id"),
                 exp.alias_(_call("toString", _col("session_id")), "sid"),
-                _col("level"),
-                *(gap.copy() for gap in gaps),
-                *([_col("reached_at")] if moments else []),
+                _col("day"),
+                *([_col("bucket")] if self.definition.breakdown is not None else []),
+                *carried,
             )
             .from_("entered", copy=False)
             .join(reached.subquery("reached", copy=False), using=["session_id"], join_type="left", copy=False)

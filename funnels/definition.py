@@ -12,7 +12,11 @@ The clean form (what ``/v1`` speaks and :func:`to_clean` writes)::
 
 The filters are Bard's one session filter model (:mod:`clickhouse.session_filters`: its kinds, their meaning, the
 rule that a missing bound is open), the same the session lists use. ``window_seconds`` (optional) is counted from
-the moment step 1 was reached.
+the moment step 1 was reached. Optional too (their meaning is in :mod:`funnels`)::
+
+     "order": "ordered" | "strict" | "any",                         (default "ordered")
+     "exclusions": [{"kind": "custom", "label": "cancelled", "from_step": 1, "to_step": 3}],
+     "breakdown": {"property": "browser", "limit": 10}
 
 The dashboard form (what the original React dashboard stored and ``/api`` speaks)::
 
@@ -28,8 +32,9 @@ Conversion is lossless both ways for everything either form can say: clean -> da
 identity; dashboard -> clean -> dashboard is the identity up to spelling (numbers written as numbers where the
 dashboard may have sent numeric strings, the empty filter list written ``[{}]`` as the original did). What only
 the clean form can say: an ``app_name`` filter with several names (the dashboard has one name per filter),
-``started_at`` and ``id_prefix`` filters (:func:`to_dashboard` refuses them all), and the window, which the
-dashboard form carries in an extra key ``conversionWindowSeconds`` that the original dashboard ignores.
+``started_at`` and ``id_prefix`` filters (:func:`to_dashboard` refuses them all), the order, exclusions and
+breakdown (refused likewise unless they are the defaults), and the window, which the dashboard form carries in an
+extra key ``conversionWindowSeconds`` that the original dashboard ignores.
 """
 
 from __future__ import annotations
@@ -60,7 +65,11 @@ from clickhouse.session_filters import validate_filters as check_filters
 from funnels.errors import InvalidFunnel
 
 __all__ = [
+    "BREAKDOWN_PROPERTIES",
+    "ORDERS",
     "AppNameFilter",
+    "Breakdown",
+    "Exclusion",
     "DurationFilter",
     "ErrorsFilter",
     "FunnelDefinition",
@@ -79,7 +88,9 @@ __all__ = [
     "validate_filters",
 ]
 
-MAX_STEPS = 20
+MAX_STEPS = 30
+MAX_EXCLUSIONS = 10
+MAX_BREAKDOWN_LIMIT = 100
 MAX_LABEL_LENGTH = MAX_TEXT_LENGTH
 MAX_NAME_LENGTH = 1_000
 MAX_WINDOW_SECONDS = 10 * 366 * 86_400
@@ -98,6 +109,32 @@ class Step(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     label: str
 
 
+Order = Literal["ordered", "strict", "any"]
+ORDERS: tuple[str, ...] = ("ordered", "strict", "any")
+
+BreakdownProperty = Literal["app_name", "browser", "os", "device_type", "entry_path"]
+BREAKDOWN_PROPERTIES: tuple[str, ...] = ("app_name", "browser", "os", "device_type", "entry_path")
+"""Columns of ``sessions`` a funnel may be broken down by (identifiers come from this list only)."""
+
+
+class Exclusion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An event (``kind`` and ``label``, as a step names one) that takes a session out of the funnel when it is
+    done after the session reached step ``from_step`` and before it reached ``to_step`` (1-based)."""
+
+    kind: StepKind
+    label: str
+    from_step: int
+    to_step: int
+
+
+class Breakdown(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Counts per value of a session ``property``: the ``limit`` values with the most entered sessions (ties by
+    value), and one row for all the others."""
+
+    property: BreakdownProperty
+    limit: int = 10
+
+
 class FunnelDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A validated funnel. Build it with :func:`from_clean` or :func:`from_dashboard` (both validate), or
     construct it and call :func:`validate`."""
@@ -106,6 +143,9 @@ class FunnelDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     steps: tuple[Step, ...]
     filters: tuple[SessionFilter, ...] = ()
     window_seconds: int | None = None
+    order: Order = "ordered"
+    exclusions: tuple[Exclusion, ...] = ()
+    breakdown: Breakdown | None = None
 
 
 # --- validation -------------------------------------------------------------------------------------------------
@@ -138,7 +178,49 @@ def validate(definition: FunnelDefinition) -> FunnelDefinition:
     window = definition.window_seconds
     if window is not None and (isinstance(window, bool) or not 1 <= window <= MAX_WINDOW_SECONDS):
         raise InvalidFunnel("window_seconds", f"must be a whole number of seconds from 1 to {MAX_WINDOW_SECONDS}")
+    if definition.order not in ORDERS:
+        raise InvalidFunnel("order", f"must be one of {', '.join(ORDERS)}, got {definition.order!r}")
+    if definition.order == "any":
+        seen: dict[Step, int] = {}
+        for index, step in enumerate(definition.steps):
+            if step in seen:
+                # In any order, "reached step k" means "did k of the steps": one event per step, so two equal
+                # steps would ask one event to count twice or a matching of events to steps.
+                raise InvalidFunnel(f"steps[{index}]",
+                                    f"in any order, steps must differ: the same as steps[{seen[step]}]")
+            seen[step] = index
+    _validate_exclusions(definition)
+    breakdown = definition.breakdown
+    if breakdown is not None:
+        if breakdown.property not in BREAKDOWN_PROPERTIES:
+            raise InvalidFunnel("breakdown.property",
+                                f"must be one of {', '.join(BREAKDOWN_PROPERTIES)}, got {breakdown.property!r}")
+        if isinstance(breakdown.limit, bool) or not 1 <= breakdown.limit <= MAX_BREAKDOWN_LIMIT:
+            raise InvalidFunnel("breakdown.limit", f"must be a whole number from 1 to {MAX_BREAKDOWN_LIMIT}")
     return definition
+
+
+def _validate_exclusions(definition: FunnelDefinition) -> None:
+    n = len(definition.steps)
+    if len(definition.exclusions) > MAX_EXCLUSIONS:
+        raise InvalidFunnel("exclusions", f"a funnel has at most {MAX_EXCLUSIONS} exclusions")
+    for index, exclusion in enumerate(definition.exclusions):
+        where = f"exclusions[{index}]"
+        if exclusion.kind not in STEP_KINDS:
+            raise InvalidFunnel(f"{where}.kind", f"must be one of {', '.join(STEP_KINDS)}, got {exclusion.kind!r}")
+        try:
+            check_text(f"{where}.label", exclusion.label)
+        except InvalidFilter as error:
+            raise as_invalid_funnel(error) from None
+        for name in ("from_step", "to_step"):
+            value = getattr(exclusion, name)
+            if isinstance(value, bool) or not 1 <= value <= n:
+                raise InvalidFunnel(f"{where}.{name}", f"must be a step number from 1 to {n}, got {value}")
+        if exclusion.from_step >= exclusion.to_step:
+            raise InvalidFunnel(f"{where}.to_step", f"must come after from_step {exclusion.from_step}")
+        if Step(exclusion.kind, exclusion.label) in definition.steps[exclusion.from_step - 1:exclusion.to_step]:
+            # The same event would be both a step of the range and what leaves it: say which one it is instead.
+            raise InvalidFunnel(f"{where}.label", "must differ from the steps it lies between")
 
 
 def validate_filters(filters: Sequence[SessionFilter], path: str) -> None:
@@ -167,8 +249,12 @@ def from_clean(document: Mapping[str, Any] | bytes | str) -> FunnelDefinition:
 
 
 def to_clean(definition: FunnelDefinition) -> dict[str, Any]:
-    """The clean form as plain JSON-ready builtins (dates as ISO strings)."""
+    """The clean form as plain JSON-ready builtins (dates as ISO strings). The order, exclusions and breakdown
+    are left out at their defaults, so a funnel that does not use them reads as it did before they existed."""
     document: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(definition))
+    for key, default in (("order", "ordered"), ("exclusions", []), ("breakdown", None)):
+        if document[key] == default:
+            del document[key]
     return document
 
 
@@ -226,6 +312,12 @@ def to_dashboard(definition: FunnelDefinition) -> dict[str, Any]:
         filters = to_dashboard_filters(definition.filters)
     except InvalidFilter as error:
         raise as_invalid_funnel(error) from None
+    if definition.order != "ordered":
+        raise InvalidFunnel("order", "the dashboard form has ordered funnels only")
+    if definition.exclusions:
+        raise InvalidFunnel("exclusions", "the dashboard form has no exclusions")
+    if definition.breakdown is not None:
+        raise InvalidFunnel("breakdown", "the dashboard form has no breakdown")
     document: dict[str, Any] = {
         "funnelName": definition.name,
         # The original dashboard stored an empty filter list as one empty object.

@@ -13,13 +13,25 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import msgspec
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from funnels.compiler import CompiledQuery, FunnelCompiler
 from funnels.definition import FunnelDefinition, SessionFilter
 from funnels.errors import FunnelQueryFailed
-from funnels.results import AllIds, FunnelResult, IdPage, IdSelection, NoIds, ReachedSession, StepResult
+from funnels.results import (
+    AllIds,
+    FunnelResult,
+    Histogram,
+    IdPage,
+    IdSelection,
+    NoIds,
+    ReachedSession,
+    StepResult,
+    breakdown_rows,
+    trend_points,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +64,45 @@ def evaluate_funnel(
     else:
         query = compiler.counts_query()
     row = _run(client, query)[0]
+    summary, id_lists = read_summary(definition, row)
     n = len(definition.steps)
-    entered = int(row[0])
-    completed = [int(value) for value in row[1 : n + 1]]
-    medians: list[float | None] = [None, *(_median(value) for value in row[n + 1 : 2 * n])]
-    id_lists = [list(value) for value in row[2 * n :]] or [[] for _ in range(2 * n)]
-    completed_ids, dropped_ids = id_lists[0::2], id_lists[1::2]
+    lists = [list(value) for value in id_lists] or [[] for _ in range(2 * n)]
+    completed_ids, dropped_ids = lists[0::2], lists[1::2]
+    steps = [msgspec.structs.replace(step, completed_ids=completed_ids[k], dropped_ids=dropped_ids[k])
+             for k, step in enumerate(summary.steps)]
+    return msgspec.structs.replace(summary, steps=steps)
+
+
+def read_summary(definition: FunnelDefinition, row: Sequence[Any]) -> tuple[FunnelResult, Sequence[Any]]:
+    """The :class:`FunnelResult` (without ids) from the columns of the summary
+    (:meth:`~funnels.compiler.FunnelCompiler._level_summary`), and the columns after it."""
+    n = len(definition.steps)
+    values = iter(row)
+    entered, excluded = int(next(values)), int(next(values))
+    completed = [int(next(values)) for _ in range(n)]
+    timing: list[tuple[list[float | None], list[float | None], Histogram | None]] = [([None, None], [None, None], None)]
+    for k in range(1, n):
+        from_previous, from_start = [_median(v) for v in next(values)], [_median(v) for v in next(values)]
+        next(values)  # the times themselves, which the histogram counts
+        lower, width, counts = int(next(values)), int(next(values)), [int(c) for c in next(values)]
+        histogram = Histogram(lower_ms=lower, bin_ms=width, counts=counts) if completed[k] else None
+        if not completed[k]:
+            from_previous, from_start = [None, None], [None, None]
+        timing.append((from_previous, from_start, histogram))
+    days, day_entered, day_completed = next(values)
+    per_day = {day: (int(e), int(c)) for day, e, c in zip(days, day_entered, day_completed, strict=True) if e}
+    period, trend = trend_points(per_day)
+    breakdown = None
+    if definition.breakdown is not None:
+        keys, value_entered, *value_completed = next(values)
+        per_value = {key: (int(value_entered[i]), [int(value_completed[k][i]) for k in range(n)])
+                     for i, key in enumerate(keys) if value_entered[i]}
+        breakdown = breakdown_rows(per_value, definition.breakdown.limit)
 
     steps: list[StepResult] = []
     previous = entered
     for index, step in enumerate(definition.steps):
+        from_previous, from_start, histogram = timing[index]
         steps.append(
             StepResult(
                 step=step,
@@ -69,13 +110,19 @@ def evaluate_funnel(
                 dropped=previous - completed[index],
                 conversion_from_start=completed[index] / entered if entered else None,
                 conversion_from_previous=completed[index] / previous if previous else None,
-                median_ms_from_previous=medians[index],
-                completed_ids=completed_ids[index],
-                dropped_ids=dropped_ids[index],
+                median_ms_from_previous=from_previous[0],
+                completed_ids=[],
+                dropped_ids=[],
+                p90_ms_from_previous=from_previous[1],
+                median_ms_from_start=from_start[0],
+                p90_ms_from_start=from_start[1],
+                time_to_convert=histogram,
             )
         )
         previous = completed[index]
-    return FunnelResult(entered=entered, steps=steps)
+    result = FunnelResult(entered=entered, steps=steps, excluded=excluded, trend_period=period, trend=trend,
+                          breakdown=breakdown)
+    return result, list(values)
 
 
 def step_sessions(
@@ -88,12 +135,15 @@ def step_sessions(
     limit: int = 100,
     offset: int = 0,
     after: uuid.UUID | None = None,
+    breakdown_value: str | None = None,
+    breakdown_other: Sequence[str] | None = None,
 ) -> list[ReachedSession]:
     """One page of the sessions that completed (or dropped at) step ``step_number`` (1-based), ordered by
     ``str(id)``, each with its level and the moments it reached its steps; ``after`` is a cursor (the last id of
-    the previous page) used instead of ``offset``."""
+    the previous page) used instead of ``offset``. ``breakdown_value`` keeps the sessions of one breakdown value,
+    ``breakdown_other`` (the top values, :func:`funnels.results.top_values`) those of the "other" row."""
     query = FunnelCompiler(definition, database, extra_filters).step_sessions_query(
-        step_number, outcome, limit, offset, after
+        step_number, outcome, limit, offset, after, breakdown_value, breakdown_other
     )
     return [
         ReachedSession(session_id=session_id, level=int(level), reached_at_ms=[int(t) for t in reached_at])

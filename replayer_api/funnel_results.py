@@ -10,11 +10,13 @@ from funnels import (
     FunnelDefinition,
     FunnelResult,
     IdSelection,
+    NoIds,
     ReachedSession,
     SessionFilter,
     evaluate_funnel,
     step_sessions,
 )
+from funnels.results import top_values
 from replayer_api.parameters import iso_ms
 from replayer_api.warehouse import Warehouse
 
@@ -26,11 +28,24 @@ async def evaluate(warehouse: Warehouse, database: str, definition: FunnelDefini
 
 async def one_step_sessions(warehouse: Warehouse, database: str, definition: FunnelDefinition, step_number: int,
                             outcome: Literal["completed", "dropped"], extra_filters: Sequence[SessionFilter],
-                            limit: int, after: uuid.UUID | None) -> list[ReachedSession]:
+                            limit: int, after: uuid.UUID | None,
+                            breakdown: str | None | Literal[False] = False) -> list[ReachedSession]:
     """One page of a step's completed or dropped sessions, each with its level and the moments it reached its
-    steps."""
+    steps; ``breakdown`` a breakdown value, ``None`` for the "other" row, ``False`` for every session. The other
+    row is every value outside the top ones, so it takes a count first (the top values of the same filters)."""
+    if breakdown is False:
+        return await warehouse.call(lambda client: step_sessions(
+            client, database, definition, step_number, outcome, extra_filters, limit=limit, after=after))
+    if breakdown is not None:
+        value = breakdown
+        return await warehouse.call(lambda client: step_sessions(
+            client, database, definition, step_number, outcome, extra_filters, limit=limit, after=after,
+            breakdown_value=value))
+    summary = await evaluate(warehouse, database, definition, extra_filters, NoIds())
+    others = top_values(summary.breakdown)
     return await warehouse.call(lambda client: step_sessions(
-        client, database, definition, step_number, outcome, extra_filters, limit=limit, after=after))
+        client, database, definition, step_number, outcome, extra_filters, limit=limit, after=after,
+        breakdown_other=others))
 
 
 def reached_json(session: ReachedSession) -> dict[str, Any]:
@@ -63,6 +78,7 @@ def legacy_results(result: FunnelResult) -> dict[str, Any]:
 def clean_results(result: FunnelResult) -> dict[str, Any]:
     return {
         "entered": result.entered,
+        "excluded": result.excluded,
         "steps": [
             {
                 "number": number,
@@ -73,9 +89,26 @@ def clean_results(result: FunnelResult) -> dict[str, Any]:
                 "conversion_from_start": step.conversion_from_start,
                 "conversion_from_previous": step.conversion_from_previous,
                 "median_ms_from_previous": step.median_ms_from_previous,
+                "p90_ms_from_previous": step.p90_ms_from_previous,
+                "median_ms_from_start": step.median_ms_from_start,
+                "p90_ms_from_start": step.p90_ms_from_start,
+                "time_to_convert": None if step.time_to_convert is None else {
+                    "lower_ms": step.time_to_convert.lower_ms,
+                    "bin_ms": step.time_to_convert.bin_ms,
+                    "counts": step.time_to_convert.counts,
+                },
                 "completed_ids": [str(i) for i in step.completed_ids],
                 "dropped_ids": [str(i) for i in step.dropped_ids],
             }
             for number, step in enumerate(result.steps, start=1)
+        ],
+        "trend": {
+            "period": result.trend_period,
+            "points": [{"start": point.start.isoformat(), "entered": point.entered, "completed": point.completed}
+                       for point in result.trend],
+        },
+        "breakdown": None if result.breakdown is None else [
+            {"value": row.value, "other": row.value is None, "entered": row.entered, "completed": row.completed}
+            for row in result.breakdown
         ],
     }

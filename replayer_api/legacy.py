@@ -314,13 +314,15 @@ def dashboard_form(definition: FunnelDefinition) -> dict[str, Any]:
     """The stored form the dashboard reads. A ``/v1`` funnel may hold filters the dashboard form cannot say: an
     app filter naming several apps is shown with its first name and every name in ``appNamesAnyOf``; a filter of
     another kind (``started_at``, ``id_prefix``, ``browser``, ...) is left out of ``sessionFilters`` and kept, in
-    the clean form, in ``filtersOnlyInV1``. Saving such a funnel from the old dashboard narrows or drops them."""
+    the clean form, in ``filtersOnlyInV1``; an order other than ``ordered``, exclusions and a breakdown are kept in
+    ``onlyInV1``. Saving such a funnel from the old dashboard narrows or drops them."""
     try:
         return to_dashboard(definition)
     except InvalidFunnel:
         sayable = tuple(AppNameFilter(names=f.names[:1]) if isinstance(f, AppNameFilter) else f
                         for f in definition.filters if isinstance(f, DASHBOARD_FILTERS))
-        document = to_dashboard(msgspec.structs.replace(definition, filters=sayable))
+        document = to_dashboard(msgspec.structs.replace(definition, filters=sayable, order="ordered", exclusions=(),
+                                                        breakdown=None))
         several = [list(f.names) for f in definition.filters if isinstance(f, AppNameFilter)]
         if any(len(names) > 1 for names in several):
             document["appNamesAnyOf"] = several
@@ -328,6 +330,10 @@ def dashboard_form(definition: FunnelDefinition) -> dict[str, Any]:
         if unsayable:
             clean = to_clean(msgspec.structs.replace(definition, filters=tuple(unsayable)))
             document["filtersOnlyInV1"] = clean["filters"]
+        clean = to_clean(definition)
+        only_v1 = {key: clean[key] for key in ("order", "exclusions", "breakdown") if key in clean}
+        if only_v1:
+            document["onlyInV1"] = only_v1
         return document
 
 

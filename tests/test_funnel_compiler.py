@@ -30,6 +30,7 @@ from funnels import (
     compile_funnel,
 )
 from funnels.compiler import FunnelCompiler
+from funnels.definition import Breakdown, Exclusion
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "funnels"
 
@@ -78,6 +79,16 @@ SNAPSHOT_SHAPES = {
     "one_step": FunnelDefinition(name="s", steps=(Step(kind="click", label="Buy"),)),
     "three_steps_filters_window": definition(["a", "b", "c"], window=600),
     "five_steps_filters": definition(["a", "b", "c", "d", "e"]),
+    "strict_three_steps": FunnelDefinition(
+        name="s", steps=(Step("click", "a"), Step("custom", "b"), Step("click", "c")), order="strict"),
+    "strict_window": FunnelDefinition(name="s", steps=(Step("click", "a"), Step("custom", "b")), order="strict",
+                                      window_seconds=60),
+    "any_three_steps_window": FunnelDefinition(
+        name="s", steps=(Step("click", "a"), Step("custom", "b"), Step("click", "c")), order="any", window_seconds=60),
+    "exclusion_and_breakdown": FunnelDefinition(
+        name="s", steps=(Step("click", "a"), Step("custom", "b"), Step("click", "c")),
+        exclusions=(Exclusion(kind="custom", label="cancel", from_step=1, to_step=3),),
+        breakdown=Breakdown(property="browser", limit=5)),
 }
 
 
@@ -91,6 +102,8 @@ def test_compiled_sql_snapshot(shape: str) -> None:
             compiler.counts_query(),
             compiler.all_ids_query(),
             compiler.step_sessions_query(1, "completed", 10, 0, None),
+            *([compiler.step_sessions_query(2, "dropped", 10, 0, None, breakdown_other=["Chrome"])]
+              if SNAPSHOT_SHAPES[shape].breakdown is not None else []),
         )
     )
     path = SNAPSHOTS / f"{shape}.sql"
@@ -158,15 +171,16 @@ def test_repeated_values_do_not_change_the_text() -> None:
     ]
 
 
-@pytest.mark.parametrize("steps", [1, 2, 5, 10, 20])
+@pytest.mark.parametrize("steps", [1, 2, 5, 10, 20, 30])
 def test_size_grows_with_steps_only(steps: int) -> None:
     small = compile_funnel(definition(["x"] * steps, apps=("a",)), "bard").sql
     many_apps = compile_funnel(definition(["y"] * steps, apps=tuple(f"app{i}" for i in range(100))), "bard").sql
     assert small == many_apps
     if steps > 1:
         fewer = compile_funnel(definition(["x"] * (steps - 1)), "bard").sql
-        # Each step adds a bounded number of characters: linear growth, not quadratic.
-        assert 0 < len(small) - len(fewer) < 500
+        # Each step adds a bounded number of characters (its event array, link of the chain, counts, quantiles and
+        # histogram): linear growth, not quadratic.
+        assert 0 < len(small) - len(fewer) < 700
 
 
 @pytest.mark.parametrize(
@@ -200,3 +214,45 @@ def test_shape_changes_change_the_text() -> None:
     assert every_query(definition(["a", "b"], window=5))[0][0] != base[0][0]
     no_filters = FunnelDefinition(name="f", steps=(Step("click", "a"), Step("custom", "b")))
     assert every_query(no_filters)[0][0] != base[0][0]
+
+
+# --- order modes, exclusions, breakdowns -----------------------------------------------------------------------
+
+
+def rich(labels: list[str], exclusion: str, order: str, value: str | None = None) -> FunnelDefinition:
+    return FunnelDefinition(
+        name="r", steps=tuple(Step("click", label) for label in labels), order=order,  # type: ignore[arg-type]
+        window_seconds=30, exclusions=(Exclusion("custom", exclusion, 1, len(labels)),),
+        breakdown=Breakdown("entry_path", 3))
+
+
+@pytest.mark.parametrize("order", ["ordered", "strict", "any"])
+@hypothesis_settings(max_examples=15, deadline=None)
+@given(labels=st.lists(label_text, min_size=2, max_size=4, unique=True), exclusion=label_text,
+       value=label_text, others=st.lists(label_text, max_size=3))
+def test_modes_exclusions_and_breakdown_values_change_no_text(order, labels, exclusion, value, others) -> None:
+    """Labels of exclusions and a breakdown listing's values are parameters like the rest; the property is an
+    identifier from the allow-list."""
+    distinct = [f"{label}-{i}" for i, label in enumerate(labels)]
+    first = FunnelCompiler(rich(distinct, exclusion, order), "bard")
+    second = FunnelCompiler(rich([f"s{i}" for i in range(len(labels))], "x", order), "bard")
+    for make in (lambda c: c.counts_query(), lambda c: c.all_ids_query(),
+                 lambda c: c.step_sessions_query(1, "completed", 5, 0, None, breakdown_value=value),
+                 lambda c: c.step_sessions_query(2, "dropped", 5, 0, None, breakdown_other=others)):
+        one, two = make(first), make(second)
+        assert one.sql == two.sql  # the second funnel holds none of these values: so the text holds none either
+        assert exclusion in one.parameters.values()
+        assert set(re.findall(r"\{(p\d+): ", one.sql)) == set(one.parameters)
+
+
+def test_modes_show_in_the_text() -> None:
+    texts = {order: FunnelCompiler(rich(["a", "b"], "x", order), "bard").counts_query().sql
+             for order in ("ordered", "strict", "any")}
+    assert len(set(texts.values())) == 3
+    assert "entry_path AS bucket" in texts["ordered"]
+
+
+def test_thirty_steps_compile_in_every_mode() -> None:
+    for order in ("ordered", "strict", "any"):
+        compiled = FunnelCompiler(rich([f"s{i}" for i in range(30)], "x", order), "bard").counts_query()
+        assert compiled.sql.count("groupArrayIf") >= 30

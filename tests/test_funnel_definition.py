@@ -75,7 +75,7 @@ def test_the_two_examples_are_the_same_funnel() -> None:
 BAD_CLEAN = [
     pytest.param(clean_with(steps=[]), "steps", "at least one step", id="empty-sequence"),
     pytest.param(clean_with(steps=[{"kind": "scroll", "label": "x"}]), "steps[0].kind", "scroll", id="unknown-kind"),
-    pytest.param(clean_with(steps=[{"kind": "click", "label": "x"}] * 21), "steps", "at most 20", id="too-many-steps"),
+    pytest.param(clean_with(steps=[{"kind": "click", "label": "x"}] * 31), "steps", "at most 30", id="too-many-steps"),
     pytest.param(
         clean_with(steps=[{"kind": "click", "label": "x" * (MAX_LABEL_LENGTH + 1)}]),
         "steps[0].label",
@@ -137,9 +137,9 @@ BAD_DASHBOARD = [
         id="overlong-custom",
     ),
     pytest.param(
-        dashboard_with(eventSequence=[{"eventType": "click", "textContent": "x"}] * 21),
+        dashboard_with(eventSequence=[{"eventType": "click", "textContent": "x"}] * 31),
         "eventSequence",
-        "at most 20",
+        "at most 30",
         id="too-many",
     ),
     pytest.param(

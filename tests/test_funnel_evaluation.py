@@ -148,7 +148,10 @@ SEMANTIC_CASES = [
     pytest.param([A, B], 1, [(A, 0), (B, 1000)], [0, 1000], id="window-inclusive"),
     pytest.param([A, B], 1, [(A, 0), (B, 1001)], [0], id="window-exceeded"),
     pytest.param([A, B, C], 2, [(A, 0), (B, 1500), (C, 2000), (C, 2001)], [0, 1500, 2000], id="window-from-step-1"),
-    pytest.param([A, B], 1, [(A, 0), (A, 5000), (B, 5500)], [0], id="window-anchors-at-earliest-step-1"),
+    pytest.param([A, B], 1, [(A, 0), (A, 5000), (B, 5500)], [5000, 5500], id="window-any-step-1-may-anchor"),
+    pytest.param([A, B], 1, [(A, 0), (B, 500), (A, 2000), (B, 2500)], [0, 500], id="window-earliest-anchor-of-equals"),
+    pytest.param([A, B, C], 1, [(A, 0), (B, 500), (A, 2000), (B, 2500), (C, 2900)], [2000, 2500, 2900],
+                 id="window-deepest-chain-wins"),
     pytest.param([A], None, [(("custom", "A"), 1)], [], id="kind-matters"),
     pytest.param([A], None, [(("click", "a"), 1), (("click", "A "), 2)], [], id="label-exact"),
     pytest.param([A, B], None, [(A, 1), (A, 1), (B, 2), (B, 2)], [1, 2], id="unmerged-copies"),
@@ -438,21 +441,26 @@ def comparable_with_window_funnel(definition: FunnelDefinition, events: list[Eve
     return [e for e in events if len(indices[(e.session_id, e.ts_ms)]) <= 1]
 
 
-def test_window_funnel_agrees_without_a_window(ch: Client, settings: Settings) -> None:
-    """Without a window and without two steps matched at one millisecond of a session, ClickHouse's
-    ``windowFunnel(.., 'strict_increase')`` reaches the same level as Bard for every session."""
+@pytest.mark.parametrize("window", [None, 200, 500], ids=["no-window", "window-200s", "window-500s"])
+def test_window_funnel_agrees_where_there_are_no_ties(ch: Client, settings: Settings, window: int | None) -> None:
+    """Ordered, with or without a window, and without two steps matched at one millisecond of a session,
+    ClickHouse's ``windowFunnel(window)(.., 'strict_increase')`` reaches the same level as Bard for every
+    session (both take the deepest chain over every step-1 event)."""
     sessions, events = random_data(3, sessions=400, events=4_000, grid=4_000)
-    definition = funnel(*RANDOM_STEPS)
+    definition = funnel(*RANDOM_STEPS[:3], window=window)
     events = comparable_with_window_funnel(definition, events)
     insert_rows(ch, database(settings), sessions, events)
     expected = evaluate_reference(definition, sessions, events)
     assert window_funnel_levels(ch, database(settings), definition) == reference_levels(expected)
     assert expected.steps[-1].completed > 0
+    if window is not None:  # the window decides for some sessions
+        unbounded = evaluate_reference(funnel(*RANDOM_STEPS[:3]), sessions, events)
+        assert unbounded.steps[-1].completed > expected.steps[-1].completed
+    assert_agrees(ch, database(settings), definition, sessions, events)
 
 
 WINDOW_FUNNEL_DIFFERENCES = [
     # (steps, window, events as (step, ms), Bard's level, windowFunnel's level)
-    pytest.param([A, B], 1, [(A, 0), (A, 5000), (B, 5500)], 1, 2, id="window-retries-later-step-1"),
     pytest.param([A, B], None, [(A, 0), (A, 10), (B, 10)], 2, 1, id="later-step-1-at-the-same-ms-restarts"),
     pytest.param([A, A], None, [(A, 5), (A, 6)], 2, 1, id="one-label-in-two-steps"),
 ]

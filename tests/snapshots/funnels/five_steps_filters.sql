@@ -1,110 +1,7 @@
 WITH entered AS (
   SELECT
-    session_id
-  FROM bard.sessions FINAL
-  WHERE
-    app_name IN {p0: Array(String)}
-    AND (
-      started_at >= fromUnixTimestamp64Milli({p1: Int64}, 'UTC')
-      AND started_at < fromUnixTimestamp64Milli({p2: Int64}, 'UTC')
-    )
-    AND duration_ms >= {p3: UInt64}
-    AND (
-      error_count > 0
-    ) = {p4: Bool}
-    AND started_at >= fromUnixTimestamp64Milli({p5: Int64}, 'UTC')
-)
-SELECT
-  (
-    SELECT
-      COUNT(*)
-    FROM entered
-  ),
-  countIf(r1),
-  countIf(r2),
-  countIf(r3),
-  countIf(r4),
-  countIf(r5),
-  quantileExactInclusiveIf(0.5)(d2, r2),
-  quantileExactInclusiveIf(0.5)(d3, r3),
-  quantileExactInclusiveIf(0.5)(d4, r4),
-  quantileExactInclusiveIf(0.5)(d5, r5)
-FROM (
-  SELECT
     session_id,
-    countIf((
-      kind = {p6: String} AND label = {p7: String}
-    )) > 0 AS r1,
-    minIf(t, (
-      kind = {p6: String} AND label = {p7: String}
-    )) AS t1,
-    groupArrayIf(t, (
-      kind = {p8: String} AND label = {p9: String}
-    )) AS e2,
-    groupArrayIf(t, (
-      kind = {p10: String} AND label = {p11: String}
-    )) AS e3,
-    groupArrayIf(t, (
-      kind = {p12: String} AND label = {p13: String}
-    )) AS e4,
-    groupArrayIf(t, (
-      kind = {p14: String} AND label = {p15: String}
-    )) AS e5,
-    arrayFilter(x -> x > t1, e2) AS f2,
-    r1 AND notEmpty(f2) AS r2,
-    arrayMin(f2) AS t2,
-    t2 - t1 AS d2,
-    arrayFilter(x -> x > t2, e3) AS f3,
-    r2 AND notEmpty(f3) AS r3,
-    arrayMin(f3) AS t3,
-    t3 - t2 AS d3,
-    arrayFilter(x -> x > t3, e4) AS f4,
-    r3 AND notEmpty(f4) AS r4,
-    arrayMin(f4) AS t4,
-    t4 - t3 AS d4,
-    arrayFilter(x -> x > t4, e5) AS f5,
-    r4 AND notEmpty(f5) AS r5,
-    arrayMin(f5) AS t5,
-    t5 - t4 AS d5,
-    r1 + r2 + r3 + r4 + r5 AS level
-  FROM (
-    SELECT
-      session_id,
-      toUnixTimestamp64Milli(ts) AS t,
-      kind,
-      label
-    FROM bard.conversion_events
-    WHERE
-      (
-        (
-          kind = {p6: String} AND label = {p7: String}
-        )
-        OR (
-          kind = {p8: String} AND label = {p9: String}
-        )
-        OR (
-          kind = {p10: String} AND label = {p11: String}
-        )
-        OR (
-          kind = {p12: String} AND label = {p13: String}
-        )
-        OR (
-          kind = {p14: String} AND label = {p15: String}
-        )
-      )
-      AND session_id IN (
-        SELECT
-          session_id
-        FROM entered
-      )
-  ) AS matching
-  GROUP BY
-    session_id
-) AS chain;
-
-WITH entered AS (
-  SELECT
-    session_id
+    toDate(started_at) AS day
   FROM bard.sessions FINAL
   WHERE
     app_name IN {p0: Array(String)}
@@ -121,106 +18,304 @@ WITH entered AS (
   SELECT
     session_id,
     toString(session_id) AS sid,
-    level,
-    d2,
-    d3,
-    d4,
-    d5
+    day,
+    lvl AS level,
+    t1,
+    t2,
+    t3,
+    t4,
+    t5,
+    t2 - t1 AS d2,
+    t3 - t2 AS d3,
+    t4 - t3 AS d4,
+    t5 - t4 AS d5,
+    t2 - t1 AS s2,
+    t3 - t1 AS s3,
+    t4 - t1 AS s4,
+    t5 - t1 AS s5,
+    level >= 2 AS ok2,
+    level >= 3 AS ok3,
+    level >= 4 AS ok4,
+    level >= 5 AS ok5
   FROM entered
   LEFT JOIN (
     SELECT
       session_id,
-      level,
-      d2,
-      d3,
-      d4,
-      d5
+      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      t1,
+      t2,
+      t3,
+      t4,
+      t5
     FROM (
       SELECT
-        session_id,
-        countIf((
-          kind = {p6: String} AND label = {p7: String}
-        )) > 0 AS r1,
-        minIf(t, (
-          kind = {p6: String} AND label = {p7: String}
-        )) AS t1,
-        groupArrayIf(t, (
-          kind = {p8: String} AND label = {p9: String}
-        )) AS e2,
-        groupArrayIf(t, (
-          kind = {p10: String} AND label = {p11: String}
-        )) AS e3,
-        groupArrayIf(t, (
-          kind = {p12: String} AND label = {p13: String}
-        )) AS e4,
-        groupArrayIf(t, (
-          kind = {p14: String} AND label = {p15: String}
-        )) AS e5,
-        arrayFilter(x -> x > t1, e2) AS f2,
-        r1 AND notEmpty(f2) AS r2,
-        arrayMin(f2) AS t2,
-        t2 - t1 AS d2,
-        arrayFilter(x -> x > t2, e3) AS f3,
-        r2 AND notEmpty(f3) AS r3,
-        arrayMin(f3) AS t3,
-        t3 - t2 AS d3,
-        arrayFilter(x -> x > t3, e4) AS f4,
-        r3 AND notEmpty(f4) AS r4,
-        arrayMin(f4) AS t4,
-        t4 - t3 AS d4,
-        arrayFilter(x -> x > t4, e5) AS f5,
-        r4 AND notEmpty(f5) AS r5,
-        arrayMin(f5) AS t5,
-        t5 - t4 AS d5,
-        r1 + r2 + r3 + r4 + r5 AS level
+        *,
+        0 AS excluded
       FROM (
         SELECT
           session_id,
-          toUnixTimestamp64Milli(ts) AS t,
-          kind,
-          label
-        FROM bard.conversion_events
-        WHERE
-          (
+          countIf((
+            kind = {p6: String} AND label = {p7: String}
+          )) > 0 AS r1,
+          minIf(t, (
+            kind = {p6: String} AND label = {p7: String}
+          )) AS t1,
+          groupArrayIf(t, (
+            kind = {p8: String} AND label = {p9: String}
+          )) AS e2,
+          groupArrayIf(t, (
+            kind = {p10: String} AND label = {p11: String}
+          )) AS e3,
+          groupArrayIf(t, (
+            kind = {p12: String} AND label = {p13: String}
+          )) AS e4,
+          groupArrayIf(t, (
+            kind = {p14: String} AND label = {p15: String}
+          )) AS e5,
+          arrayFilter(x -> x > t1, e2) AS f2,
+          r1 AND notEmpty(f2) AS r2,
+          arrayMin(f2) AS t2,
+          arrayFilter(x -> x > t2, e3) AS f3,
+          r2 AND notEmpty(f3) AS r3,
+          arrayMin(f3) AS t3,
+          arrayFilter(x -> x > t3, e4) AS f4,
+          r3 AND notEmpty(f4) AS r4,
+          arrayMin(f4) AS t4,
+          arrayFilter(x -> x > t4, e5) AS f5,
+          r4 AND notEmpty(f5) AS r5,
+          arrayMin(f5) AS t5,
+          r1 + r2 + r3 + r4 + r5 AS level
+        FROM (
+          SELECT
+            session_id,
+            toUnixTimestamp64Milli(ts) AS t,
+            kind,
+            label
+          FROM bard.conversion_events
+          WHERE
             (
-              kind = {p6: String} AND label = {p7: String}
+              (
+                kind = {p6: String} AND label = {p7: String}
+              )
+              OR (
+                kind = {p8: String} AND label = {p9: String}
+              )
+              OR (
+                kind = {p10: String} AND label = {p11: String}
+              )
+              OR (
+                kind = {p12: String} AND label = {p13: String}
+              )
+              OR (
+                kind = {p14: String} AND label = {p15: String}
+              )
             )
-            OR (
-              kind = {p8: String} AND label = {p9: String}
+            AND session_id IN (
+              SELECT
+                session_id
+              FROM entered
             )
-            OR (
-              kind = {p10: String} AND label = {p11: String}
-            )
-            OR (
-              kind = {p12: String} AND label = {p13: String}
-            )
-            OR (
-              kind = {p14: String} AND label = {p15: String}
-            )
-          )
-          AND session_id IN (
-            SELECT
-              session_id
-            FROM entered
-          )
-      ) AS matching
-      GROUP BY
-        session_id
+        ) AS matching
+        GROUP BY
+          session_id
+      ) AS layer1
     ) AS chain
   ) AS reached
     USING (session_id)
 )
 SELECT
-  COUNT(*),
+  countIf(level >= 0),
+  countIf(level < 0),
   countIf(level >= 1),
   countIf(level >= 2),
   countIf(level >= 3),
   countIf(level >= 4),
   countIf(level >= 5),
-  quantileExactInclusiveIf(0.5)(d2, level >= 2),
-  quantileExactInclusiveIf(0.5)(d3, level >= 3),
-  quantileExactInclusiveIf(0.5)(d4, level >= 4),
-  quantileExactInclusiveIf(0.5)(d5, level >= 5),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d2, ok2),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s2, ok2),
+  groupArrayIf(s2, level >= 2) AS h2,
+  arrayMin(h2) AS lo2,
+  intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d3, ok3),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s3, ok3),
+  groupArrayIf(s3, level >= 3) AS h3,
+  arrayMin(h3) AS lo3,
+  intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d4, ok4),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s4, ok4),
+  groupArrayIf(s4, level >= 4) AS h4,
+  arrayMin(h4) AS lo4,
+  intDiv(arrayMax(h4) - lo4, 10) + 1 AS bw4,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo4, bw4) = b, h4), range(10)),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d5, ok5),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s5, ok5),
+  groupArrayIf(s5, level >= 5) AS h5,
+  arrayMin(h5) AS lo5,
+  intDiv(arrayMax(h5) - lo5, 10) + 1 AS bw5,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo5, bw5) = b, h5), range(10)),
+  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 5)])
+FROM levels;
+
+WITH entered AS (
+  SELECT
+    session_id,
+    toDate(started_at) AS day
+  FROM bard.sessions FINAL
+  WHERE
+    app_name IN {p0: Array(String)}
+    AND (
+      started_at >= fromUnixTimestamp64Milli({p1: Int64}, 'UTC')
+      AND started_at < fromUnixTimestamp64Milli({p2: Int64}, 'UTC')
+    )
+    AND duration_ms >= {p3: UInt64}
+    AND (
+      error_count > 0
+    ) = {p4: Bool}
+    AND started_at >= fromUnixTimestamp64Milli({p5: Int64}, 'UTC')
+), levels AS (
+  SELECT
+    session_id,
+    toString(session_id) AS sid,
+    day,
+    lvl AS level,
+    t1,
+    t2,
+    t3,
+    t4,
+    t5,
+    t2 - t1 AS d2,
+    t3 - t2 AS d3,
+    t4 - t3 AS d4,
+    t5 - t4 AS d5,
+    t2 - t1 AS s2,
+    t3 - t1 AS s3,
+    t4 - t1 AS s4,
+    t5 - t1 AS s5,
+    level >= 2 AS ok2,
+    level >= 3 AS ok3,
+    level >= 4 AS ok4,
+    level >= 5 AS ok5
+  FROM entered
+  LEFT JOIN (
+    SELECT
+      session_id,
+      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      t1,
+      t2,
+      t3,
+      t4,
+      t5
+    FROM (
+      SELECT
+        *,
+        0 AS excluded
+      FROM (
+        SELECT
+          session_id,
+          countIf((
+            kind = {p6: String} AND label = {p7: String}
+          )) > 0 AS r1,
+          minIf(t, (
+            kind = {p6: String} AND label = {p7: String}
+          )) AS t1,
+          groupArrayIf(t, (
+            kind = {p8: String} AND label = {p9: String}
+          )) AS e2,
+          groupArrayIf(t, (
+            kind = {p10: String} AND label = {p11: String}
+          )) AS e3,
+          groupArrayIf(t, (
+            kind = {p12: String} AND label = {p13: String}
+          )) AS e4,
+          groupArrayIf(t, (
+            kind = {p14: String} AND label = {p15: String}
+          )) AS e5,
+          arrayFilter(x -> x > t1, e2) AS f2,
+          r1 AND notEmpty(f2) AS r2,
+          arrayMin(f2) AS t2,
+          arrayFilter(x -> x > t2, e3) AS f3,
+          r2 AND notEmpty(f3) AS r3,
+          arrayMin(f3) AS t3,
+          arrayFilter(x -> x > t3, e4) AS f4,
+          r3 AND notEmpty(f4) AS r4,
+          arrayMin(f4) AS t4,
+          arrayFilter(x -> x > t4, e5) AS f5,
+          r4 AND notEmpty(f5) AS r5,
+          arrayMin(f5) AS t5,
+          r1 + r2 + r3 + r4 + r5 AS level
+        FROM (
+          SELECT
+            session_id,
+            toUnixTimestamp64Milli(ts) AS t,
+            kind,
+            label
+          FROM bard.conversion_events
+          WHERE
+            (
+              (
+                kind = {p6: String} AND label = {p7: String}
+              )
+              OR (
+                kind = {p8: String} AND label = {p9: String}
+              )
+              OR (
+                kind = {p10: String} AND label = {p11: String}
+              )
+              OR (
+                kind = {p12: String} AND label = {p13: String}
+              )
+              OR (
+                kind = {p14: String} AND label = {p15: String}
+              )
+            )
+            AND session_id IN (
+              SELECT
+                session_id
+              FROM entered
+            )
+        ) AS matching
+        GROUP BY
+          session_id
+      ) AS layer1
+    ) AS chain
+  ) AS reached
+    USING (session_id)
+)
+SELECT
+  countIf(level >= 0),
+  countIf(level < 0),
+  countIf(level >= 1),
+  countIf(level >= 2),
+  countIf(level >= 3),
+  countIf(level >= 4),
+  countIf(level >= 5),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d2, ok2),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s2, ok2),
+  groupArrayIf(s2, level >= 2) AS h2,
+  arrayMin(h2) AS lo2,
+  intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d3, ok3),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s3, ok3),
+  groupArrayIf(s3, level >= 3) AS h3,
+  arrayMin(h3) AS lo3,
+  intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d4, ok4),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s4, ok4),
+  groupArrayIf(s4, level >= 4) AS h4,
+  arrayMin(h4) AS lo4,
+  intDiv(arrayMax(h4) - lo4, 10) + 1 AS bw4,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo4, bw4) = b, h4), range(10)),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d5, ok5),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s5, ok5),
+  groupArrayIf(s5, level >= 5) AS h5,
+  arrayMin(h5) AS lo5,
+  intDiv(arrayMax(h5) - lo5, 10) + 1 AS bw5,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo5, bw5) = b, h5), range(10)),
+  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 5)]),
   arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)),
   arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)),
   arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)),
@@ -235,7 +330,8 @@ FROM levels;
 
 WITH entered AS (
   SELECT
-    session_id
+    session_id,
+    toDate(started_at) AS day
   FROM bard.sessions FINAL
   WHERE
     app_name IN {p3: Array(String)}
@@ -252,93 +348,108 @@ WITH entered AS (
   SELECT
     session_id,
     toString(session_id) AS sid,
-    level,
-    d2,
-    d3,
-    d4,
-    d5,
-    reached_at
+    day,
+    lvl AS level,
+    t1,
+    t2,
+    t3,
+    t4,
+    t5,
+    t2 - t1 AS d2,
+    t3 - t2 AS d3,
+    t4 - t3 AS d4,
+    t5 - t4 AS d5,
+    t2 - t1 AS s2,
+    t3 - t1 AS s3,
+    t4 - t1 AS s4,
+    t5 - t1 AS s5,
+    level >= 2 AS ok2,
+    level >= 3 AS ok3,
+    level >= 4 AS ok4,
+    level >= 5 AS ok5,
+    arraySlice([t1, t2, t3, t4, t5], 1, greatest(level, 0)) AS reached_at
   FROM entered
   LEFT JOIN (
     SELECT
       session_id,
-      level,
-      d2,
-      d3,
-      d4,
-      d5,
-      arraySlice([t1, t2, t3, t4, t5], 1, level) AS reached_at
+      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      t1,
+      t2,
+      t3,
+      t4,
+      t5
     FROM (
       SELECT
-        session_id,
-        countIf((
-          kind = {p9: String} AND label = {p10: String}
-        )) > 0 AS r1,
-        minIf(t, (
-          kind = {p9: String} AND label = {p10: String}
-        )) AS t1,
-        groupArrayIf(t, (
-          kind = {p11: String} AND label = {p12: String}
-        )) AS e2,
-        groupArrayIf(t, (
-          kind = {p13: String} AND label = {p14: String}
-        )) AS e3,
-        groupArrayIf(t, (
-          kind = {p15: String} AND label = {p16: String}
-        )) AS e4,
-        groupArrayIf(t, (
-          kind = {p17: String} AND label = {p18: String}
-        )) AS e5,
-        arrayFilter(x -> x > t1, e2) AS f2,
-        r1 AND notEmpty(f2) AS r2,
-        arrayMin(f2) AS t2,
-        t2 - t1 AS d2,
-        arrayFilter(x -> x > t2, e3) AS f3,
-        r2 AND notEmpty(f3) AS r3,
-        arrayMin(f3) AS t3,
-        t3 - t2 AS d3,
-        arrayFilter(x -> x > t3, e4) AS f4,
-        r3 AND notEmpty(f4) AS r4,
-        arrayMin(f4) AS t4,
-        t4 - t3 AS d4,
-        arrayFilter(x -> x > t4, e5) AS f5,
-        r4 AND notEmpty(f5) AS r5,
-        arrayMin(f5) AS t5,
-        t5 - t4 AS d5,
-        r1 + r2 + r3 + r4 + r5 AS level
+        *,
+        0 AS excluded
       FROM (
         SELECT
           session_id,
-          toUnixTimestamp64Milli(ts) AS t,
-          kind,
-          label
-        FROM bard.conversion_events
-        WHERE
-          (
+          countIf((
+            kind = {p9: String} AND label = {p10: String}
+          )) > 0 AS r1,
+          minIf(t, (
+            kind = {p9: String} AND label = {p10: String}
+          )) AS t1,
+          groupArrayIf(t, (
+            kind = {p11: String} AND label = {p12: String}
+          )) AS e2,
+          groupArrayIf(t, (
+            kind = {p13: String} AND label = {p14: String}
+          )) AS e3,
+          groupArrayIf(t, (
+            kind = {p15: String} AND label = {p16: String}
+          )) AS e4,
+          groupArrayIf(t, (
+            kind = {p17: String} AND label = {p18: String}
+          )) AS e5,
+          arrayFilter(x -> x > t1, e2) AS f2,
+          r1 AND notEmpty(f2) AS r2,
+          arrayMin(f2) AS t2,
+          arrayFilter(x -> x > t2, e3) AS f3,
+          r2 AND notEmpty(f3) AS r3,
+          arrayMin(f3) AS t3,
+          arrayFilter(x -> x > t3, e4) AS f4,
+          r3 AND notEmpty(f4) AS r4,
+          arrayMin(f4) AS t4,
+          arrayFilter(x -> x > t4, e5) AS f5,
+          r4 AND notEmpty(f5) AS r5,
+          arrayMin(f5) AS t5,
+          r1 + r2 + r3 + r4 + r5 AS level
+        FROM (
+          SELECT
+            session_id,
+            toUnixTimestamp64Milli(ts) AS t,
+            kind,
+            label
+          FROM bard.conversion_events
+          WHERE
             (
-              kind = {p9: String} AND label = {p10: String}
+              (
+                kind = {p9: String} AND label = {p10: String}
+              )
+              OR (
+                kind = {p11: String} AND label = {p12: String}
+              )
+              OR (
+                kind = {p13: String} AND label = {p14: String}
+              )
+              OR (
+                kind = {p15: String} AND label = {p16: String}
+              )
+              OR (
+                kind = {p17: String} AND label = {p18: String}
+              )
             )
-            OR (
-              kind = {p11: String} AND label = {p12: String}
+            AND session_id IN (
+              SELECT
+                session_id
+              FROM entered
             )
-            OR (
-              kind = {p13: String} AND label = {p14: String}
-            )
-            OR (
-              kind = {p15: String} AND label = {p16: String}
-            )
-            OR (
-              kind = {p17: String} AND label = {p18: String}
-            )
-          )
-          AND session_id IN (
-            SELECT
-              session_id
-            FROM entered
-          )
-      ) AS matching
-      GROUP BY
-        session_id
+        ) AS matching
+        GROUP BY
+          session_id
+      ) AS layer1
     ) AS chain
   ) AS reached
     USING (session_id)

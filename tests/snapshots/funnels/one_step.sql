@@ -1,51 +1,7 @@
 WITH entered AS (
   SELECT
-    session_id
-  FROM bard.sessions FINAL
-  WHERE
-    started_at >= fromUnixTimestamp64Milli({p0: Int64}, 'UTC')
-)
-SELECT
-  (
-    SELECT
-      COUNT(*)
-    FROM entered
-  ),
-  countIf(r1)
-FROM (
-  SELECT
     session_id,
-    countIf((
-      kind = {p1: String} AND label = {p2: String}
-    )) > 0 AS r1,
-    minIf(t, (
-      kind = {p1: String} AND label = {p2: String}
-    )) AS t1,
-    r1 AS level
-  FROM (
-    SELECT
-      session_id,
-      toUnixTimestamp64Milli(ts) AS t,
-      kind,
-      label
-    FROM bard.conversion_events
-    WHERE
-      (
-        kind = {p1: String} AND label = {p2: String}
-      )
-      AND session_id IN (
-        SELECT
-          session_id
-        FROM entered
-      )
-  ) AS matching
-  GROUP BY
-    session_id
-) AS chain;
-
-WITH entered AS (
-  SELECT
-    session_id
+    toDate(started_at) AS day
   FROM bard.sessions FINAL
   WHERE
     started_at >= fromUnixTimestamp64Milli({p0: Int64}, 'UTC')
@@ -53,55 +9,131 @@ WITH entered AS (
   SELECT
     session_id,
     toString(session_id) AS sid,
-    level
+    day,
+    lvl AS level,
+    t1
   FROM entered
   LEFT JOIN (
     SELECT
       session_id,
-      level
+      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      t1
     FROM (
       SELECT
-        session_id,
-        countIf((
-          kind = {p1: String} AND label = {p2: String}
-        )) > 0 AS r1,
-        minIf(t, (
-          kind = {p1: String} AND label = {p2: String}
-        )) AS t1,
-        r1 AS level
+        *,
+        0 AS excluded
       FROM (
         SELECT
           session_id,
-          toUnixTimestamp64Milli(ts) AS t,
-          kind,
-          label
-        FROM bard.conversion_events
-        WHERE
-          (
+          countIf((
             kind = {p1: String} AND label = {p2: String}
-          )
-          AND session_id IN (
-            SELECT
-              session_id
-            FROM entered
-          )
-      ) AS matching
-      GROUP BY
-        session_id
+          )) > 0 AS r1,
+          minIf(t, (
+            kind = {p1: String} AND label = {p2: String}
+          )) AS t1,
+          r1 AS level
+        FROM (
+          SELECT
+            session_id,
+            toUnixTimestamp64Milli(ts) AS t,
+            kind,
+            label
+          FROM bard.conversion_events
+          WHERE
+            (
+              kind = {p1: String} AND label = {p2: String}
+            )
+            AND session_id IN (
+              SELECT
+                session_id
+              FROM entered
+            )
+        ) AS matching
+        GROUP BY
+          session_id
+      ) AS layer1
     ) AS chain
   ) AS reached
     USING (session_id)
 )
 SELECT
-  COUNT(*),
+  countIf(level >= 0),
+  countIf(level < 0),
   countIf(level >= 1),
+  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 1)])
+FROM levels;
+
+WITH entered AS (
+  SELECT
+    session_id,
+    toDate(started_at) AS day
+  FROM bard.sessions FINAL
+  WHERE
+    started_at >= fromUnixTimestamp64Milli({p0: Int64}, 'UTC')
+), levels AS (
+  SELECT
+    session_id,
+    toString(session_id) AS sid,
+    day,
+    lvl AS level,
+    t1
+  FROM entered
+  LEFT JOIN (
+    SELECT
+      session_id,
+      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      t1
+    FROM (
+      SELECT
+        *,
+        0 AS excluded
+      FROM (
+        SELECT
+          session_id,
+          countIf((
+            kind = {p1: String} AND label = {p2: String}
+          )) > 0 AS r1,
+          minIf(t, (
+            kind = {p1: String} AND label = {p2: String}
+          )) AS t1,
+          r1 AS level
+        FROM (
+          SELECT
+            session_id,
+            toUnixTimestamp64Milli(ts) AS t,
+            kind,
+            label
+          FROM bard.conversion_events
+          WHERE
+            (
+              kind = {p1: String} AND label = {p2: String}
+            )
+            AND session_id IN (
+              SELECT
+                session_id
+              FROM entered
+            )
+        ) AS matching
+        GROUP BY
+          session_id
+      ) AS layer1
+    ) AS chain
+  ) AS reached
+    USING (session_id)
+)
+SELECT
+  countIf(level >= 0),
+  countIf(level < 0),
+  countIf(level >= 1),
+  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 1)]),
   arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)),
   arraySort(x -> toString(x), groupArrayIf(session_id, level = 0))
 FROM levels;
 
 WITH entered AS (
   SELECT
-    session_id
+    session_id,
+    toDate(started_at) AS day
   FROM bard.sessions FINAL
   WHERE
     started_at >= fromUnixTimestamp64Milli({p3: Int64}, 'UTC')
@@ -109,43 +141,50 @@ WITH entered AS (
   SELECT
     session_id,
     toString(session_id) AS sid,
-    level,
-    reached_at
+    day,
+    lvl AS level,
+    t1,
+    arraySlice([t1], 1, greatest(level, 0)) AS reached_at
   FROM entered
   LEFT JOIN (
     SELECT
       session_id,
-      level,
-      arraySlice([t1], 1, level) AS reached_at
+      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      t1
     FROM (
       SELECT
-        session_id,
-        countIf((
-          kind = {p4: String} AND label = {p5: String}
-        )) > 0 AS r1,
-        minIf(t, (
-          kind = {p4: String} AND label = {p5: String}
-        )) AS t1,
-        r1 AS level
+        *,
+        0 AS excluded
       FROM (
         SELECT
           session_id,
-          toUnixTimestamp64Milli(ts) AS t,
-          kind,
-          label
-        FROM bard.conversion_events
-        WHERE
-          (
+          countIf((
             kind = {p4: String} AND label = {p5: String}
-          )
-          AND session_id IN (
-            SELECT
-              session_id
-            FROM entered
-          )
-      ) AS matching
-      GROUP BY
-        session_id
+          )) > 0 AS r1,
+          minIf(t, (
+            kind = {p4: String} AND label = {p5: String}
+          )) AS t1,
+          r1 AS level
+        FROM (
+          SELECT
+            session_id,
+            toUnixTimestamp64Milli(ts) AS t,
+            kind,
+            label
+          FROM bard.conversion_events
+          WHERE
+            (
+              kind = {p4: String} AND label = {p5: String}
+            )
+            AND session_id IN (
+              SELECT
+                session_id
+              FROM entered
+            )
+        ) AS matching
+        GROUP BY
+          session_id
+      ) AS layer1
     ) AS chain
   ) AS reached
     USING (session_id)

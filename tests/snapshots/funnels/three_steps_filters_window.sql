@@ -1,86 +1,7 @@
 WITH entered AS (
   SELECT
-    session_id
-  FROM bard.sessions FINAL
-  WHERE
-    app_name IN {p0: Array(String)}
-    AND (
-      started_at >= fromUnixTimestamp64Milli({p1: Int64}, 'UTC')
-      AND started_at < fromUnixTimestamp64Milli({p2: Int64}, 'UTC')
-    )
-    AND duration_ms >= {p3: UInt64}
-    AND (
-      error_count > 0
-    ) = {p4: Bool}
-    AND started_at >= fromUnixTimestamp64Milli({p5: Int64}, 'UTC')
-)
-SELECT
-  (
-    SELECT
-      COUNT(*)
-    FROM entered
-  ),
-  countIf(r1),
-  countIf(r2),
-  countIf(r3),
-  quantileExactInclusiveIf(0.5)(d2, r2),
-  quantileExactInclusiveIf(0.5)(d3, r3)
-FROM (
-  SELECT
     session_id,
-    countIf((
-      kind = {p6: String} AND label = {p7: String}
-    )) > 0 AS r1,
-    minIf(t, (
-      kind = {p6: String} AND label = {p7: String}
-    )) AS t1,
-    groupArrayIf(t, (
-      kind = {p8: String} AND label = {p9: String}
-    )) AS e2,
-    groupArrayIf(t, (
-      kind = {p10: String} AND label = {p11: String}
-    )) AS e3,
-    arrayFilter(x -> x > t1 AND x <= t1 + {p12: Int64}, e2) AS f2,
-    r1 AND notEmpty(f2) AS r2,
-    arrayMin(f2) AS t2,
-    t2 - t1 AS d2,
-    arrayFilter(x -> x > t2 AND x <= t1 + {p12: Int64}, e3) AS f3,
-    r2 AND notEmpty(f3) AS r3,
-    arrayMin(f3) AS t3,
-    t3 - t2 AS d3,
-    r1 + r2 + r3 AS level
-  FROM (
-    SELECT
-      session_id,
-      toUnixTimestamp64Milli(ts) AS t,
-      kind,
-      label
-    FROM bard.conversion_events
-    WHERE
-      (
-        (
-          kind = {p6: String} AND label = {p7: String}
-        )
-        OR (
-          kind = {p8: String} AND label = {p9: String}
-        )
-        OR (
-          kind = {p10: String} AND label = {p11: String}
-        )
-      )
-      AND session_id IN (
-        SELECT
-          session_id
-        FROM entered
-      )
-  ) AS matching
-  GROUP BY
-    session_id
-) AS chain;
-
-WITH entered AS (
-  SELECT
-    session_id
+    toDate(started_at) AS day
   FROM bard.sessions FINAL
   WHERE
     app_name IN {p0: Array(String)}
@@ -97,78 +18,276 @@ WITH entered AS (
   SELECT
     session_id,
     toString(session_id) AS sid,
-    level,
-    d2,
-    d3
+    day,
+    lvl AS level,
+    t1,
+    t2,
+    t3,
+    t2 - t1 AS d2,
+    t3 - t2 AS d3,
+    t2 - t1 AS s2,
+    t3 - t1 AS s3,
+    level >= 2 AS ok2,
+    level >= 3 AS ok3
   FROM entered
   LEFT JOIN (
     SELECT
       session_id,
-      level,
-      d2,
-      d3
+      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      t1,
+      t2,
+      t3
     FROM (
       SELECT
-        session_id,
-        countIf((
-          kind = {p6: String} AND label = {p7: String}
-        )) > 0 AS r1,
-        minIf(t, (
-          kind = {p6: String} AND label = {p7: String}
-        )) AS t1,
-        groupArrayIf(t, (
-          kind = {p8: String} AND label = {p9: String}
-        )) AS e2,
-        groupArrayIf(t, (
-          kind = {p10: String} AND label = {p11: String}
-        )) AS e3,
-        arrayFilter(x -> x > t1 AND x <= t1 + {p12: Int64}, e2) AS f2,
-        r1 AND notEmpty(f2) AS r2,
-        arrayMin(f2) AS t2,
-        t2 - t1 AS d2,
-        arrayFilter(x -> x > t2 AND x <= t1 + {p12: Int64}, e3) AS f3,
-        r2 AND notEmpty(f3) AS r3,
-        arrayMin(f3) AS t3,
-        t3 - t2 AS d3,
-        r1 + r2 + r3 AS level
+        *,
+        0 AS excluded
       FROM (
         SELECT
-          session_id,
-          toUnixTimestamp64Milli(ts) AS t,
-          kind,
-          label
-        FROM bard.conversion_events
-        WHERE
-          (
-            (
-              kind = {p6: String} AND label = {p7: String}
-            )
-            OR (
-              kind = {p8: String} AND label = {p9: String}
-            )
-            OR (
-              kind = {p10: String} AND label = {p11: String}
-            )
-          )
-          AND session_id IN (
+          *,
+          c1[best] AS t1,
+          c2[best] AS t2,
+          c3[best] AS t3
+        FROM (
+          SELECT
+            *,
+            arrayMax(lv) AS level,
+            arrayFirstIndex(l -> l = arrayMax(lv), lv) AS best
+          FROM (
             SELECT
-              session_id
-            FROM entered
-          )
-      ) AS matching
-      GROUP BY
-        session_id
+              *,
+              arrayMap((q2, q3) -> 1 + (
+                q2 <> 0
+              ) + (
+                q3 <> 0
+              ), c2, c3) AS lv
+            FROM (
+              SELECT
+                *,
+                arraySort(e1) AS c1,
+                arrayMap(
+                  (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e2)) END,
+                  c1,
+                  c1
+                ) AS c2,
+                arrayMap(
+                  (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e3)) END,
+                  c1,
+                  c2
+                ) AS c3
+              FROM (
+                SELECT
+                  session_id,
+                  {p12: Int64} AS w,
+                  groupArrayIf(t, (
+                    kind = {p6: String} AND label = {p7: String}
+                  )) AS e1,
+                  groupArrayIf(t, (
+                    kind = {p8: String} AND label = {p9: String}
+                  )) AS e2,
+                  groupArrayIf(t, (
+                    kind = {p10: String} AND label = {p11: String}
+                  )) AS e3
+                FROM (
+                  SELECT
+                    session_id,
+                    toUnixTimestamp64Milli(ts) AS t,
+                    kind,
+                    label
+                  FROM bard.conversion_events
+                  WHERE
+                    (
+                      (
+                        kind = {p6: String} AND label = {p7: String}
+                      )
+                      OR (
+                        kind = {p8: String} AND label = {p9: String}
+                      )
+                      OR (
+                        kind = {p10: String} AND label = {p11: String}
+                      )
+                    )
+                    AND session_id IN (
+                      SELECT
+                        session_id
+                      FROM entered
+                    )
+                ) AS matching
+                GROUP BY
+                  session_id
+              ) AS layer1
+            ) AS layer2
+          ) AS layer3
+        ) AS layer4
+      ) AS layer5
     ) AS chain
   ) AS reached
     USING (session_id)
 )
 SELECT
-  COUNT(*),
+  countIf(level >= 0),
+  countIf(level < 0),
   countIf(level >= 1),
   countIf(level >= 2),
   countIf(level >= 3),
-  quantileExactInclusiveIf(0.5)(d2, level >= 2),
-  quantileExactInclusiveIf(0.5)(d3, level >= 3),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d2, ok2),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s2, ok2),
+  groupArrayIf(s2, level >= 2) AS h2,
+  arrayMin(h2) AS lo2,
+  intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d3, ok3),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s3, ok3),
+  groupArrayIf(s3, level >= 3) AS h3,
+  arrayMin(h3) AS lo3,
+  intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
+  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)])
+FROM levels;
+
+WITH entered AS (
+  SELECT
+    session_id,
+    toDate(started_at) AS day
+  FROM bard.sessions FINAL
+  WHERE
+    app_name IN {p0: Array(String)}
+    AND (
+      started_at >= fromUnixTimestamp64Milli({p1: Int64}, 'UTC')
+      AND started_at < fromUnixTimestamp64Milli({p2: Int64}, 'UTC')
+    )
+    AND duration_ms >= {p3: UInt64}
+    AND (
+      error_count > 0
+    ) = {p4: Bool}
+    AND started_at >= fromUnixTimestamp64Milli({p5: Int64}, 'UTC')
+), levels AS (
+  SELECT
+    session_id,
+    toString(session_id) AS sid,
+    day,
+    lvl AS level,
+    t1,
+    t2,
+    t3,
+    t2 - t1 AS d2,
+    t3 - t2 AS d3,
+    t2 - t1 AS s2,
+    t3 - t1 AS s3,
+    level >= 2 AS ok2,
+    level >= 3 AS ok3
+  FROM entered
+  LEFT JOIN (
+    SELECT
+      session_id,
+      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      t1,
+      t2,
+      t3
+    FROM (
+      SELECT
+        *,
+        0 AS excluded
+      FROM (
+        SELECT
+          *,
+          c1[best] AS t1,
+          c2[best] AS t2,
+          c3[best] AS t3
+        FROM (
+          SELECT
+            *,
+            arrayMax(lv) AS level,
+            arrayFirstIndex(l -> l = arrayMax(lv), lv) AS best
+          FROM (
+            SELECT
+              *,
+              arrayMap((q2, q3) -> 1 + (
+                q2 <> 0
+              ) + (
+                q3 <> 0
+              ), c2, c3) AS lv
+            FROM (
+              SELECT
+                *,
+                arraySort(e1) AS c1,
+                arrayMap(
+                  (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e2)) END,
+                  c1,
+                  c1
+                ) AS c2,
+                arrayMap(
+                  (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e3)) END,
+                  c1,
+                  c2
+                ) AS c3
+              FROM (
+                SELECT
+                  session_id,
+                  {p12: Int64} AS w,
+                  groupArrayIf(t, (
+                    kind = {p6: String} AND label = {p7: String}
+                  )) AS e1,
+                  groupArrayIf(t, (
+                    kind = {p8: String} AND label = {p9: String}
+                  )) AS e2,
+                  groupArrayIf(t, (
+                    kind = {p10: String} AND label = {p11: String}
+                  )) AS e3
+                FROM (
+                  SELECT
+                    session_id,
+                    toUnixTimestamp64Milli(ts) AS t,
+                    kind,
+                    label
+                  FROM bard.conversion_events
+                  WHERE
+                    (
+                      (
+                        kind = {p6: String} AND label = {p7: String}
+                      )
+                      OR (
+                        kind = {p8: String} AND label = {p9: String}
+                      )
+                      OR (
+                        kind = {p10: String} AND label = {p11: String}
+                      )
+                    )
+                    AND session_id IN (
+                      SELECT
+                        session_id
+                      FROM entered
+                    )
+                ) AS matching
+                GROUP BY
+                  session_id
+              ) AS layer1
+            ) AS layer2
+          ) AS layer3
+        ) AS layer4
+      ) AS layer5
+    ) AS chain
+  ) AS reached
+    USING (session_id)
+)
+SELECT
+  countIf(level >= 0),
+  countIf(level < 0),
+  countIf(level >= 1),
+  countIf(level >= 2),
+  countIf(level >= 3),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d2, ok2),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s2, ok2),
+  groupArrayIf(s2, level >= 2) AS h2,
+  arrayMin(h2) AS lo2,
+  intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d3, ok3),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s3, ok3),
+  groupArrayIf(s3, level >= 3) AS h3,
+  arrayMin(h3) AS lo3,
+  intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
+  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]),
   arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)),
   arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)),
   arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)),
@@ -179,7 +298,8 @@ FROM levels;
 
 WITH entered AS (
   SELECT
-    session_id
+    session_id,
+    toDate(started_at) AS day
   FROM bard.sessions FINAL
   WHERE
     app_name IN {p3: Array(String)}
@@ -196,69 +316,108 @@ WITH entered AS (
   SELECT
     session_id,
     toString(session_id) AS sid,
-    level,
-    d2,
-    d3,
-    reached_at
+    day,
+    lvl AS level,
+    t1,
+    t2,
+    t3,
+    t2 - t1 AS d2,
+    t3 - t2 AS d3,
+    t2 - t1 AS s2,
+    t3 - t1 AS s3,
+    level >= 2 AS ok2,
+    level >= 3 AS ok3,
+    arraySlice([t1, t2, t3], 1, greatest(level, 0)) AS reached_at
   FROM entered
   LEFT JOIN (
     SELECT
       session_id,
-      level,
-      d2,
-      d3,
-      arraySlice([t1, t2, t3], 1, level) AS reached_at
+      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      t1,
+      t2,
+      t3
     FROM (
       SELECT
-        session_id,
-        countIf((
-          kind = {p9: String} AND label = {p10: String}
-        )) > 0 AS r1,
-        minIf(t, (
-          kind = {p9: String} AND label = {p10: String}
-        )) AS t1,
-        groupArrayIf(t, (
-          kind = {p11: String} AND label = {p12: String}
-        )) AS e2,
-        groupArrayIf(t, (
-          kind = {p13: String} AND label = {p14: String}
-        )) AS e3,
-        arrayFilter(x -> x > t1 AND x <= t1 + {p15: Int64}, e2) AS f2,
-        r1 AND notEmpty(f2) AS r2,
-        arrayMin(f2) AS t2,
-        t2 - t1 AS d2,
-        arrayFilter(x -> x > t2 AND x <= t1 + {p15: Int64}, e3) AS f3,
-        r2 AND notEmpty(f3) AS r3,
-        arrayMin(f3) AS t3,
-        t3 - t2 AS d3,
-        r1 + r2 + r3 AS level
+        *,
+        0 AS excluded
       FROM (
         SELECT
-          session_id,
-          toUnixTimestamp64Milli(ts) AS t,
-          kind,
-          label
-        FROM bard.conversion_events
-        WHERE
-          (
-            (
-              kind = {p9: String} AND label = {p10: String}
-            )
-            OR (
-              kind = {p11: String} AND label = {p12: String}
-            )
-            OR (
-              kind = {p13: String} AND label = {p14: String}
-            )
-          )
-          AND session_id IN (
+          *,
+          c1[best] AS t1,
+          c2[best] AS t2,
+          c3[best] AS t3
+        FROM (
+          SELECT
+            *,
+            arrayMax(lv) AS level,
+            arrayFirstIndex(l -> l = arrayMax(lv), lv) AS best
+          FROM (
             SELECT
-              session_id
-            FROM entered
-          )
-      ) AS matching
-      GROUP BY
-        session_id
+              *,
+              arrayMap((q2, q3) -> 1 + (
+                q2 <> 0
+              ) + (
+                q3 <> 0
+              ), c2, c3) AS lv
+            FROM (
+              SELECT
+                *,
+                arraySort(e1) AS c1,
+                arrayMap(
+                  (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e2)) END,
+                  c1,
+                  c1
+                ) AS c2,
+                arrayMap(
+                  (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e3)) END,
+                  c1,
+                  c2
+                ) AS c3
+              FROM (
+                SELECT
+                  session_id,
+                  {p15: Int64} AS w,
+                  groupArrayIf(t, (
+                    kind = {p9: String} AND label = {p10: String}
+                  )) AS e1,
+                  groupArrayIf(t, (
+                    kind = {p11: String} AND label = {p12: String}
+                  )) AS e2,
+                  groupArrayIf(t, (
+                    kind = {p13: String} AND label = {p14: String}
+                  )) AS e3
+                FROM (
+                  SELECT
+                    session_id,
+                    toUnixTimestamp64Milli(ts) AS t,
+                    kind,
+                    label
+                  FROM bard.conversion_events
+                  WHERE
+                    (
+                      (
+                        kind = {p9: String} AND label = {p10: String}
+                      )
+                      OR (
+                        kind = {p11: String} AND label = {p12: String}
+                      )
+                      OR (
+                        kind = {p13: String} AND label = {p14: String}
+                      )
+                    )
+                    AND session_id IN (
+                      SELECT
+                        session_id
+                      FROM entered
+                    )
+                ) AS matching
+                GROUP BY
+                  session_id
+              ) AS layer1
+            ) AS layer2
+          ) AS layer3
+        ) AS layer4
+      ) AS layer5
     ) AS chain
   ) AS reached
     USING (session_id)

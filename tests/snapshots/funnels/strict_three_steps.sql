@@ -1,0 +1,351 @@
+WITH entered AS (
+  SELECT
+    session_id,
+    toDate(started_at) AS day
+  FROM bard.sessions FINAL
+  WHERE
+    started_at >= fromUnixTimestamp64Milli({p0: Int64}, 'UTC')
+), levels AS (
+  SELECT
+    session_id,
+    toString(session_id) AS sid,
+    day,
+    lvl AS level,
+    t1,
+    t2,
+    t3,
+    t2 - t1 AS d2,
+    t3 - t2 AS d3,
+    t2 - t1 AS s2,
+    t3 - t1 AS s3,
+    level >= 2 AS ok2,
+    level >= 3 AS ok3
+  FROM entered
+  LEFT JOIN (
+    SELECT
+      session_id,
+      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      t1,
+      t2,
+      t3
+    FROM (
+      SELECT
+        *,
+        0 AS excluded
+      FROM (
+        SELECT
+          *,
+          u[c1[best]] AS t1,
+          u[c2[best]] AS t2,
+          u[c3[best]] AS t3
+        FROM (
+          SELECT
+            *,
+            arrayMax(lv) AS level,
+            arrayFirstIndex(l -> l = arrayMax(lv), lv) AS best
+          FROM (
+            SELECT
+              *,
+              arrayMap((q2, q3) -> 1 + (
+                q2 <> 0
+              ) + (
+                q3 <> 0
+              ), c2, c3) AS lv
+            FROM (
+              SELECT
+                *,
+                arrayFilter(i -> has(e1, u[i]), arrayEnumerate(u)) AS c1,
+                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(e2, u[p + 1]) THEN p + 1 ELSE 0 END, c1, c1) AS c2,
+                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(e3, u[p + 1]) THEN p + 1 ELSE 0 END, c1, c2) AS c3
+              FROM (
+                SELECT
+                  session_id,
+                  groupArrayIf(t, (
+                    kind = {p1: String} AND label = {p2: String}
+                  )) AS e1,
+                  groupArrayIf(t, (
+                    kind = {p3: String} AND label = {p4: String}
+                  )) AS e2,
+                  groupArrayIf(t, (
+                    kind = {p5: String} AND label = {p6: String}
+                  )) AS e3,
+                  arraySort(groupUniqArray(t)) AS u
+                FROM (
+                  SELECT
+                    session_id,
+                    toUnixTimestamp64Milli(ts) AS t,
+                    kind,
+                    label
+                  FROM bard.conversion_events
+                  WHERE
+                    session_id IN (
+                      SELECT
+                        session_id
+                      FROM entered
+                    )
+                ) AS matching
+                GROUP BY
+                  session_id
+              ) AS layer1
+            ) AS layer2
+          ) AS layer3
+        ) AS layer4
+      ) AS layer5
+    ) AS chain
+  ) AS reached
+    USING (session_id)
+)
+SELECT
+  countIf(level >= 0),
+  countIf(level < 0),
+  countIf(level >= 1),
+  countIf(level >= 2),
+  countIf(level >= 3),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d2, ok2),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s2, ok2),
+  groupArrayIf(s2, level >= 2) AS h2,
+  arrayMin(h2) AS lo2,
+  intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d3, ok3),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s3, ok3),
+  groupArrayIf(s3, level >= 3) AS h3,
+  arrayMin(h3) AS lo3,
+  intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
+  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)])
+FROM levels;
+
+WITH entered AS (
+  SELECT
+    session_id,
+    toDate(started_at) AS day
+  FROM bard.sessions FINAL
+  WHERE
+    started_at >= fromUnixTimestamp64Milli({p0: Int64}, 'UTC')
+), levels AS (
+  SELECT
+    session_id,
+    toString(session_id) AS sid,
+    day,
+    lvl AS level,
+    t1,
+    t2,
+    t3,
+    t2 - t1 AS d2,
+    t3 - t2 AS d3,
+    t2 - t1 AS s2,
+    t3 - t1 AS s3,
+    level >= 2 AS ok2,
+    level >= 3 AS ok3
+  FROM entered
+  LEFT JOIN (
+    SELECT
+      session_id,
+      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      t1,
+      t2,
+      t3
+    FROM (
+      SELECT
+        *,
+        0 AS excluded
+      FROM (
+        SELECT
+          *,
+          u[c1[best]] AS t1,
+          u[c2[best]] AS t2,
+          u[c3[best]] AS t3
+        FROM (
+          SELECT
+            *,
+            arrayMax(lv) AS level,
+            arrayFirstIndex(l -> l = arrayMax(lv), lv) AS best
+          FROM (
+            SELECT
+              *,
+              arrayMap((q2, q3) -> 1 + (
+                q2 <> 0
+              ) + (
+                q3 <> 0
+              ), c2, c3) AS lv
+            FROM (
+              SELECT
+                *,
+                arrayFilter(i -> has(e1, u[i]), arrayEnumerate(u)) AS c1,
+                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(e2, u[p + 1]) THEN p + 1 ELSE 0 END, c1, c1) AS c2,
+                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(e3, u[p + 1]) THEN p + 1 ELSE 0 END, c1, c2) AS c3
+              FROM (
+                SELECT
+                  session_id,
+                  groupArrayIf(t, (
+                    kind = {p1: String} AND label = {p2: String}
+                  )) AS e1,
+                  groupArrayIf(t, (
+                    kind = {p3: String} AND label = {p4: String}
+                  )) AS e2,
+                  groupArrayIf(t, (
+                    kind = {p5: String} AND label = {p6: String}
+                  )) AS e3,
+                  arraySort(groupUniqArray(t)) AS u
+                FROM (
+                  SELECT
+                    session_id,
+                    toUnixTimestamp64Milli(ts) AS t,
+                    kind,
+                    label
+                  FROM bard.conversion_events
+                  WHERE
+                    session_id IN (
+                      SELECT
+                        session_id
+                      FROM entered
+                    )
+                ) AS matching
+                GROUP BY
+                  session_id
+              ) AS layer1
+            ) AS layer2
+          ) AS layer3
+        ) AS layer4
+      ) AS layer5
+    ) AS chain
+  ) AS reached
+    USING (session_id)
+)
+SELECT
+  countIf(level >= 0),
+  countIf(level < 0),
+  countIf(level >= 1),
+  countIf(level >= 2),
+  countIf(level >= 3),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d2, ok2),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s2, ok2),
+  groupArrayIf(s2, level >= 2) AS h2,
+  arrayMin(h2) AS lo2,
+  intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (d3, ok3),
+  quantilesExactInclusiveIf(0.5, 0.9) AS (s3, ok3),
+  groupArrayIf(s3, level >= 3) AS h3,
+  arrayMin(h3) AS lo3,
+  intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
+  arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
+  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 3)),
+  arraySort(x -> toString(x), groupArrayIf(session_id, level = 2))
+FROM levels;
+
+WITH entered AS (
+  SELECT
+    session_id,
+    toDate(started_at) AS day
+  FROM bard.sessions FINAL
+  WHERE
+    started_at >= fromUnixTimestamp64Milli({p3: Int64}, 'UTC')
+), levels AS (
+  SELECT
+    session_id,
+    toString(session_id) AS sid,
+    day,
+    lvl AS level,
+    t1,
+    t2,
+    t3,
+    t2 - t1 AS d2,
+    t3 - t2 AS d3,
+    t2 - t1 AS s2,
+    t3 - t1 AS s3,
+    level >= 2 AS ok2,
+    level >= 3 AS ok3,
+    arraySlice([t1, t2, t3], 1, greatest(level, 0)) AS reached_at
+  FROM entered
+  LEFT JOIN (
+    SELECT
+      session_id,
+      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      t1,
+      t2,
+      t3
+    FROM (
+      SELECT
+        *,
+        0 AS excluded
+      FROM (
+        SELECT
+          *,
+          u[c1[best]] AS t1,
+          u[c2[best]] AS t2,
+          u[c3[best]] AS t3
+        FROM (
+          SELECT
+            *,
+            arrayMax(lv) AS level,
+            arrayFirstIndex(l -> l = arrayMax(lv), lv) AS best
+          FROM (
+            SELECT
+              *,
+              arrayMap((q2, q3) -> 1 + (
+                q2 <> 0
+              ) + (
+                q3 <> 0
+              ), c2, c3) AS lv
+            FROM (
+              SELECT
+                *,
+                arrayFilter(i -> has(e1, u[i]), arrayEnumerate(u)) AS c1,
+                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(e2, u[p + 1]) THEN p + 1 ELSE 0 END, c1, c1) AS c2,
+                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(e3, u[p + 1]) THEN p + 1 ELSE 0 END, c1, c2) AS c3
+              FROM (
+                SELECT
+                  session_id,
+                  groupArrayIf(t, (
+                    kind = {p4: String} AND label = {p5: String}
+                  )) AS e1,
+                  groupArrayIf(t, (
+                    kind = {p6: String} AND label = {p7: String}
+                  )) AS e2,
+                  groupArrayIf(t, (
+                    kind = {p8: String} AND label = {p9: String}
+                  )) AS e3,
+                  arraySort(groupUniqArray(t)) AS u
+                FROM (
+                  SELECT
+                    session_id,
+                    toUnixTimestamp64Milli(ts) AS t,
+                    kind,
+                    label
+                  FROM bard.conversion_events
+                  WHERE
+                    session_id IN (
+                      SELECT
+                        session_id
+                      FROM entered
+                    )
+                ) AS matching
+                GROUP BY
+                  session_id
+              ) AS layer1
+            ) AS layer2
+          ) AS layer3
+        ) AS layer4
+      ) AS layer5
+    ) AS chain
+  ) AS reached
+    USING (session_id)
+)
+SELECT
+  session_id,
+  level,
+  reached_at
+FROM levels
+WHERE
+  level >= {p0: UInt8}
+ORDER BY
+  sid NULLS FIRST
+LIMIT {p1: UInt32}
+OFFSET {p2: UInt32};
