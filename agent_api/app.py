@@ -9,7 +9,9 @@ and the publish as one unit, concurrent batches grouped).
 
 The checks of ``/record`` run cheapest first, and none writes anything: declared size (413), token (401),
 content type (415), ``appName`` (400), streamed size (413), then the body (400). Only a batch that passed
-every check is stored, with its ``User-Agent`` read (:mod:`agent_api.user_agents`; never a reason to refuse).
+every check is stored, with its ``User-Agent`` read (:mod:`agent_api.user_agents`) and the country of its client
+address (:mod:`agent_api.countries`, the address picked by :mod:`bard.client_address`); neither is ever a reason
+to refuse, and the address is not kept.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agent_api.batches import parse_app_name, parse_batch
+from agent_api.countries import country_of
 from agent_api.errors import AgentApiError, BodyTooLarge, InvalidRequest, RateLimited, UnsupportedContentType
 from agent_api.publisher import BatchPublisher
 from agent_api.storage import POSTGRES_EXCEPTIONS, BatchStore
 from agent_api.tokens import TokenAuthority
 from agent_api.user_agents import user_agent_reader
+from bard.client_address import ClientAddresses
 from bard.logs import configure_logging
 from bard.metrics import RequestMetrics, metrics
 from bard.rate_limit import TokenBucketLimiter, retry_after_seconds
@@ -51,7 +55,7 @@ DEPENDENCY_TIMEOUT_SECONDS = 5.0
 
 
 async def authenticate(request: Request) -> Response:
-    address = request.client.host if request.client else "unknown"
+    address = request.state.client_addresses.of(request) or "unknown"
     wait = request.state.authenticate_limiter.try_acquire(address)
     if wait:
         raise RateLimited(retry_after_seconds(wait))
@@ -77,6 +81,7 @@ async def record(request: Request) -> Response:
     batch = parse_batch(
         body, app_name, max_idle_default_ms=settings.max_idle_default_ms, max_idle_max_ms=settings.max_idle_max_ms,
         client=request.state.user_agents.describe(request.headers.get("user-agent")),
+        country=country_of(request.state.client_addresses.of(request)),
     )
     batch_id = uuid.uuid4()
     await request.state.batch_store.store(batch, batch_id, int(time.time() * 1000))
@@ -169,6 +174,7 @@ def create_app(settings: Settings) -> Starlette:
                 "tokens": tokens,
                 "user_agents": user_agent_reader(),  # built here (~0.4 s, once per process), not by a request
                 "authenticate_limiter": TokenBucketLimiter(settings.authenticate_rate_per_minute),
+                "client_addresses": ClientAddresses.from_setting(settings.trusted_proxies),
                 "pg_pool": pg_pool,
                 "publisher": publisher,
                 "batch_store": batch_store,

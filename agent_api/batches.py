@@ -75,9 +75,11 @@ class Batch:
     # mutations, and its clicks the agent did not mark.
     targets: list[TargetsFound] = field(default_factory=list)
     open_clicks: list[OpenClick] = field(default_factory=list)
-    # Session metadata: the request's User-Agent as read, and the pages its Meta events show.
+    # Session metadata: the request's User-Agent as read, the country of its address (never the address itself:
+    # agent_api.countries), and the pages its Meta events show.
     client: ClientDevice = UNKNOWN_CLIENT
     pages: PagesSeen = NO_PAGES
+    country: str = ""
 
     @property
     def first_event_at(self) -> int:
@@ -142,7 +144,7 @@ def parse_app_name(value: str | None) -> str:
 
 def parse_batch(
     body: bytes, app_name: str, *, max_idle_default_ms: int, max_idle_max_ms: int,
-    client: ClientDevice = UNKNOWN_CLIENT,
+    client: ClientDevice = UNKNOWN_CLIENT, country: str = "",
 ) -> Batch:
     try:
         record = record_body_decoder.decode(body)
@@ -210,5 +212,5 @@ def parse_batch(
             metas.append(event)
         tags.append(tag)
     return Batch(record.sessionId, app_name, max_idle_ms, raw_events, timestamps, types, tags, targets, open_clicks,
-                 client, pages_seen(metas))
+                 client, pages_seen(metas), country)
 

@@ -5,7 +5,8 @@ are server time, which alone decides expiry (invariant 5). ``segment_id`` and ``
 batch set them. ``INSERT ... ON CONFLICT DO UPDATE`` makes racing first batches of one session all succeed:
 the later waits for the earlier's row and adds to it.
 
-The session's metadata rides along: the client (browser, OS, device type) as first known; the entry page (URL,
+The session's metadata rides along: the client (browser, OS, device type) and the country as first known (each
+the first non-empty one: a batch from an unknown address leaves a known country alone); the entry page (URL,
 path, viewport) of its earliest Meta event and the exit path of its latest, by client time (``entry_at`` and
 ``exit_at`` keep those times, NULL before any Meta event; :func:`agent_api.pages.combine` is the same rule in
 Python); pages and clicks add up like the other counts.
@@ -40,20 +41,20 @@ NAMED_CLICKS = "/*named clicks*/"
 _UPSERT = f"""
 INSERT INTO active_sessions AS s (
     session_id, app_name, first_event_at, last_event_at, max_idle_ms, event_count, error_count,
-    browser, browser_major, os, device_type, viewport_width, viewport_height, entry_at, entry_url, entry_path,
-    exit_at, exit_path, page_count, click_count, last_seen_at, expires_at
+    browser, browser_major, os, device_type, country, viewport_width, viewport_height, entry_at, entry_url,
+    entry_path, exit_at, exit_path, page_count, click_count, last_seen_at, expires_at
 )
 SELECT u.session_id, u.app_name, u.first_event_at, u.last_event_at, u.max_idle_ms, u.event_count, u.error_count,
-       u.browser, u.browser_major, u.os, u.device_type, COALESCE(p.viewport_width, 0),
+       u.browser, u.browser_major, u.os, u.device_type, u.country, COALESCE(p.viewport_width, 0),
        COALESCE(p.viewport_height, 0), p.entry_at, COALESCE(p.entry_url, ''), COALESCE(p.entry_path, ''), p.exit_at,
        COALESCE(p.exit_path, ''), COALESCE(p.page_count, 0), u.click_count{NAMED_CLICKS},
        now(), now() + u.max_idle_ms * interval '1 millisecond'
 FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::integer[], $6::bigint[], $7::bigint[],
-            $8::text[], $9::integer[], $10::text[], $11::text[], $12::bigint[])
+            $8::text[], $9::integer[], $10::text[], $11::text[], $12::text[], $13::bigint[])
      AS u(session_id, app_name, first_event_at, last_event_at, max_idle_ms, event_count, error_count,
-          browser, browser_major, os, device_type, click_count)
-LEFT JOIN unnest($13::uuid[], $14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::integer[], $19::integer[],
-                 $20::bigint[], $21::text[])
+          browser, browser_major, os, device_type, country, click_count)
+LEFT JOIN unnest($14::uuid[], $15::bigint[], $16::bigint[], $17::text[], $18::text[], $19::integer[], $20::integer[],
+                 $21::bigint[], $22::text[])
      AS p(session_id, page_count, entry_at, entry_url, entry_path, viewport_width, viewport_height, exit_at, exit_path)
      ON p.session_id = u.session_id
 ORDER BY u.session_id
@@ -71,6 +72,7 @@ ON CONFLICT (session_id) DO UPDATE SET
                            ELSE s.os END,
     device_type     = CASE WHEN s.browser = '' AND s.os = '' AND s.device_type = '' THEN EXCLUDED.device_type
                            ELSE s.device_type END,
+    country         = CASE WHEN s.country = '' THEN EXCLUDED.country ELSE s.country END,
     entry_at        = LEAST(s.entry_at, EXCLUDED.entry_at),
     entry_url       = CASE WHEN s.entry_at IS NULL OR EXCLUDED.entry_at < s.entry_at THEN EXCLUDED.entry_url
                            ELSE s.entry_url END,
@@ -90,9 +92,9 @@ ON CONFLICT (session_id) DO UPDATE SET
 """
 
 UPSERT_ACTIVE_SESSIONS = _UPSERT.replace(NAMED_CLICKS, "")
-"""The session upsert alone ($1-$21, :func:`session_parameters`), for sessions without open clicks to name."""
+"""The session upsert alone ($1-$22, :func:`session_parameters`), for sessions without open clicks to name."""
 
-# Parameters $22-$25: the click-target rows; $26-$30: the open clicks, each with the best target the group itself
+# Parameters $23-$26: the click-target rows; $27-$31: the open clicks, each with the best target the group itself
 # brought (its time and label, NULL for none: :func:`best_in_group`). For each click (c.i numbers them): the
 # latest stored row at or before it that has its node or starts a page (at one time, a page's own mutations come
 # after its snapshot), with the label if that row has the node; the group's own target wins when it is as late.
@@ -103,7 +105,7 @@ WITH named AS (
     SELECT c.i, c.session_id,
            CASE WHEN c.group_since IS NOT NULL AND (t.since IS NULL OR c.group_since >= t.since) THEN c.group_label
                 ELSE t.label END AS label
-    FROM unnest($26::uuid[], $27::integer[], $28::bigint[], $29::bigint[], $30::text[])
+    FROM unnest($27::uuid[], $28::integer[], $29::bigint[], $30::bigint[], $31::text[])
          WITH ORDINALITY AS c(session_id, node_id, at, group_since, group_label, i)
     LEFT JOIN LATERAL (
         SELECT t.since, t.targets ->> c.node_id::text AS label FROM active_session_click_targets AS t
@@ -115,7 +117,7 @@ WITH named AS (
 upserted AS ({_UPSERT.replace(NAMED_CLICKS, _COUNT_NAMED)}),
 kept_targets AS (
     INSERT INTO active_session_click_targets (session_id, since, starts_page, targets)
-    SELECT * FROM unnest($22::uuid[], $23::bigint[], $24::boolean[], $25::jsonb[])
+    SELECT * FROM unnest($23::uuid[], $24::bigint[], $25::boolean[], $26::jsonb[])
 )
 SELECT i, label FROM named WHERE label IS NOT NULL
 """
@@ -134,11 +136,12 @@ class SessionActivity:
     client: ClientDevice
     pages: PagesSeen
     click_count: int
+    country: str = ""
 
 
 def merge_by_session(batches: Iterable[Batch]) -> dict[uuid.UUID, SessionActivity]:
     """In arrival order: the first batch names the app, the last sets the idle time, times widen, counts add, the
-    first known client stays, pages combine (:func:`agent_api.pages.combine`)."""
+    first known client and country stay, pages combine (:func:`agent_api.pages.combine`)."""
     merged: dict[uuid.UUID, SessionActivity] = {}
     for batch in batches:
         activity = merged.get(batch.session_id)
@@ -146,6 +149,7 @@ def merge_by_session(batches: Iterable[Batch]) -> dict[uuid.UUID, SessionActivit
             merged[batch.session_id] = SessionActivity(
                 batch.app_name, batch.first_event_at, batch.last_event_at, batch.max_idle_ms,
                 len(batch.timestamps), batch.error_count, batch.client, batch.pages, batch.click_count,
+                batch.country,
             )
         else:
             activity.first_event_at = min(activity.first_event_at, batch.first_event_at)
@@ -155,13 +159,15 @@ def merge_by_session(batches: Iterable[Batch]) -> dict[uuid.UUID, SessionActivit
             activity.error_count += batch.error_count
             if not activity.client.is_known:
                 activity.client = batch.client
+            if not activity.country:
+                activity.country = batch.country
             activity.pages = combine(activity.pages, batch.pages)
             activity.click_count += batch.click_count
     return merged
 
 
 def session_parameters(merged: dict[uuid.UUID, SessionActivity]) -> list[list[Any]]:
-    """The upsert's parameters: $1-$12 for every session, $13-$21 for the sessions whose batches had a Meta event
+    """The upsert's parameters: $1-$13 for every session, $14-$22 for the sessions whose batches had a Meta event
     (most batches have none: not sending their empty pages saves the agent API ~0.6 us per array element)."""
     activities = list(merged.values())
     clients = [a.client for a in activities]
@@ -179,6 +185,7 @@ def session_parameters(merged: dict[uuid.UUID, SessionActivity]) -> list[list[An
         [c.browser_major for c in clients],
         [c.os for c in clients],
         [c.device_type for c in clients],
+        [a.country for a in activities],
         [a.click_count for a in activities],
         [session for session, _ in seen],
         [p.page_count for p in pages],

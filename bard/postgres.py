@@ -99,6 +99,15 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             ADD COLUMN IF NOT EXISTS error_click_count bigint NOT NULL DEFAULT 0;
         """,
     ),
+    (
+        5,
+        "active_session_country",
+        """
+        -- The country of the session's client address (agent_api/countries.py): ISO 3166-1 alpha-2, '' unknown;
+        -- the first one known stays. The address itself is never stored. A constant default: no rewrite.
+        ALTER TABLE active_sessions ADD COLUMN IF NOT EXISTS country text NOT NULL DEFAULT '';
+        """,
+    ),
 )
 
 

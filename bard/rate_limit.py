@@ -1,6 +1,7 @@
 """A per-address token bucket, in process: the agent API's ``/authenticate`` and the replayer API's ``POST /login``.
 
-Each client address may take ``burst`` tokens at once and earns ``rate_per_minute`` back over a minute. Each
+Each client address (as :mod:`bard.client_address` picks it: the peer, or behind a trusted proxy the client it
+forwarded) may take ``burst`` tokens at once and earns ``rate_per_minute`` back over a minute. Each
 process keeps its own buckets, so behind N processes an address gets up to N times the rate; that is enough
 to stop one client from minting tokens in a loop, and a shared limiter belongs in the load balancer.
 """

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from bard.client_address import InvalidTrustedProxies, parse_trusted_proxies
+
 PREFIX = "BARD_"
 
 
@@ -53,6 +55,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_idle_max_ms: int = 3_600_000
     authenticate_rate_per_minute: int = 120
     login_rate_per_minute: int = 20
+    # The proxies or load balancers in front of Bard whose X-Forwarded-For is believed: addresses or networks,
+    # comma-separated ("10.0.0.0/8, 127.0.0.1"). Empty: the peer is the client and the header is ignored, as any
+    # client can forge it (bard/client_address.py has the rule).
+    trusted_proxies: str = ""
     # Processes serving the agent API, in `bard up` and in `bard agent-api` (whose --workers overrides it). Under
     # `bard up`, 0 serves it from the main process, on the event loop that also runs the consumer and chDB.
     agent_api_workers: int = 2
@@ -106,6 +112,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(f"BARD_LOG_FORMAT must be text or json, got {self.log_format!r}")
         if self.amqp_queue_type not in ("classic", "quorum"):
             raise SettingsError(f"BARD_AMQP_QUEUE_TYPE must be classic or quorum, got {self.amqp_queue_type!r}")
+        try:
+            parse_trusted_proxies(self.trusted_proxies)
+        except InvalidTrustedProxies as exc:
+            raise SettingsError(f"BARD_TRUSTED_PROXIES: {exc}") from None
         url = self.clickhouse_url
         if url and not url.startswith(("chdb://", "http://", "https://")):
             raise SettingsError(f"BARD_CLICKHOUSE_URL must start with chdb://, http:// or https://, got {url!r}")

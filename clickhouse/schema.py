@@ -366,6 +366,13 @@ def _signal_inputs_without_parse(settings: Settings, db: str) -> list[str]:
     return [f"ALTER TABLE {db}.signal_inputs_mv MODIFY QUERY {_signal_inputs_select(db)}"]
 
 
+def _session_country(settings: Settings, db: str) -> list[str]:
+    # The country of the session's client address (agent_api/countries.py), first known, merged like the client
+    # (session_ender.merge); '' for sessions moved before this migration. A constant default, as in migration 4:
+    # only the table's metadata changes, no part is rewritten. The address itself is stored nowhere.
+    return [f"ALTER TABLE {db}.sessions ADD COLUMN IF NOT EXISTS country LowCardinality(String) DEFAULT ''"]
+
+
 INGEST_NAMES = ", ".join(line.split()[0] for line in INGEST_COLUMNS.strip().splitlines())
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -375,4 +382,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "session_metadata", _session_metadata),
     Migration(5, "behaviour_signals", _behaviour_signals),
     Migration(6, "signal_inputs_without_parse", _signal_inputs_without_parse),
+    Migration(7, "session_country", _session_country),
 )

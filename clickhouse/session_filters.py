@@ -13,14 +13,15 @@ A filter is a tuple of conditions, ANDed; every reader of sessions uses it: the 
 ``browser``         the browser (its family, as the User-Agent parser names it: ``Chrome``) is one of ``names``
 ``os``              the operating system (``Windows``, ``iOS``) is one of ``names``
 ``device_type``     the device type is one of ``types``: ``desktop``, ``mobile``, ``tablet``, ``bot``
+``country``         the country of the client address is one of ``codes`` (ISO 3166-1 alpha-2: ``DE``, ``US``)
 ``entry_path``      the path of the session's first page starts with ``prefix``
 ``pages``           the session saw ``min_pages`` .. ``max_pages`` pages (both inclusive)
 ``signal``          the session has (``present``) or has not a ``rage_click``, ``dead_click`` or ``error_click``
 ==================  ==========================================================================================
 
 Sessions recorded before their metadata was captured have empty strings and zero counts: they match no
-``browser``, ``os``, ``device_type`` or ``entry_path`` filter (other than a prefix of ``""``), ``pages`` with a
-minimum of 0 and ``signal`` filters with ``present`` false.
+``browser``, ``os``, ``device_type``, ``country`` or ``entry_path`` filter (other than a prefix of ``""``),
+``pages`` with a minimum of 0 and ``signal`` filters with ``present`` false.
 
 **The one rule for a missing bound: it is open.** A range with only a start has no end, with only an end no
 start, with neither it keeps every session. (Before this module, ``/api``'s session list read a date filter
@@ -34,9 +35,9 @@ Two written forms read into it: the clean form (``/v1``, stored funnels: ``{"typ
 
 :func:`condition` is the one builder: each condition becomes a sqlglot expression over the columns of
 ``sessions`` (``app_name``, ``started_at``, ``duration_ms``, ``error_count``, ``session_id``, and the metadata
-columns ``browser``, ``os``, ``device_type``, ``entry_path``, ``page_count``, ``*_click_count``), every value a
-bound placeholder; a column a value picks (a signal's count) comes from an allow-list. Its text depends on the
-kinds of conditions and which bounds they have, never on their values.
+columns ``browser``, ``os``, ``device_type``, ``country``, ``entry_path``, ``page_count``, ``*_click_count``),
+every value a bound placeholder; a column a value picks (a signal's count) comes from an allow-list. Its text
+depends on the kinds of conditions and which bounds they have, never on their values.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ MAX_DURATION_MS = 2**62
 MIN_YEAR, MAX_YEAR = 1970, 2299
 MAX_PATH_LENGTH = 2_048
 ID_PREFIX = re.compile(r"[0-9a-f-]{1,36}")
+COUNTRY_CODE = re.compile(r"[A-Z]{2}")
 
 
 class InvalidFilter(ValueError):
@@ -140,6 +142,13 @@ class DeviceTypeFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     types: tuple[str, ...]
 
 
+class CountryFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="country"):
+    """The country of the session's client address is one of ``codes`` (ISO 3166-1 alpha-2, two capital letters;
+    exact match, as agent_api.countries stores them)."""
+
+    codes: tuple[str, ...]
+
+
 class EntryPathFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="entry_path"):
     """The path of the session's first page starts with ``prefix`` (``/checkout`` matches ``/checkout/pay``)."""
 
@@ -167,7 +176,8 @@ class SignalFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_
 
 
 SessionFilter = (AppNameFilter | StartedFilter | StartedAtFilter | DurationFilter | ErrorsFilter | IdPrefixFilter
-                 | BrowserFilter | OsFilter | DeviceTypeFilter | EntryPathFilter | PagesFilter | SignalFilter)
+                 | BrowserFilter | OsFilter | DeviceTypeFilter | CountryFilter | EntryPathFilter | PagesFilter
+                 | SignalFilter)
 Filters = tuple[SessionFilter, ...]
 
 
@@ -215,6 +225,16 @@ def validate_filters(filters: Sequence[SessionFilter], path: str = "filters") ->
                 if device not in DEVICE_TYPES:
                     raise InvalidFilter(f"{where}.types[{position}]",
                                         f"must be one of {', '.join(DEVICE_TYPES)}, got {device!r}")
+        elif isinstance(item, CountryFilter):
+            if not item.codes:
+                raise InvalidFilter(f"{where}.codes", "must name at least one country")
+            if len(item.codes) > MAX_APP_NAMES:
+                raise InvalidFilter(f"{where}.codes", f"at most {MAX_APP_NAMES} countries")
+            for position, code in enumerate(item.codes):
+                if not isinstance(code, str) or not COUNTRY_CODE.fullmatch(code):
+                    raise InvalidFilter(f"{where}.codes[{position}]",
+                                        f"must be a country code of two capital letters (ISO 3166-1 alpha-2, such "
+                                        f"as DE), got {code!r}")
         elif isinstance(item, EntryPathFilter):
             if not isinstance(item.prefix, str) or len(item.prefix) > MAX_PATH_LENGTH:
                 raise InvalidFilter(f"{where}.prefix", f"must be a path of at most {MAX_PATH_LENGTH} characters")
@@ -448,6 +468,8 @@ def condition(item: SessionFilter, params: QueryParameters) -> exp.Expr:
         return exp.In(this=column("os"), field=params.bind(list(item.names), "Array(String)"))
     if isinstance(item, DeviceTypeFilter):
         return exp.In(this=column("device_type"), field=params.bind(list(item.types), "Array(String)"))
+    if isinstance(item, CountryFilter):
+        return exp.In(this=column("country"), field=params.bind(list(item.codes), "Array(String)"))
     if isinstance(item, EntryPathFilter):
         return call("startsWith", column("entry_path"), params.bind(item.prefix, "String"))
     if isinstance(item, PagesFilter):

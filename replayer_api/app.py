@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bard.client_address import ClientAddresses
 from bard.errors import error_body
 from bard.metrics import RequestMetrics, metrics
 from bard.postgres import create_pool
@@ -167,4 +168,5 @@ def create_app(settings: Settings, *, clickhouse_clients: int = CLICKHOUSE_CLIEN
     )
     app.state.credentials = credentials
     app.state.login_limiter = login_limiter_for(settings)
+    app.state.client_addresses = ClientAddresses.from_setting(settings.trusted_proxies)
     return app

@@ -4,7 +4,9 @@
 (SHA-256) of the issue time under a key derived from the token, so changing the token ends every session, and
 nothing is stored server-side. The cookie is HttpOnly and SameSite=Lax (a cross-site page cannot post with it).
 Every comparison of a secret is constant-time. Only health, metrics and login are open. Sign-in attempts are rate
-limited per client address (``BARD_LOGIN_RATE_PER_MINUTE``), so the token cannot be guessed at speed.
+limited per client address (``BARD_LOGIN_RATE_PER_MINUTE``; the address as :mod:`bard.client_address` picks it,
+so behind a proxy named in ``BARD_TRUSTED_PROXIES`` each client has its own bucket), so the token cannot be
+guessed at speed.
 
 A cookie travels with every request the browser makes, whoever's page asks, and SameSite=Lax still lets a page
 on another port or subdomain of the same site send it. So a write (POST, PUT, PATCH, DELETE) that a cookie
@@ -28,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bard.client_address import ClientAddresses
 from bard.errors import error_body
 from bard.rate_limit import TokenBucketLimiter, retry_after_seconds
 from bard.settings import Settings, split_origins
@@ -173,7 +176,8 @@ async def log_in(request: Request) -> Response:
     credentials: Credentials = request.app.state.credentials
     is_json = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
     limiter: TokenBucketLimiter = request.app.state.login_limiter
-    wait = limiter.try_acquire(request.client.host if request.client else "unknown")
+    addresses: ClientAddresses = request.app.state.client_addresses
+    wait = limiter.try_acquire(addresses.of(request) or "unknown")
     if wait > 0:
         seconds = retry_after_seconds(wait)
         problem = f"Too many sign-in attempts from this address; try again in {seconds} s."

@@ -39,6 +39,7 @@ ERRORS = {
 NOT_FOUND = {"404": _json("Error", "No such id")}
 NOT_JSON = {"415": _json("Error", "The body is not declared `Content-Type: application/json`")}
 UUID = {"type": "string", "format": "uuid"}
+COUNTRY_CODE = {"type": "string", "pattern": "^[A-Z]{2}$", "description": "ISO 3166-1 alpha-2, such as DE"}
 SESSION_ID = _path("session_id", "The session's id", UUID)
 FUNNEL_ID = _path("funnel_id", "The funnel's id", {"type": "integer", "minimum": 1})
 LIMIT = _query("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50})
@@ -80,6 +81,9 @@ SCHEMAS: dict[str, Any] = {
             "browser_major": {"type": "integer", "description": "Its major version (0 unknown)"},
             "os": {"type": "string"},
             "device_type": {"type": "string", "enum": ["desktop", "mobile", "tablet", "bot", ""]},
+            "country": {"type": "string", "pattern": "^([A-Z]{2})?$",
+                        "description": "ISO 3166-1 alpha-2 code of the registry country of the client address, as "
+                                       "first known ('' unknown, private or loopback); the address is not kept"},
             "viewport": {"type": "object", "properties": {"width": {"type": "integer"},
                                                           "height": {"type": "integer"}}},
             "entry_url": {"type": "string"}, "entry_path": {"type": "string"}, "exit_path": {"type": "string"},
@@ -195,6 +199,9 @@ SCHEMAS: dict[str, Any] = {
                 {"type": "object", "required": ["type", "types"], "properties": {
                     "type": {"const": "device_type"},
                     "types": {"type": "array", "items": {"type": "string", "enum": list(DEVICE_TYPES)}}}},
+                {"type": "object", "required": ["type", "codes"], "properties": {
+                    "type": {"const": "country"},
+                    "codes": {"type": "array", "minItems": 1, "items": COUNTRY_CODE}}},
                 {"type": "object", "required": ["type", "prefix"], "properties": {
                     "type": {"const": "entry_path"}, "prefix": {"type": "string", "maxLength": 2048}}},
                 {"type": "object", "required": ["type"], "properties": {
@@ -252,6 +259,8 @@ PATHS: dict[str, Any] = {
                    {"type": "array", "items": {"type": "string", "minLength": 1}}, explode=True),
             _query("device_type", "Only these device types (repeat for several)",
                    {"type": "array", "items": {"type": "string", "enum": list(DEVICE_TYPES)}}, explode=True),
+            _query("country", "Only sessions from these countries, ISO 3166-1 alpha-2 (repeat for several)",
+                   {"type": "array", "items": COUNTRY_CODE}, explode=True),
             _query("entry_path", "Only sessions whose first page's path starts with this",
                    {"type": "string", "maxLength": 2048}),
             _query("min_pages", "Only sessions that saw at least this many pages", {"type": "integer", "minimum": 0}),
@@ -308,7 +317,7 @@ PATHS: dict[str, Any] = {
         "summary": "The values a session property takes, for autocomplete: the most common first",
         "parameters": [
             _path("property", "The property", {"type": "string", "enum": ["app", "browser", "os", "device_type",
-                                                                           "entry_path"]}),
+                                                                           "country", "entry_path"]}),
             _query("prefix", "Only values starting with this", {"type": "string"}),
             _query("limit", "At most this many", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
         ],

@@ -29,7 +29,7 @@ Filters = Sequence[SessionFilter]
 # (from browser on) is empty for sessions recorded before it was captured.
 METADATA = ("browser", "browser_major", "os", "device_type", "viewport_width", "viewport_height", "entry_url",
             "entry_path", "exit_path", "page_count", "click_count", "rage_click_count", "dead_click_count",
-            "error_click_count")
+            "error_click_count", "country")
 FIELDS = ("app_name", "started_at", "ended_at", "duration_ms", "event_count", "error_count", *METADATA)
 READ = ("session_id", "app_name", "toUnixTimestamp64Milli(started_at)", "toUnixTimestamp64Milli(ended_at)",
         "duration_ms", "event_count", "error_count", *METADATA)
@@ -62,14 +62,15 @@ class Session:
     rage_click_count: int = 0
     dead_click_count: int = 0
     error_click_count: int = 0
+    country: str = ""
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> Session:
         (session_id, app_name, started, ended, duration, events, errors, browser, browser_major, os, device,
-         width, height, entry_url, entry_path, exit_path, pages, clicks, rage, dead, error_clicks) = row
+         width, height, entry_url, entry_path, exit_path, pages, clicks, rage, dead, error_clicks, country) = row
         return cls(session_id, app_name, int(started), int(ended), int(duration), int(events), int(errors), browser,
                    int(browser_major), os, device, int(width), int(height), entry_url, entry_path, exit_path,
-                   int(pages), int(clicks), int(rage), int(dead), int(error_clicks))
+                   int(pages), int(clicks), int(rage), int(dead), int(error_clicks), country)
 
 
 @dataclass(frozen=True)
@@ -383,7 +384,7 @@ async def distinct_apps(warehouse: Warehouse) -> list[str]:
 
 # The session properties offered for autocomplete (GET /v1/options/{property}), each a column of ``sessions``.
 OPTION_COLUMNS = {"app": "app_name", "browser": "browser", "os": "os", "device_type": "device_type",
-                  "entry_path": "entry_path"}
+                  "country": "country", "entry_path": "entry_path"}
 
 
 async def distinct_values(warehouse: Warehouse, property_name: str, prefix: str, limit: int) -> list[tuple[str, int]]:

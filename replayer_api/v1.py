@@ -19,6 +19,7 @@ from clickhouse.session_filters import (
     MAX_TEXT_LENGTH,
     AppNameFilter,
     BrowserFilter,
+    CountryFilter,
     DeviceTypeFilter,
     DurationFilter,
     EntryPathFilter,
@@ -80,6 +81,7 @@ def session_json(session: sessions.Session) -> dict[str, Any]:
         "browser_major": session.browser_major,
         "os": session.os,
         "device_type": session.device_type,
+        "country": session.country,
         "viewport": {"width": session.viewport_width, "height": session.viewport_height},
         "entry_url": session.entry_url,
         "entry_path": session.entry_path,
@@ -97,7 +99,7 @@ def cursor_text(cursor: Cursor | None) -> str | None:
 
 
 SESSION_PARAMETERS = ("app", "started_after", "started_before", "min_duration_ms", "max_duration_ms", "has_errors",
-                      "id_prefix", "browser", "os", "device_type", "entry_path", "min_pages", "max_pages",
+                      "id_prefix", "browser", "os", "device_type", "country", "entry_path", "min_pages", "max_pages",
                       "has_rage_clicks", "has_dead_clicks", "has_error_clicks", "sort", "order", "limit", "cursor",
                       "before")
 # has_<signal>s: the signal filter each such parameter sets.
@@ -134,6 +136,8 @@ def session_filter_from(request: Request) -> Filters:
             filters.append(kind(names=tuple(params.getlist(name))))
     if params.getlist("device_type"):
         filters.append(DeviceTypeFilter(types=tuple(params.getlist("device_type"))))
+    if params.getlist("country"):
+        filters.append(CountryFilter(codes=tuple(params.getlist("country"))))
     if params.get("entry_path") is not None:
         filters.append(EntryPathFilter(prefix=params["entry_path"]))
     min_pages, max_pages = optional_int(params, "min_pages"), optional_int(params, "max_pages")
@@ -160,6 +164,7 @@ QUERY_PARAMETERS: dict[type, dict[str, str]] = {
     BrowserFilter: {"": "browser"},
     OsFilter: {"": "os"},
     DeviceTypeFilter: {"": "device_type"},
+    CountryFilter: {"": "country"},
     EntryPathFilter: {"": "entry_path"},
     PagesFilter: {"": "min_pages", "min_pages": "min_pages", "max_pages": "max_pages"},
 }

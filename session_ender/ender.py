@@ -105,7 +105,7 @@ class RunResult(msgspec.Struct, frozen=True):
 CLAIM = """
 SELECT session_id, segment_id, app_name, first_event_at, last_event_at, event_count, error_count,
        browser, browser_major, os, device_type, viewport_width, viewport_height, entry_url, entry_path, exit_path,
-       page_count, click_count, rage_click_count, dead_click_count, error_click_count, last_seen_at,
+       page_count, click_count, rage_click_count, dead_click_count, error_click_count, country, last_seen_at,
        (extract(epoch FROM statement_timestamp()) * 1000000)::bigint AS claimed_at_us
 FROM active_sessions
 WHERE expires_at < COALESCE($1::timestamptz, now()) - $2::interval
@@ -130,7 +130,7 @@ SELECT session_id, app_name, toUnixTimestamp64Milli(started_at), toUnixTimestamp
        browser, browser_major, os, device_type, entry_url, entry_path, viewport_width, viewport_height, exit_path,
        page_count, click_count, rage_click_count, dead_click_count, error_click_count,
        segment_page_counts, segment_click_counts, segment_rage_click_counts, segment_dead_click_counts,
-       segment_error_click_counts
+       segment_error_click_counts, country
 FROM sessions
 WHERE session_id IN {ids:Array(UUID)}
 """
@@ -228,7 +228,7 @@ class SessionEnder:
                               browser_major=r[8], os=r[9], device_type=r[10], viewport_width=r[11],
                               viewport_height=r[12], entry_url=r[13], entry_path=r[14], exit_path=r[15],
                               page_count=r[16], click_count=r[17], rage_click_count=r[18], dead_click_count=r[19],
-                              error_click_count=r[20])
+                              error_click_count=r[20], country=r[21])
                 for r in rows  # by position, in CLAIM's order: ~2x faster than by name for a batch of 5,000
             ]
             await self._step(MoveStep.CLAIMED, segments)

@@ -10,10 +10,10 @@ segment (a batch that arrived after a crashed move) gives the newer counts, neve
 
 The metadata follows the segments' order (the order of ``segments``, which a repeated merge keeps):
 
-- what was first seen, the client (browser, its major version, OS, device type) and the entry page (URL, path,
-  viewport), is the first segment's: a later segment fills it only where no earlier one knew it (a session
-  moved before the metadata existed, a first segment without a Meta event), and a newer snapshot of the first
-  segment replaces it;
+- what was first seen, the client (browser, its major version, OS, device type), the country and the entry page
+  (URL, path, viewport), is the first segment's: a later segment fills it only where no earlier one knew it (a
+  session moved before the metadata existed, a first segment without a Meta event or from an address of no known
+  country), and a newer snapshot of the first segment replaces it;
 - the exit path is the last segment's that saw a page (had a Meta event);
 - the counts (pages, clicks, rage/dead/error clicks) add up exactly once, as the event and error counts do.
 """
@@ -51,6 +51,7 @@ class ActiveSegment(msgspec.Struct, frozen=True, kw_only=True):
     rage_click_count: int = 0
     dead_click_count: int = 0
     error_click_count: int = 0
+    country: str = ""
 
 
 class EndedSession(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,6 +86,7 @@ class EndedSession(msgspec.Struct, frozen=True, kw_only=True):
     segment_rage_click_counts: tuple[int, ...] = ()
     segment_dead_click_counts: tuple[int, ...] = ()
     segment_error_click_counts: tuple[int, ...] = ()
+    country: str = ""
 
 
 COLUMNS = (
@@ -93,7 +95,7 @@ COLUMNS = (
     "browser", "browser_major", "os", "device_type", "entry_url", "entry_path", "viewport_width", "viewport_height",
     "exit_path", "page_count", "click_count", "rage_click_count", "dead_click_count", "error_click_count",
     "segment_page_counts", "segment_click_counts", "segment_rage_click_counts", "segment_dead_click_counts",
-    "segment_error_click_counts",
+    "segment_error_click_counts", "country",
 )
 """The columns the ender writes, in the order of :func:`as_columns` (``duration_ms`` and ``date`` are computed),
 the names of :class:`EndedSession`'s fields."""
@@ -120,6 +122,7 @@ def merge_segment(previous: EndedSession | None, segment: ActiveSegment, *, min_
             error_click_count=s.error_click_count, segment_page_counts=(s.page_count,),
             segment_click_counts=(s.click_count,), segment_rage_click_counts=(s.rage_click_count,),
             segment_dead_click_counts=(s.dead_click_count,), segment_error_click_counts=(s.error_click_count,),
+            country=s.country,
         )
     p = previous
     known = len(p.segments)
@@ -145,6 +148,7 @@ def merge_segment(previous: EndedSession | None, segment: ActiveSegment, *, min_
 
     is_first, is_last = slot == 0, slot >= known - 1
     client: ActiveSegment | EndedSession = s if _knows_client(s) and (is_first or not _knows_client(p)) else p
+    country = s.country if s.country and (is_first or not p.country) else p.country
     entry: ActiveSegment | EndedSession = s if s.page_count and (is_first or not p.page_count) else p
     exit_path = s.exit_path if s.page_count and (is_last or not p.page_count) else p.exit_path
     return EndedSession(
@@ -157,7 +161,7 @@ def merge_segment(previous: EndedSession | None, segment: ActiveSegment, *, min_
         viewport_height=entry.viewport_height, exit_path=exit_path, page_count=pages, click_count=clicks,
         rage_click_count=rage, dead_click_count=dead, error_click_count=error_clicks, segment_page_counts=page_counts,
         segment_click_counts=click_counts, segment_rage_click_counts=rage_counts,
-        segment_dead_click_counts=dead_counts, segment_error_click_counts=error_click_counts,
+        segment_dead_click_counts=dead_counts, segment_error_click_counts=error_click_counts, country=country,
     )
 
 

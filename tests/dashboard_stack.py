@@ -20,7 +20,11 @@ The recorded data is fixed and known, so the tests can say exactly what each scr
   events, its clicks tagged "Pay now" and a rage click and a dead click in ``conversion_events``.
 
 The recorded sessions get what the pipeline reads from them: an entry path from their Meta event, one page, no
-client (httpx's User-Agent names no browser), no rage click (no three clicks at one spot).
+client (httpx's User-Agent names no browser), no rage click (no three clicks at one spot), and no country (they
+come from 127.0.0.1), but the "replay" session: its batches say ``X-Forwarded-For`` :data:`REPLAY_FORWARDED_FOR`
+(its client the RIPE NCC's address, NL, with a forged entry left of it; then another country's address, which
+the session does not keep: the first stays), as a proxy on the same machine would. uvicorn believes the header
+from 127.0.0.1 by default, and ``bard up`` is told so as well (``BARD_TRUSTED_PROXIES``).
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ LONG_END_TAG = "reached-the-end"
 LONG_END_SCROLL = 960
 
 
+REPLAY_FORWARDED_FOR = ("203.0.113.77, 193.0.6.139", "1.0.16.1")  # the first and the later batch's header
+REPLAY_COUNTRY = "NL"
+
 RAGE_LABEL = "Pay now"
 DEAD_LABEL = "Cart"
 
@@ -81,6 +88,7 @@ class Described:
     rage: int = 0
     dead: int = 0
     error_clicks: int = 0
+    country: str = ""
     session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     @property
@@ -92,14 +100,15 @@ class Described:
 # session stays the "long" one (5 min).
 DESCRIBED = [
     Described("replays", 15, 45_000, "Firefox", 121, "Windows", "desktop", (1440, 900), "/checkout/cart",
-              "/checkout/done", 4, 5, rage=1, dead=1),
+              "/checkout/done", 4, 5, rage=1, dead=1, country="DE"),
     Described("mac", 16, 50_000, "Chrome", 120, "Mac OS X", "desktop", (1280, 800), "/pricing", "/signup", 2, 6,
-              error_clicks=1),
+              error_clicks=1, country="US"),
     Described("iphone", 17, 60_000, "Mobile Safari", 17, "iOS", "mobile", (390, 844), "/checkout", "/checkout", 1, 3,
-              rage=2),
+              rage=2, country="JP"),
     Described("android", 18, 70_000, "Chrome Mobile", 119, "Android", "mobile", (412, 915), "/blog/hello", "/blog",
-              3, 2),
-    Described("tablet", 19, 80_000, "Chrome", 120, "Android", "tablet", (800, 1280), "/", "/about", 2, 1, dead=2),
+              3, 2, country="BR"),
+    Described("tablet", 19, 80_000, "Chrome", 120, "Android", "tablet", (800, 1280), "/", "/about", 2, 1, dead=2,
+              country="US"),
     Described("old", 21, 90_000),
 ]
 
@@ -138,7 +147,7 @@ def warehouse_rows(now: int) -> dict[str, list[dict[str, Any]]]:
             "segments": [str(uuid.uuid4())], "segment_event_counts": [30], "segment_error_counts": [0], "version": 1,
             "browser": d.browser, "browser_major": d.browser_major, "os": d.os, "device_type": d.device_type,
             "viewport_width": d.viewport[0], "viewport_height": d.viewport[1], "entry_url": d.entry_url,
-            "entry_path": d.entry_path, "exit_path": d.exit_path,
+            "entry_path": d.entry_path, "exit_path": d.exit_path, "country": d.country,
             **{f"{name}_count": n for name, n in counts.items()},
             **{f"segment_{name}_counts": [n] for name, n in counts.items()},
         })
@@ -231,10 +240,12 @@ def record_all(agent: httpx.Client, now: int) -> Recorded:
     recorded = Recorded()
 
     def send(events: list[dict[str, Any]], app: str = "shop", idle: int = SHORT_IDLE_MS,
-             session: str | None = None) -> str:
+             session: str | None = None, forwarded_for: str | None = None) -> str:
         session = session or str(uuid.uuid4())
-        answer = agent.post("/record", headers=bardrr.record_headers(token, app),
-                            json=bardrr.record_body(events, session, idle))
+        headers = bardrr.record_headers(token, app)
+        if forwarded_for is not None:
+            headers["X-Forwarded-For"] = forwarded_for
+        answer = agent.post("/record", headers=headers, json=bardrr.record_body(events, session, idle))
         assert answer.is_success, answer.text
         return session
 
@@ -254,8 +265,8 @@ def record_all(agent: httpx.Client, now: int) -> Recorded:
     start = now - 10 * 60_000
     first = bardrr.first_batch(start)
     later = bardrr.later_batch(first[-1]["timestamp"] + 500)
-    recorded.replay = send(first)
-    send(later, session=recorded.replay)
+    recorded.replay = send(first, forwarded_for=REPLAY_FORWARDED_FOR[0])
+    send(later, session=recorded.replay, forwarded_for=REPLAY_FORWARDED_FOR[1])
     recorded.replay_events = first + later
 
     for n in range(4):
@@ -287,7 +298,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     bard = Bard(tmp_path_factory.mktemp("dashboard"), BARD_ENDER_INTERVAL_SECONDS="0.5",
                 BARD_ENDER_GRACE_SECONDS="0.5", BARD_LOG_LEVEL="WARNING",
                 # Every test signs in again from 127.0.0.1; the limit itself is tested in test_replayer_access.
-                BARD_LOGIN_RATE_PER_MINUTE="6000")
+                BARD_LOGIN_RATE_PER_MINUTE="6000",
+                # As a proxy in front of Bard would be: the "replay" session says where it came from.
+                BARD_TRUSTED_PROXIES="127.0.0.1")
     now = bardrr.now_ms()
     try:
         seed_warehouse(bard, now)

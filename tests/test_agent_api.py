@@ -519,7 +519,21 @@ async def test_authenticate_is_rate_limited_per_address(
         assert refused.status_code == 429 and refused.json()["error"] == "rate_limited"
         assert int(refused.headers["retry-after"]) >= 1
         elsewhere = await client.get("/authenticate", headers={"x-forwarded-for": "198.51.100.1"})
-        assert elsewhere.status_code == 429  # forwarded headers are the server's business (uvicorn --proxy-headers)
+        assert elsewhere.status_code == 429  # a forged header from a peer Bard does not trust: the same bucket
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket(
+    api_settings: Settings, pg_pool: asyncpg.Pool, amqp: aio_pika.abc.AbstractRobustConnection
+) -> None:
+    # The test client's peer is 203.0.113.7 (see running): here it is the operator's load balancer.
+    settings = api_settings.replace(authenticate_rate_per_minute=18, trusted_proxies="203.0.113.0/24")
+    async with running(create_app(settings)) as client:
+        async def status(forwarded_for: str) -> int:
+            return (await client.get("/authenticate", headers={"x-forwarded-for": forwarded_for})).status_code
+
+        assert [await status("198.51.100.1") for _ in range(4)] == [200, 200, 200, 429]
+        assert await status("198.51.100.2") == 200  # another client behind the same proxy
+        assert await status("10.9.9.9, 198.51.100.1") == 429  # what the client wrote left of itself is not read
 
 
 @pytest.mark.parametrize("path", ["/authenticate", "/record"])

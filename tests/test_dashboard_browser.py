@@ -21,6 +21,7 @@ from tests.dashboard_stack import (
     LONG_END_SCROLL,
     LONG_END_TAG,
     RAGE_LABEL,
+    REPLAY_COUNTRY,
     UNNAMED_CONTROLS,
     Stack,
     Watch,
@@ -37,7 +38,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.clickhouse
 
 # The session table's columns, 1-based (CSS nth-child).
 COLUMN = {name: i + 1 for i, name in enumerate(
-    ["start", "duration", "app", "client", "entry", "pages", "clicks", "events", "errors", "signals", "session"])}
+    ["start", "duration", "app", "client", "country", "entry", "pages", "clicks", "events", "errors", "signals",
+     "session"])}
 
 
 @pytest.fixture(scope="module")
@@ -283,6 +285,8 @@ def test_client_pages_and_signals_in_the_list_its_filters_and_the_session(visit:
     page.goto(stack.url + f"/sessions?id={replays.session_id[:8]}")
     expect(rows(page)).to_have_count(1)
     expect(cell(page, "client")).to_have_text("Firefox 121 · Windows · desktop")
+    expect(cell(page, "country")).to_have_text(replays.country)
+    expect(cell(page, "country")).to_have_attribute("title", "Germany")
     expect(cell(page, "entry")).to_have_text(replays.entry_path)
     expect(cell(page, "pages")).to_have_text(str(replays.pages))
     expect(cell(page, "clicks")).to_have_text(str(replays.clicks))
@@ -290,8 +294,24 @@ def test_client_pages_and_signals_in_the_list_its_filters_and_the_session(visit:
     expect(cell(page, "signals").locator(".signal.dead_click")).to_have_text("1 dead click")
     expect(cell(page, "signals").locator(".signal.error_click")).to_have_count(0)
     page.goto(stack.url + f"/sessions?id={old.session_id[:8]}")  # recorded before Bard kept the details
-    for column in ("client", "entry", "pages", "clicks", "signals"):
+    for column in ("client", "country", "entry", "pages", "clicks", "signals"):
         expect(cell(page, column)).to_have_text("–")
+
+    # A country from /v1/options, named in words, sent as its code.
+    page.goto(stack.url + "/sessions")
+    countries = page.get_by_role("group", name="Countries")
+    for name in ("United States (US)", "Germany (DE)", "Japan (JP)", "Brazil (BR)", f"Netherlands ({REPLAY_COUNTRY})"):
+        expect(countries.get_by_role("checkbox", name=name, exact=True)).to_have_count(1)
+    countries.get_by_role("checkbox", name="United States (US)", exact=True).check()
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"\?country=US$"))
+    american = [described("mac"), described("tablet")]
+    expect(rows(page)).to_have_count(len(american))
+    assert sorted(first_column(page, COLUMN["session"])) == sorted(d.session_id[:8] for d in american)
+    assert set(first_column(page, COLUMN["country"])) == {"US"}
+    expect(page.get_by_role("group", name="Countries").get_by_role("checkbox", name="United States (US)")
+           ).to_be_checked()
+    screenshot(page, "02-sessions-country-filter")
 
     # A browser from /v1/options: "Chrome" is not "Chrome Mobile".
     page.goto(stack.url + "/sessions")
@@ -341,7 +361,8 @@ def test_client_pages_and_signals_in_the_list_its_filters_and_the_session(visit:
     expect(page.frame_locator(".replay-frame iframe").locator("body")).to_contain_text("Ceramic mug no. 0",
                                                                                         timeout=30_000)
     details = page.get_by_role("region", name="Client and pages")
-    shown_details = {"Browser": "Firefox 121", "OS": "Windows", "Device": "desktop", "Viewport": "1440 × 900",
+    shown_details = {"Browser": "Firefox 121", "OS": "Windows", "Device": "desktop", "Country": "Germany (DE)",
+                     "Viewport": "1440 × 900",
                      "Entry page": replays.entry_url, "Exit page": replays.exit_path, "Pages": "4", "Clicks": "5",
                      "Rage clicks": "1", "Dead clicks": "1", "Error clicks": "0"}
     for term, value in shown_details.items():
@@ -364,6 +385,7 @@ def test_client_pages_and_signals_in_the_list_its_filters_and_the_session(visit:
     details = page.get_by_role("region", name="Client and pages")
     expect(details).to_contain_text("recorded before Bard kept client and page details")
     expect(details.locator("div", has=page.locator("dt", has_text="Browser")).locator("dd")).to_have_text("–")
+    expect(details.locator("div", has=page.locator("dt", has_text="Country")).locator("dd")).to_have_text("–")
 
 
 def _day(ms: int) -> str:
@@ -381,6 +403,10 @@ def test_a_recorded_session_replays_with_its_markers_and_a_marker_seeks(visit: V
     expect(meta).to_contain_text("shop")
     expect(meta.locator("div", has=page.locator("dt", has_text="Events")).locator("dd")).to_have_text(
         str(len(recorded.replay_events)))
+    # Recorded behind a trusted proxy (see tests.dashboard_stack): the country of its client address, first seen.
+    country = page.get_by_role("region", name="Client and pages").locator(
+        "div", has=page.locator("dt", has_text="Country")).locator("dd")
+    expect(country).to_have_text(f"Netherlands ({REPLAY_COUNTRY})")
     events = page.get_by_role("complementary", name="Events in this session")
     for text in ("Add to cart", "Cart", bardrr.CUSTOM_TAG, bardrr.ERROR_MESSAGE):
         expect(events).to_contain_text(text)

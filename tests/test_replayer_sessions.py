@@ -144,7 +144,7 @@ async def test_stale_copies_crowding_the_top_are_skipped(strategy: str, api: htt
 NO_METADATA = {
     "browser": "", "browser_major": 0, "os": "", "device_type": "", "viewport": {"width": 0, "height": 0},
     "entry_url": "", "entry_path": "", "exit_path": "", "page_count": 0, "click_count": 0, "rage_click_count": 0,
-    "dead_click_count": 0, "error_click_count": 0,
+    "dead_click_count": 0, "error_click_count": 0, "country": "",
 }
 
 

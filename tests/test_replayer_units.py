@@ -95,7 +95,7 @@ def test_verification_query_reads_newest_versions_within_bounds() -> None:
         'SELECT session_id, app_name, toUnixTimestamp64Milli(started_at), toUnixTimestamp64Milli(ended_at), '
         'duration_ms, event_count, error_count, browser, browser_major, os, device_type, viewport_width, '
         'viewport_height, entry_url, entry_path, exit_path, page_count, click_count, rage_click_count, '
-        'dead_click_count, error_click_count FROM (SELECT session_id, tupleElement(latest, 1) AS app_name, '
+        'dead_click_count, error_click_count, country FROM (SELECT session_id, tupleElement(latest, 1) AS app_name, '
         'tupleElement(latest, 2) AS started_at, tupleElement(latest, 3) AS ended_at, tupleElement(latest, 4) '
         'AS duration_ms, tupleElement(latest, 5) AS event_count, tupleElement(latest, 6) AS error_count, '
         'tupleElement(latest, 7) AS browser, tupleElement(latest, 8) AS browser_major, tupleElement(latest, '
@@ -104,10 +104,11 @@ def test_verification_query_reads_newest_versions_within_bounds() -> None:
         'tupleElement(latest, 14) AS entry_path, tupleElement(latest, 15) AS exit_path, tupleElement(latest, '
         '16) AS page_count, tupleElement(latest, 17) AS click_count, tupleElement(latest, 18) AS '
         'rage_click_count, tupleElement(latest, 19) AS dead_click_count, tupleElement(latest, 20) AS '
-        'error_click_count FROM (SELECT session_id, argMax((app_name, started_at, ended_at, duration_ms, '
+        'error_click_count, tupleElement(latest, 21) AS country FROM (SELECT session_id, argMax((app_name, '
+        'started_at, ended_at, duration_ms, '
         'event_count, error_count, browser, browser_major, os, device_type, viewport_width, viewport_height, '
         'entry_url, entry_path, exit_path, page_count, click_count, rage_click_count, dead_click_count, '
-        'error_click_count), version) AS latest FROM sessions WHERE session_id IN {p0: Array(UUID)} GROUP BY '
+        'error_click_count, country), version) AS latest FROM sessions WHERE session_id IN {p0: Array(UUID)} GROUP BY '
         'session_id)) WHERE (error_count > 0) = {p1: Bool} AND NOT ((started_at < '
         "fromUnixTimestamp64Milli({p2: Int64}, 'UTC')) OR (started_at = fromUnixTimestamp64Milli({p3: Int64}, "
         "'UTC') AND toString(session_id) > {p4: String})) ORDER BY started_at DESC, toString(session_id) ASC "

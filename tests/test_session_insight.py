@@ -24,6 +24,7 @@ BROWSERS = (("Chrome", 120), ("Firefox", 121), ("Safari", 17), ("Edge", 119))
 OSES = ("Windows", "Mac OS X", "iOS", "Android", "Linux")
 DEVICES = ("desktop", "mobile", "tablet", "bot")
 PATHS = ("/", "/checkout", "/checkout/pay", "/blog/post-1", "/admin")
+COUNTRIES = ("DE", "US", "JP", "BR", "")  # "": an address of no known country (private, loopback...)
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,12 @@ class Described:
     errors: int = 0
     width: int = 1280
     height: int = 800
+    country: str = ""
 
 
 def described_sessions(count: int = 40, seed: int = 12) -> list[Described]:
     rng = random.Random(seed)
+    countries = random.Random(seed + 1)  # apart, so the other columns stay as they were seeded before countries
     found = []
     for i in range(count):
         browser, major = rng.choice(BROWSERS)
@@ -62,7 +65,8 @@ def described_sessions(count: int = 40, seed: int = 12) -> list[Described]:
             entry_path=rng.choice(PATHS), exit_path=rng.choice(PATHS), pages=rng.choice((1, 1, 2, 3, 7)),
             clicks=rng.choice((0, 2, 2, 9)), rage=rng.choice((0, 0, 0, 1, 2)), dead=rng.choice((0, 0, 1)),
             error_clicks=rng.choice((0, 0, 0, 1)), errors=rng.choice((0, 1)),
-            width=rng.choice((390, 1280, 1920)), height=rng.choice((844, 800, 1080))))
+            width=rng.choice((390, 1280, 1920)), height=rng.choice((844, 800, 1080)),
+            country=countries.choice(COUNTRIES)))
     return found
 
 
@@ -72,13 +76,15 @@ def insert_described(ch: Client, rows: list[Described]) -> None:
         [[s.session_id, s.app_name, at(s.started_ms), at(s.started_ms + s.duration_ms), 10, s.errors,
           [uuid.uuid4()], [10], [s.errors], 1, s.browser, s.browser_major, s.os, s.device_type, s.width, s.height,
           f"https://shop.example.com{s.entry_path}?q=1", s.entry_path, s.exit_path, s.pages, s.clicks, s.rage,
-          s.dead, s.error_clicks, [s.pages], [s.clicks], [s.rage], [s.dead], [s.error_clicks]] for s in rows],
+          s.dead, s.error_clicks, [s.pages], [s.clicks], [s.rage], [s.dead], [s.error_clicks], s.country]
+         for s in rows],
         column_names=["session_id", "app_name", "started_at", "ended_at", "event_count", "error_count",
                       "segments", "segment_event_counts", "segment_error_counts", "version", "browser",
                       "browser_major", "os", "device_type", "viewport_width", "viewport_height", "entry_url",
                       "entry_path", "exit_path", "page_count", "click_count", "rage_click_count",
                       "dead_click_count", "error_click_count", "segment_page_counts", "segment_click_counts",
-                      "segment_rage_click_counts", "segment_dead_click_counts", "segment_error_click_counts"],
+                      "segment_rage_click_counts", "segment_dead_click_counts", "segment_error_click_counts",
+                      "country"],
     )
 
 
@@ -105,6 +111,10 @@ FILTERS: list[tuple[str, dict[str, Any], Callable[[Described], bool]]] = [
     ("os-with-space", {"os": "Mac OS X"}, lambda s: s.os == "Mac OS X"),
     ("device", {"device_type": "mobile"}, lambda s: s.device_type == "mobile"),
     ("devices", {"device_type": ["tablet", "bot"]}, lambda s: s.device_type in ("tablet", "bot")),
+    ("country", {"country": "DE"}, lambda s: s.country == "DE"),
+    ("countries", {"country": ["JP", "BR"]}, lambda s: s.country in ("JP", "BR")),
+    ("country-and-device", {"country": "US", "device_type": "desktop"},
+     lambda s: s.country == "US" and s.device_type == "desktop"),
     ("entry-prefix", {"entry_path": "/checkout"}, lambda s: s.entry_path.startswith("/checkout")),
     ("entry-exact-root", {"entry_path": "/"}, lambda s: s.entry_path.startswith("/")),
     ("min-pages", {"min_pages": "3"}, lambda s: s.pages >= 3),
@@ -155,7 +165,9 @@ async def test_the_listing_and_the_session_carry_the_metadata(api: httpx.AsyncCl
         "entry_url": f"https://shop.example.com{one.entry_path}?q=1", "entry_path": one.entry_path,
         "exit_path": one.exit_path, "page_count": one.pages, "click_count": one.clicks,
         "rage_click_count": one.rage, "dead_click_count": one.dead, "error_click_count": one.error_clicks,
+        "country": one.country,
     }
+    assert one.country, "the first seeded session has a country"
     assert {k: listed[0][k] for k in expected} == expected
     assert {k: alone[k] for k in expected} == expected and alone["status"] == "ended"
 
@@ -166,8 +178,9 @@ async def test_sessions_from_before_the_metadata_read_empty_and_match_no_value(a
     insert_sessions(ch, [old])  # the columns of the sessions table before migration 4 only
     [listed] = (await api.get("/v1/sessions")).json()["sessions"]
     assert (listed["browser"], listed["os"], listed["device_type"], listed["entry_path"], listed["page_count"],
-            listed["rage_click_count"]) == ("", "", "", "", 0, 0)
+            listed["rage_click_count"], listed["country"]) == ("", "", "", "", 0, 0, "")
     assert await listed_ids(api, {"browser": "Chrome"}) == []
+    assert await listed_ids(api, {"country": "US"}) == []
     assert await listed_ids(api, {"has_rage_clicks": "false"}) == [str(old.session_id)]
     assert await listed_ids(api, {"min_pages": "0"}) == [str(old.session_id)]
 
@@ -177,10 +190,12 @@ async def test_options_list_the_values_most_common_first(api: httpx.AsyncClient,
     insert_described(ch, rows)
     insert_sessions(ch, [EndedSession(uuid.uuid4(), "shop", BASE_MS, 1_000, 0)])  # empty values are not offered
     for prop, value_of in (("browser", lambda s: s.browser), ("os", lambda s: s.os),
-                           ("device_type", lambda s: s.device_type), ("entry_path", lambda s: s.entry_path)):
+                           ("device_type", lambda s: s.device_type), ("entry_path", lambda s: s.entry_path),
+                           ("country", lambda s: s.country)):
         counts: dict[str, int] = {}
         for s in rows:
-            counts[value_of(s)] = counts.get(value_of(s), 0) + 1
+            if value_of(s):  # '' (no country known) is no value to offer
+                counts[value_of(s)] = counts.get(value_of(s), 0) + 1
         expected = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         body = (await api.get(f"/v1/options/{prop}")).json()
         assert body == {"property": prop, "values": [{"value": v, "sessions": n} for v, n in expected]}
@@ -200,14 +215,17 @@ async def test_a_stored_funnel_filters_on_metadata_like_the_list(api: httpx.Asyn
     funnel = {"name": "like the first", "steps": [{"kind": "click", "label": "Buy"}],
               "filters": [{"type": "browser", "names": [one.browser]},
                           {"type": "device_type", "types": [one.device_type]},
+                          {"type": "country", "codes": [one.country]},
                           {"type": "signal", "signal": "rage_click", "present": one.rage > 0}]}
     created = await api.post("/v1/funnels", json=funnel)
     assert created.status_code == 201, created.text
     results = (await api.get(f"/v1/funnels/{created.json()['id']}/results")).json()
-    listed = await listed_ids(api, {"browser": one.browser, "device_type": one.device_type,
+    listed = await listed_ids(api, {"browser": one.browser, "device_type": one.device_type, "country": one.country,
                                     "has_rage_clicks": str(one.rage > 0).lower()})
-    like = (one.browser, one.device_type, one.rage > 0)
-    expected = [s for s in rows if (s.browser, s.device_type, s.rage > 0) == like]
+    like = (one.browser, one.device_type, one.country, one.rage > 0)
+    expected = [s for s in rows if (s.browser, s.device_type, s.country, s.rage > 0) == like]
+    assert (await api.get(f"/v1/funnels/{created.json()['id']}")).json()["filters"][2] == {
+        "type": "country", "codes": [one.country]}
     assert results["entered"] == len(listed) == len(expected) > 0
 
 
@@ -223,6 +241,13 @@ BAD_FILTERS = [
     ("rage-maybe", {"has_rage_clicks": "maybe"}, "has_rage_clicks"),
     ("dead-maybe", {"has_dead_clicks": "2"}, "has_dead_clicks"),
     ("sort-unknown", {"sort": "browser"}, "sort"),
+    ("country-lowercase", {"country": "de"}, "country"),
+    ("country-alpha-3", {"country": "DEU"}, "country"),
+    ("country-empty", {"country": ""}, "country"),
+    ("country-digit", {"country": "D1"}, "country"),
+    ("country-name", {"country": "Germany"}, "country"),
+    ("country-second-bad", {"country": ["DE", "xx"]}, "country"),
+    ("country-non-ascii", {"country": "ÄÖ"}, "country"),
 ]
 
 
@@ -237,7 +262,7 @@ async def test_bad_filter_values_are_400_naming_the_parameter(api: httpx.AsyncCl
 
 
 BAD_OPTIONS = [
-    ("unknown-property", "/v1/options/country", {}, "property"),
+    ("unknown-property", "/v1/options/city", {}, "property"),
     ("limit-zero", "/v1/options/browser", {"limit": "0"}, "limit"),
     ("limit-huge", "/v1/options/browser", {"limit": "100000"}, "limit"),
     ("unknown-parameter", "/v1/options/browser", {"q": "x"}, "q"),
@@ -250,3 +275,43 @@ async def test_bad_options_requests(api: httpx.AsyncClient, ch: Client, path: st
                                     parameter: str) -> None:
     response = await api.get(path, params=query)
     assert response.status_code == 400 and response.json()["field"] == parameter, response.text
+
+
+# (id, a stored funnel's filters, the field the 400 names)
+BAD_FUNNEL_FILTERS = [
+    ("lowercase", [{"type": "country", "codes": ["de"]}], "filters[0].codes[0]"),
+    ("none", [{"type": "country", "codes": []}], "filters[0].codes"),
+    ("not-a-list", [{"type": "country", "codes": "DE"}], "filters[0].codes"),
+    ("unknown-field", [{"type": "country", "names": ["DE"]}], "filters[0]"),
+]
+
+
+@pytest.mark.parametrize(("filters", "field"), [row[1:] for row in BAD_FUNNEL_FILTERS],
+                         ids=[r[0] for r in BAD_FUNNEL_FILTERS])
+async def test_a_stored_funnel_with_a_bad_country_filter_is_400_naming_the_field(
+        api: httpx.AsyncClient, ch: Client, filters: list[dict[str, Any]], field: str) -> None:
+    funnel = {"name": "bad", "steps": [{"kind": "click", "label": "Buy"}], "filters": filters}
+    response = await api.post("/v1/funnels", json=funnel)
+    assert response.status_code == 400, response.text
+    assert response.json()["field"].startswith(field), response.json()
+
+
+def insert_conversion_labels(ch: Client, rows: list[tuple[str, str]]) -> None:
+    session = uuid.uuid4()
+    ch.insert("conversion_events",
+              [[session, "shop", at(BASE_MS + i), uuid.uuid4(), 0, kind, label]
+               for i, (kind, label) in enumerate(rows)],
+              column_names=["session_id", "app_name", "ts", "batch_id", "seq", "kind", "label"])
+
+
+async def test_conversion_label_options_never_offer_an_empty_label(api: httpx.AsyncClient, ch: Client) -> None:
+    # A signal on an element Bard does not name is labelled '': no funnel step can name it, so it is not offered.
+    insert_conversion_labels(ch, [("rage_click", ""), ("rage_click", "Pay"), ("dead_click", ""),
+                                  ("error_click", ""), ("error_click", "Retry"), ("click", "Pay"), ("custom", "")])
+    for kind, labels in (("rage_click", ["Pay"]), ("dead_click", []), ("error_click", ["Retry"]), ("click", ["Pay"]),
+                         ("custom", [])):
+        v1 = (await api.get("/v1/conversion-labels", params={"kind": kind})).json()
+        assert v1 == {"kind": kind, "labels": labels}
+    # /api/options/funnel takes the original dashboard's two kinds.
+    assert (await api.get("/api/options/funnel", params={"eventType": "custom"})).json() == []
+    assert (await api.get("/api/options/funnel", params={"eventType": "click"})).json() == ["Pay"]

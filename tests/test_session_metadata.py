@@ -24,6 +24,7 @@ from agent_api.pages import MAX_PATH_CHARS, MAX_URL_CHARS, NO_PAGES, PagesSeen, 
 from agent_api.sessions import UPSERT_ACTIVE_SESSIONS, SessionActivity, session_parameters
 from agent_api.user_agents import UNKNOWN_CLIENT, ClientDevice
 from bard import postgres
+from bard.broker import declare_topology
 from bard.settings import Settings
 from clickhouse import migrations as clickhouse_migrations
 from clickhouse.client import create_client
@@ -32,6 +33,7 @@ from session_ender.ender import MoveStep, SessionEnder
 from session_ender.merge import ActiveSegment, EndedSession, merge_segment
 from tests import bardrr_events as bardrr
 from tests.conftest import PG_SERVER
+from tests.replayer_support import open_api
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
           "Version/18.1 Mobile/15E148 Safari/604.1")
@@ -42,7 +44,7 @@ SHOP = "https://shop.example.com"
 
 METADATA = ("browser", "browser_major", "os", "device_type", "viewport_width", "viewport_height", "entry_url",
             "entry_path", "exit_path", "page_count", "click_count", "error_count", "event_count",
-            "rage_click_count", "dead_click_count", "error_click_count")
+            "rage_click_count", "dead_click_count", "error_click_count", "country")
 
 
 def services(test: Callable[..., Any]) -> Callable[..., Any]:
@@ -138,8 +140,8 @@ def test_batches_combine_earliest_entry_latest_exit_and_add_pages() -> None:
 # --- The merge of segments, without services ----------------------------------------------------------------
 
 SID, SEG_A, SEG_B, SEG_C = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-PHONE = dict(browser="Mobile Safari", browser_major=18, os="iOS", device_type="mobile")
-DESKTOP = dict(browser="Chrome", browser_major=131, os="Windows", device_type="desktop")
+PHONE = dict(browser="Mobile Safari", browser_major=18, os="iOS", device_type="mobile", country="JP")
+DESKTOP = dict(browser="Chrome", browser_major=131, os="Windows", device_type="desktop", country="US")
 
 
 def segment(seg: uuid.UUID, *, client: dict[str, Any] | None = None, pages: int = 0, entry: str = "",
@@ -170,28 +172,34 @@ LATE_WITHOUT_PAGES = segment(SEG_C, clicks=2, events=3, first=T0 + 120_000)
 def summary(session: EndedSession) -> tuple[object, ...]:
     return (session.browser, session.device_type, session.viewport_width, session.entry_path, session.exit_path,
             session.page_count, session.click_count, session.event_count, session.rage_click_count,
-            session.error_click_count, session.segment_page_counts, session.segment_click_counts)
+            session.error_click_count, session.segment_page_counts, session.segment_click_counts, session.country)
 
 
 @pytest.mark.parametrize(
     ("segments", "expected"),
     [
-        pytest.param([FIRST], ("Mobile Safari", "mobile", 390, "/products/42", "/cart", 2, 4, 10, 1, 3, (2,), (4,)),
-                     id="first-move"),
+        pytest.param([FIRST], ("Mobile Safari", "mobile", 390, "/products/42", "/cart", 2, 4, 10, 1, 3, (2,), (4,),
+                               "JP"), id="first-move"),
         pytest.param([FIRST, FIRST], ("Mobile Safari", "mobile", 390, "/products/42", "/cart", 2, 4, 10, 1, 3,
-                                      (2,), (4,)), id="same-snapshot-twice"),
+                                      (2,), (4,), "JP"), id="same-snapshot-twice"),
         pytest.param([FIRST, LATE], ("Mobile Safari", "mobile", 390, "/products/42", "/done", 3, 5, 20, 2, 6,
-                                     (2, 1), (4, 1)), id="late-segment-keeps-first-seen-and-moves-the-exit"),
+                                     (2, 1), (4, 1), "JP"), id="late-segment-keeps-first-seen-and-moves-the-exit"),
         pytest.param([FIRST, LATE, LATE], ("Mobile Safari", "mobile", 390, "/products/42", "/done", 3, 5, 20, 2, 6,
-                                           (2, 1), (4, 1)), id="late-segment-merged-twice"),
+                                           (2, 1), (4, 1), "JP"), id="late-segment-merged-twice"),
         pytest.param([FIRST, LATE, FIRST], ("Mobile Safari", "mobile", 390, "/products/42", "/done", 3, 5, 20, 2, 6,
-                                            (2, 1), (4, 1)), id="first-merged-again-after-late"),
+                                            (2, 1), (4, 1), "JP"), id="first-merged-again-after-late"),
         pytest.param([FIRST, LATE, LATE_WITHOUT_PAGES], ("Mobile Safari", "mobile", 390, "/products/42", "/done",
-                                                         3, 7, 23, 3, 9, (2, 1, 0), (4, 1, 2)),
+                                                         3, 7, 23, 3, 9, (2, 1, 0), (4, 1, 2), "JP"),
                      id="segment-without-pages-keeps-the-exit"),
         pytest.param([segment(SEG_A, events=4), LATE], ("Chrome", "desktop", 1440, "/checkout", "/done", 1, 1, 14,
-                                                        2, 6, (0, 1), (0, 1)),
+                                                        2, 6, (0, 1), (0, 1), "US"),
                      id="first-segment-knew-nothing-the-late-one-fills-in"),
+        pytest.param([segment(SEG_A, client={**PHONE, "country": ""}), LATE],
+                     ("Mobile Safari", "mobile", 1440, "/checkout", "/done", 1, 1, 20, 2, 6, (0, 1), (0, 1), "US"),
+                     id="first-segment-from-a-private-address-the-late-one-fills-the-country-only"),
+        pytest.param([segment(SEG_A, client={**PHONE, "country": ""}), LATE, FIRST],
+                     ("Mobile Safari", "mobile", 390, "/products/42", "/done", 3, 5, 20, 2, 6, (2, 1), (4, 1), "JP"),
+                     id="a-newer-snapshot-of-the-first-segment-knows-the-country-and-wins"),
     ],
 )
 def test_metadata_merges_exactly_when_repeated(segments: list[ActiveSegment], expected: tuple[object, ...]) -> None:
@@ -210,7 +218,7 @@ def test_a_session_moved_before_the_metadata_gets_the_late_segments() -> None:
                        error_count=2, segments=(SEG_A,), segment_event_counts=(40,), segment_error_counts=(2,),
                        version=7)
     once = merged(LATE, start=old)
-    assert summary(once) == ("Chrome", "desktop", 1440, "/checkout", "/done", 1, 1, 50, 1, 3, (0, 1), (0, 1))
+    assert summary(once) == ("Chrome", "desktop", 1440, "/checkout", "/done", 1, 1, 50, 1, 3, (0, 1), (0, 1), "US")
     assert summary(merged(LATE, start=once)) == summary(once)
 
 
@@ -218,7 +226,8 @@ def test_a_session_moved_before_the_metadata_gets_the_late_segments() -> None:
 
 
 @contextlib.asynccontextmanager
-async def agent_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def agent_api(settings: Settings, peer: str = "198.51.100.4") -> AsyncIterator[httpx.AsyncClient]:
+    """The agent API in process, its requests arriving from ``peer`` (a documentation address by default)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app) as state:
 
@@ -226,7 +235,7 @@ async def agent_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             scope["state"] = dict(state or {})
             await app(scope, receive, send)
 
-        transport = httpx.ASGITransport(app=with_state, client=("198.51.100.4", 50000))
+        transport = httpx.ASGITransport(app=with_state, client=(peer, 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://agent-api") as client:
             yield client
 
@@ -238,9 +247,10 @@ async def agent(settings: Settings, pg_pool: asyncpg.Pool, amqp: Any) -> AsyncIt
 
 
 async def record(client: httpx.AsyncClient, session_id: uuid.UUID, events: list[dict[str, Any]],
-                 user_agent: str | bytes | None) -> None:
+                 user_agent: str | bytes | None, forwarded_for: tuple[str, ...] = ()) -> None:
     token = (await client.get("/authenticate")).json()["accessToken"]
     raw = [(name.encode(), value.encode()) for name, value in bardrr.record_headers(token).items()]
+    raw += [(b"X-Forwarded-For", value.encode()) for value in forwarded_for]
     if user_agent is not None:  # bytes: sent as they are, as a client may send any octets
         raw.append((b"User-Agent", user_agent if isinstance(user_agent, bytes) else user_agent.encode()))
     headers = httpx.Headers(raw)
@@ -269,7 +279,7 @@ def ended_row(ch: Client, session_id: uuid.UUID) -> dict[str, Any]:
     rows = ch.query(
         "SELECT browser, browser_major, os, device_type, viewport_width, viewport_height, entry_url, entry_path,"
         " exit_path, page_count, click_count, error_count, event_count, rage_click_count, dead_click_count,"
-        " error_click_count, length(segments), segment_page_counts, segment_click_counts"
+        " error_click_count, country, length(segments), segment_page_counts, segment_click_counts"
         " FROM sessions FINAL WHERE session_id = {s:UUID}",
         parameters={"s": session_id},
     ).result_rows
@@ -302,6 +312,7 @@ async def test_metadata_from_record_to_postgres_to_clickhouse_and_through_late_b
         "viewport_width": 1440, "viewport_height": 900, "entry_url": f"{SHOP}/products/42",
         "entry_path": "/products/42", "exit_path": "/cart", "page_count": 2, "click_count": 4, "error_count": 1,
         "event_count": 16, "rage_click_count": 0, "dead_click_count": 0, "error_click_count": 0,
+        "country": "",  # the test client's 198.51.100.4 is a documentation address: no country
     }
     assert {name: row[name] for name in METADATA} == expected
     assert (row["entry_at"], row["exit_at"]) == (start, start + 5_000)
@@ -384,6 +395,103 @@ async def test_a_meta_event_with_nul_and_odd_fields_is_stored_without_them(
     assert (row["entry_url"], row["entry_path"], row["viewport_width"]) == (f"{SHOP}/ab?x", "/ab", 0)
 
 
+# --- The country, from the client address to both stores; the address itself nowhere ------------------------------
+
+RIPE_NCC = "193.0.6.139"  # the RIPE NCC's own web server: NL in its registry's file
+APNIC_JP = "1.0.16.1"  # JP (APNIC)
+AFRINIC_ZA = "41.0.0.1"  # ZA (AFRINIC)
+ARIN_V6 = "2001:4860:4860::8888"  # US (ARIN), IPv6
+
+
+def everything_stored(row: dict[str, Any]) -> str:
+    return " ".join(str(value) for value in row.values())
+
+
+@services
+async def test_the_country_from_record_to_postgres_to_clickhouse_to_v1_and_the_address_is_kept_nowhere(
+    settings: Settings, pg_pool: asyncpg.Pool, ch: Client, amqp: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    sid, other = uuid.uuid4(), uuid.uuid4()
+    start = bardrr.now_ms()
+    async with agent_api(settings, RIPE_NCC) as agent:
+        await record(agent, sid, bardrr.first_batch(start), IPHONE)
+        await record(agent, other, bardrr.first_batch(start), CHROME_WINDOWS)
+    row = await active_row(pg_pool, sid)
+    assert row["country"] == "NL"
+    # The same session's next batch from elsewhere (a phone that changed networks) keeps the first country.
+    async with agent_api(settings, APNIC_JP) as agent:
+        await record(agent, sid, bardrr.later_batch(start + 2_000, 3), IPHONE)
+    assert (await active_row(pg_pool, sid))["country"] == "NL"
+
+    assert await end_everything(settings, pg_pool, ch) == 2
+    assert ended_row(ch, sid)["country"] == "NL"
+
+    # A late batch, from another country: a new segment in PostgreSQL with its own country, and the ended session
+    # keeps the first one.
+    async with agent_api(settings, ARIN_V6) as agent:
+        await record(agent, sid, a_page_visit(start + 90_000, f"{SHOP}/late", 800, 600), IPHONE)
+    assert (await active_row(pg_pool, sid))["country"] == "US"
+    assert await end_everything(settings, pg_pool, ch) == 1
+    assert (ended_row(ch, sid)["country"], ended_row(ch, sid)["segments"]) == ("NL", 2)
+
+    async with open_api(settings) as api:
+        listed = (await api.get("/v1/sessions", params={"country": "NL"})).json()["sessions"]
+        assert sorted(s["session_id"] for s in listed) == sorted([str(sid), str(other)])
+        assert (await api.get(f"/v1/sessions/{sid}")).json()["country"] == "NL"
+        assert (await api.get("/v1/sessions", params={"country": "US"})).json()["sessions"] == []
+        options = (await api.get("/v1/options/country")).json()  # counted over every stored version of a row
+        assert (options["property"], [v["value"] for v in options["values"]]) == ("country", ["NL"])
+
+    # Nowhere: not in the rows of either store, not on the queue, not in a log line.
+    addresses = (RIPE_NCC, APNIC_JP, ARIN_V6)
+    stored = [everything_stored(dict(r)) for r in await pg_pool.fetch("SELECT * FROM active_sessions")]
+    stored += [everything_stored(dict(r)) for r in await pg_pool.fetch("SELECT * FROM active_session_click_targets")]
+    for every_row in ("SELECT * FROM sessions", "SELECT * FROM events", "SELECT * FROM conversion_events"):
+        result = ch.query(every_row)
+        stored += [everything_stored(dict(zip(result.column_names, r, strict=True))) for r in result.result_rows]
+    async with amqp.channel() as channel:
+        _, queue = await declare_topology(channel, settings)
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            stored.append(message.body.decode())
+    assert len(stored) >= 4
+    for address in addresses:
+        assert not [text for text in stored if address in text], address
+        assert address not in caplog.text
+
+
+# (id, BARD_TRUSTED_PROXIES, the peer, X-Forwarded-For headers, the country stored)
+FORWARDED = [
+    ("no-trust-the-peer-counts", "", RIPE_NCC, (), "NL"),
+    ("forged-header-ignored-by-default", "", RIPE_NCC, (AFRINIC_ZA,), "NL"),
+    ("forged-header-ignored-from-an-untrusted-peer", "127.0.0.0/8", RIPE_NCC, (AFRINIC_ZA,), "NL"),
+    ("trusted-proxy-the-right-most-untrusted-entry", "127.0.0.0/8", "127.0.0.1", (f"{APNIC_JP}, {AFRINIC_ZA}",),
+     "ZA"),
+    ("trusted-chain-of-proxies", "127.0.0.0/8, 10.0.0.0/8", "127.0.0.1", (f"{AFRINIC_ZA}, 10.1.2.3",), "ZA"),
+    ("two-headers-read-as-one-list", "127.0.0.0/8", "127.0.0.1", (APNIC_JP, f"[{ARIN_V6}]:443"), "US"),
+    ("trusted-proxy-without-the-header", "127.0.0.0/8", "127.0.0.1", (), ""),
+    ("trusted-proxy-garbage-entry", "127.0.0.0/8", "127.0.0.1", ("unknown",), ""),
+    ("loopback-peer", "", "127.0.0.1", (AFRINIC_ZA,), ""),
+    ("private-peer", "", "10.20.30.40", (), ""),
+]
+
+
+@pytest.mark.parametrize(("trusted", "peer", "forwarded_for", "country"), [row[1:] for row in FORWARDED],
+                         ids=[row[0] for row in FORWARDED])
+@services
+async def test_the_country_comes_from_the_peer_unless_a_trusted_proxy_forwarded_the_request(
+    settings: Settings, pg_pool: asyncpg.Pool, amqp: Any, trusted: str, peer: str, forwarded_for: tuple[str, ...],
+    country: str,
+) -> None:
+    sid = uuid.uuid4()
+    async with agent_api(settings.replace(trusted_proxies=trusted), peer) as agent:
+        await record(agent, sid, bardrr.first_batch(), IPHONE, forwarded_for)
+    row = await active_row(pg_pool, sid)
+    assert row["country"] == country
+    assert not [address for address in (peer, RIPE_NCC, APNIC_JP, AFRINIC_ZA, ARIN_V6)
+                if address in everything_stored(row)]
+
+
 # --- The migrations on databases that already hold sessions -------------------------------------------------------
 
 # What the agent API ran before migration 4: the upsert of that time, kept here as the old data's writer.
@@ -419,7 +527,7 @@ async def test_the_postgresql_migration_keeps_active_sessions_and_new_batches_fi
                                [60_000, 60_000], [10, 3], [1, 0])
             file_before = await conn.fetchval("SELECT relfilenode FROM pg_class WHERE relname = 'active_sessions'")
 
-            assert await postgres.migrate(conn) == [4]
+            assert await postgres.migrate(conn) == [4, 5]
 
             assert await conn.fetchval(
                 "SELECT relfilenode FROM pg_class WHERE relname = 'active_sessions'") == file_before, "no rewrite"
@@ -428,7 +536,7 @@ async def test_the_postgresql_migration_keeps_active_sessions_and_new_batches_fi
                 "browser": "", "browser_major": 0, "os": "", "device_type": "", "viewport_width": 0,
                 "viewport_height": 0, "entry_url": "", "entry_path": "", "exit_path": "", "page_count": 0,
                 "click_count": 0, "error_count": 0, "event_count": 3, "rage_click_count": 0,
-                "dead_click_count": 0, "error_click_count": 0,
+                "dead_click_count": 0, "error_click_count": 0, "country": "",
             }
             assert (row["entry_at"], row["exit_at"]) == (None, None)
 
@@ -481,12 +589,14 @@ async def test_the_clickhouse_migration_keeps_ended_sessions_and_late_batches_me
         applied = clickhouse_migrations.migrate(old_ch, settings, database)
 
         assert 4 in applied and [m.version for m in CLICKHOUSE_MIGRATIONS if m.name == "session_metadata"] == [4]
+        assert 7 in applied and [m.version for m in CLICKHOUSE_MIGRATIONS if m.name == "session_country"] == [7]
         assert parts() == parts_before, "adding the columns rewrote no part"
         assert {name: value for name, value in ended_row(old_ch, other).items()} == {
             "browser": "", "browser_major": 0, "os": "", "device_type": "", "viewport_width": 0,
             "viewport_height": 0, "entry_url": "", "entry_path": "", "exit_path": "", "page_count": 0,
             "click_count": 0, "error_count": 0, "event_count": 7, "rage_click_count": 0, "dead_click_count": 0,
-            "error_click_count": 0, "segments": 1, "segment_page_counts": [], "segment_click_counts": [],
+            "error_click_count": 0, "country": "", "segments": 1, "segment_page_counts": [],
+            "segment_click_counts": [],
         }
 
         # A late batch for the session that ended before the upgrade: it merges into the old row.
@@ -501,6 +611,51 @@ async def test_the_clickhouse_migration_keeps_ended_sessions_and_late_batches_me
         assert (late["device_type"], late["entry_path"], late["exit_path"], late["viewport_width"]) == (
             "mobile", "/late", "/late", 390)
         assert (late["segments"], late["segment_page_counts"]) == (2, [0, 1])
+    finally:
+        old_ch.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+        old_ch.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.clickhouse
+async def test_migration_7_adds_an_empty_country_to_sessions_with_metadata_and_a_late_batch_fills_it(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, pg_pool: asyncpg.Pool
+) -> None:
+    """A database at migration 6 (sessions with every other metadata column): 7 rewrites no part, old rows read
+    country '', and a late batch from an address of a known country fills it (no earlier segment knew one)."""
+    database = f"t_six_{uuid.uuid4().hex[:10]}"
+    old_ch = create_client(settings.resolved_clickhouse_url, database=database)
+    try:
+        with monkeypatch.context() as before:
+            older = tuple(m for m in CLICKHOUSE_MIGRATIONS if m.version < 7)
+            before.setattr(clickhouse_migrations, "MIGRATIONS", older)
+            assert clickhouse_migrations.migrate(old_ch, settings, database)[-1] == 6
+        sid, seg = uuid.uuid4(), uuid.uuid4()
+        old_ch.insert("sessions", [[sid, "shop", T0, T0 + 5_000, 40, 2, [seg], [40], [2], 5, "Chrome", 131, "Windows",
+                                    "desktop", "/cart", 1, [1]]],
+                      column_names=[*OLD_ENDED_COLUMNS, "browser", "browser_major", "os", "device_type", "entry_path",
+                                    "page_count", "segment_page_counts"])
+
+        def parts() -> list[tuple[Any, ...]]:
+            return [tuple(r) for r in old_ch.query(
+                "SELECT name, rows, modification_time FROM system.parts"
+                " WHERE database = {db:String} AND table = 'sessions' AND active ORDER BY name",
+                parameters={"db": database}).result_rows]
+
+        parts_before = parts()
+        assert clickhouse_migrations.migrate(old_ch, settings, database) == [7]
+        assert parts() == parts_before, "adding the country rewrote no part"
+        row = ended_row(old_ch, sid)
+        assert (row["country"], row["browser"], row["entry_path"], row["event_count"]) == ("", "Chrome", "/cart", 40)
+
+        batch = parsed([bardrr.button_click(T0 + 60_000)], ClientDevice("Mobile Safari", 18, "iOS", "mobile"))
+        activity = SessionActivity("shop", T0 + 60_000, T0 + 60_000, 60_000, 1, 0, batch.client, batch.pages,
+                                   batch.click_count, "JP")
+        await pg_pool.execute(UPSERT_ACTIVE_SESSIONS, *session_parameters({sid: activity}))
+        assert await end_everything(settings, pg_pool, old_ch) == 1
+        late = ended_row(old_ch, sid)
+        assert (late["country"], late["browser"], late["entry_path"], late["event_count"]) == ("JP", "Chrome", "/cart",
+                                                                                              41)
     finally:
         old_ch.command(f"DROP DATABASE IF EXISTS {database} SYNC")
         old_ch.close()

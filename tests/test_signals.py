@@ -626,7 +626,7 @@ def test_migration_6_gives_an_older_view_the_current_query(settings: Settings, c
         ch.command("ALTER TABLE signal_inputs_mv MODIFY QUERY SELECT session_id, app_name, "
                    "fromUnixTimestamp64Milli(ts, 'UTC') AS ts, 'click' AS role, batch_id, seq, 0. AS x, 0. AS y, "
                    "'' AS label, fromUnixTimestamp64Milli(received_at, 'UTC') AS received_at FROM ingest WHERE 0")
-        assert migrate(ch, settings, database) == [6]
+        assert [version for version in migrate(ch, settings, database) if version <= 6] == [6]  # later ones too
         query = ch.query("SELECT as_select FROM system.tables WHERE database = {d:String} AND name = "
                          "'signal_inputs_mv'", parameters={"d": database}).result_rows[0][0]
         assert "extractGroups" in query

@@ -1,13 +1,14 @@
 // The session filters' fields, one component for the session list's filter bar and the funnel builder's "Which
-// sessions": apps, client (browser, OS, device), start days, duration, entry page, pages, errors and the behaviour
+// sessions": apps, client (browser, OS, device), country, start days, duration, entry page, pages, errors and the behaviour
 // signals. Choices come from /v1/options; each field shows the API's message when a refusal names it.
 import { Fragment, type ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { getJson } from "./api";
 import { Choices, TextField, YesNoSelect } from "./components";
+import { countryName } from "./format";
 import { SIGNALS, SIGNAL_FIELDS, SIGNAL_NAMES, filterFieldId, type FilterValues, type YesNo } from "./sessionFilters";
 
-export type OptionProperty = "app" | "browser" | "os" | "device_type" | "entry_path";
+export type OptionProperty = "app" | "browser" | "os" | "device_type" | "country" | "entry_path";
 /** The values offered for each choice; a list not loaded yet is missing. */
 export type FilterOptions = Partial<Record<Exclude<OptionProperty, "entry_path">, string[]>>;
 interface OptionValue { value: string; sessions: number }
@@ -28,7 +29,7 @@ export function useFilterOptions(): FilterOptions {
   const [options, setOptions] = useState<FilterOptions>({});
   useEffect(() => {
     const controller = new AbortController();
-    for (const property of ["app", "browser", "os", "device_type"] as const) {
+    for (const property of ["app", "browser", "os", "device_type", "country"] as const) {
       optionValues(property, "", CHOICE_LIMIT, controller.signal).then(
         (values) => setOptions((shown) => ({ ...shown, [property]: values.map((v) => v.value) })),
         () => setOptions((shown) => ({ ...shown, [property]: [] })));
@@ -57,7 +58,7 @@ function useEntryPaths(prefix: string, enabled: boolean): OptionValue[] {
 
 const NUMBER = { inputMode: "numeric", size: 6 } as const;
 
-type ListField = "apps" | "browsers" | "oses" | "devices";
+type ListField = "apps" | "browsers" | "oses" | "devices" | "countries";
 type TextFieldName = "from" | "to" | "minSeconds" | "maxSeconds" | "entryPath" | "minPages" | "maxPages";
 
 export function SessionFilterFields({ form, values, onChange, options, errorAt, appsOnly, children }: {
@@ -73,10 +74,11 @@ export function SessionFilterFields({ form, values, onChange, options, errorAt, 
 }) {
   const id = (field: keyof FilterValues) => filterFieldId(form, field);
   const entryPaths = useEntryPaths(values.entryPath, !appsOnly);
-  const choices = (field: ListField, legend: string, offered: string[] | undefined) => (
+  const choices = (field: ListField, legend: string, offered: string[] | undefined,
+                   label?: (value: string) => string) => (
     <Choices id={id(field)} legend={legend} values={[...new Set([...offered ?? [], ...values[field]])]}
       chosen={values[field]} onChosen={(chosen) => onChange({ [field]: chosen })} error={errorAt(field)}
-      none={offered ? "None recorded yet" : "Loading…"} />
+      none={offered ? "None recorded yet" : "Loading…"} label={label} />
   );
   const text = (field: TextFieldName, label: string, more: Partial<Parameters<typeof TextField>[0]> = NUMBER) => (
     <TextField id={id(field)} label={label} value={values[field]} onValue={(value) => onChange({ [field]: value })}
@@ -95,6 +97,7 @@ export function SessionFilterFields({ form, values, onChange, options, errorAt, 
         {choices("browsers", "Browsers", options.browser)}
         {choices("oses", "Operating systems", options.os)}
         {choices("devices", "Devices", options.device_type)}
+        {choices("countries", "Countries", options.country, (code) => `${countryName(code)} (${code})`)}
       </div>
       <div class="filter-row">
         {text("from", "Started from (UTC day)", { type: "date" })}

@@ -77,6 +77,7 @@ export interface Session {
   browser_major?: number;
   os?: string;
   device_type?: "desktop" | "mobile" | "tablet" | "bot" | "";
+  country?: string; // ISO 3166-1 alpha-2 of the client address's registry country; "" unknown
   viewport?: { width: number; height: number };
   entry_url?: string;
   entry_path?: string;

@@ -96,10 +96,11 @@ export function YesNoSelect({ id, label, value, onValue, yes, no, error }: {
   );
 }
 
-/** One checkbox per value (an app, a browser...); none ticked means any. */
-export function Choices({ id, legend, values, chosen, onChosen, error, none }: {
+/** One checkbox per value (an app, a browser...), shown as ``label`` makes it (the value itself by default);
+ * none ticked means any. */
+export function Choices({ id, legend, values, chosen, onChosen, error, none, label }: {
   id: string; legend: string; values: string[]; chosen: string[]; onChosen: (values: string[]) => void;
-  error?: string; none: string;
+  error?: string; none: string; label?: (value: string) => string;
 }) {
   return (
     <fieldset id={id} class="choices" tabIndex={-1} aria-describedby={`${id}-error`}>
@@ -110,7 +111,7 @@ export function Choices({ id, legend, values, chosen, onChosen, error, none }: {
           <input type="checkbox" value={value} checked={chosen.includes(value)}
             onChange={(e) => onChosen((e.currentTarget as HTMLInputElement).checked
               ? [...chosen, value] : chosen.filter((v) => v !== value))} />
-          {value}
+          {label ? label(value) : value}
         </label>
       ))}
       <FieldError id={id} message={error} />

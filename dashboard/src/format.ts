@@ -51,19 +51,39 @@ export function formatCount(n: number): string {
 
 interface Described {
   browser?: string; browser_major?: number; os?: string; device_type?: string; entry_path?: string;
-  page_count?: number;
+  page_count?: number; country?: string;
 }
 
 /** Whether a session row carries Bard's client and page details: sessions recorded before Bard kept them read ""
  * and 0 everywhere, and show a dash rather than counts of 0. */
 export function hasMetadata(session: Described): boolean {
-  return Boolean(session.browser || session.os || session.device_type || session.entry_path || session.page_count);
+  return Boolean(session.browser || session.os || session.device_type || session.entry_path || session.page_count
+                 || session.country);
 }
 
 /** The client in a few words: "Chrome 120 · Windows · desktop"; what is unknown is left out, all unknown is a dash. */
 export function formatClient(session: Described): string {
   const browser = session.browser ? `${session.browser}${session.browser_major ? ` ${session.browser_major}` : ""}` : "";
   return [browser, session.os, session.device_type].filter(Boolean).join(" · ") || "–";
+}
+
+// The browser's own list of region names (no table in the bundle); a browser without it shows the codes.
+const REGIONS = typeof Intl.DisplayNames === "function" ? new Intl.DisplayNames(["en"], { type: "region" }) : null;
+
+/** A country's English name from its ISO 3166-1 alpha-2 code ("DE" -> "Germany"); the code when none is known. */
+export function countryName(code: string): string {
+  try {
+    return REGIONS?.of(code) ?? code;
+  } catch {
+    return code; // not a well-formed region code
+  }
+}
+
+/** A session's country as "Germany (DE)"; unknown ("") as a dash. */
+export function formatCountry(code: string | undefined): string {
+  if (!code) return "–";
+  const name = countryName(code);
+  return name === code ? code : `${name} (${code})`;
 }
 
 /** A viewport as "1280 × 720"; unknown (0) as a dash. */

@@ -26,7 +26,7 @@ export interface FunnelForm extends FilterValues {
 }
 
 export type FilterType = "app_name" | "started" | "duration" | "errors" | "browser" | "os" | "device_type"
-  | "entry_path" | "pages" | "signal";
+  | "country" | "entry_path" | "pages" | "signal";
 
 export interface CleanFilter {
   type: FilterType;
@@ -101,6 +101,7 @@ export function toDefinition(form: FunnelForm): { definition: CleanDefinition; f
   if (form.browsers.length) add({ type: "browser", names: form.browsers }, "browsers");
   if (form.oses.length) add({ type: "os", names: form.oses }, "oses");
   if (form.devices.length) add({ type: "device_type", types: form.devices }, "devices");
+  if (form.countries.length) add({ type: "country", codes: form.countries }, "countries");
   if (form.entryPath.trim()) add({ type: "entry_path", prefix: form.entryPath.trim() }, "entryPath");
   if (form.minPages.trim() || form.maxPages.trim()) {
     add({ type: "pages", min_pages: bound(form.minPages, typedNumber), max_pages: bound(form.maxPages, typedNumber) },
@@ -148,6 +149,7 @@ export function fromDefinition(definition: CleanDefinition): { form: FunnelForm;
     if (filter.type === "browser") form.browsers = [...(filter.names as string[])];
     if (filter.type === "os") form.oses = [...(filter.names as string[])];
     if (filter.type === "device_type") form.devices = [...(filter.types as string[])];
+    if (filter.type === "country") form.countries = [...(filter.codes as string[])];
     if (filter.type === "entry_path") form.entryPath = asText(filter.prefix);
     if (filter.type === "pages") {
       form.minPages = asText(filter.min_pages);

@@ -20,6 +20,7 @@ export interface FilterValues {
   browsers: string[]; // browser families ("Chrome"); none: any
   oses: string[];
   devices: string[]; // desktop, mobile, tablet, bot
+  countries: string[]; // ISO 3166-1 alpha-2 codes ("DE") of the client address's country
   entryPath: string; // a prefix of the first page's path
   minPages: string; // as typed; whole pages
   maxPages: string;
@@ -30,7 +31,7 @@ export interface FilterValues {
 
 export const EMPTY_FILTERS: FilterValues = {
   apps: [], from: "", to: "", minSeconds: "", maxSeconds: "", hasErrors: "", browsers: [], oses: [], devices: [],
-  entryPath: "", minPages: "", maxPages: "", rageClicks: "", deadClicks: "", errorClicks: "",
+  countries: [], entryPath: "", minPages: "", maxPages: "", rageClicks: "", deadClicks: "", errorClicks: "",
 };
 
 export const FILTER_KEYS = Object.keys(EMPTY_FILTERS) as (keyof FilterValues)[];
@@ -51,7 +52,7 @@ export function yesNo(text: string | null): YesNo {
 
 const FIELD_ID_SUFFIXES: Record<keyof FilterValues, string> = {
   apps: "apps", from: "from", to: "to", minSeconds: "min", maxSeconds: "max", hasErrors: "errors",
-  browsers: "browsers", oses: "os", devices: "devices", entryPath: "entry", minPages: "min-pages",
+  browsers: "browsers", oses: "os", devices: "devices", countries: "countries", entryPath: "entry", minPages: "min-pages",
   maxPages: "max-pages", rageClicks: "rage", deadClicks: "dead", errorClicks: "error-clicks",
 };
 

@@ -24,7 +24,7 @@ const DAY = /^\d{4}-\d{2}-\d{2}$/;
 // Each field's name in the page's query string; a list repeats its name (?browser=Chrome&browser=Firefox).
 const URL_NAMES = {
   apps: "app", from: "from", to: "to", minSeconds: "min", maxSeconds: "max", hasErrors: "errors", browsers: "browser",
-  oses: "os", devices: "device", entryPath: "entry", minPages: "min_pages", maxPages: "max_pages", rageClicks: "rage",
+  oses: "os", devices: "device", countries: "country", entryPath: "entry", minPages: "min_pages", maxPages: "max_pages", rageClicks: "rage",
   deadClicks: "dead", errorClicks: "error_clicks", idPrefix: "id",
 } satisfies Partial<Record<keyof SessionListState, string>>;
 
@@ -39,7 +39,7 @@ export function stateFromSearch(search: string): SessionListState {
     view: params.get("view") === "active" ? "active" : "ended",
     apps: list("apps"), from: day("from"), to: day("to"), minSeconds: text("minSeconds"),
     maxSeconds: text("maxSeconds"), hasErrors: choice("hasErrors"), browsers: list("browsers"), oses: list("oses"),
-    devices: list("devices"), entryPath: text("entryPath"), minPages: text("minPages"), maxPages: text("maxPages"),
+    devices: list("devices"), countries: list("countries"), entryPath: text("entryPath"), minPages: text("minPages"), maxPages: text("maxPages"),
     rageClicks: choice("rageClicks"), deadClicks: choice("deadClicks"), errorClicks: choice("errorClicks"),
     idPrefix: text("idPrefix"),
     sort: SORTS.includes(sort) ? sort : "start",
@@ -90,6 +90,7 @@ export function apiQuery(state: SessionListState, limit: number): URLSearchParam
   for (const browser of state.browsers) params.append("browser", browser);
   for (const os of state.oses) params.append("os", os);
   for (const device of state.devices) params.append("device_type", device);
+  for (const country of state.countries) params.append("country", country);
   if (state.entryPath.trim()) params.set("entry_path", state.entryPath.trim());
   if (state.minPages.trim()) params.set("min_pages", state.minPages.trim());
   if (state.maxPages.trim()) params.set("max_pages", state.maxPages.trim());
@@ -121,6 +122,7 @@ export const FIELD_OF_PARAMETER: Record<string, keyof SessionListState> = {
   browser: "browsers",
   os: "oses",
   device_type: "devices",
+  country: "countries",
   entry_path: "entryPath",
   min_pages: "minPages",
   max_pages: "maxPages",

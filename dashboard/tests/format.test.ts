@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
-  formatClient, formatDuration, formatGap, formatInstant, formatOffset, formatPercent, formatViewport, hasMetadata,
+  countryName, formatClient, formatCountry, formatDuration, formatGap, formatInstant, formatOffset, formatPercent,
+  formatViewport, hasMetadata,
 } from "../src/format";
 
 describe("formatDuration", () => {
@@ -41,6 +42,14 @@ describe("a session's client and page details", () => {
     expect(hasMetadata({})).toBe(false);
     expect(hasMetadata({ ...old, entry_path: "/" })).toBe(true);
     expect(hasMetadata({ ...old, page_count: 1 })).toBe(true);
+  });
+  it("names a country by its code, and shows an unknown one as a dash", () => {
+    expect([countryName("DE"), countryName("JP"), countryName("US")]).toEqual(["Germany", "Japan", "United States"]);
+    expect(formatCountry("BR")).toBe("Brazil (BR)");
+    expect(formatCountry("")).toBe("–");
+    expect(formatCountry(undefined)).toBe("–");
+    expect(countryName("not a code")).toBe("not a code");
+    expect(hasMetadata({ ...old, country: "DE" })).toBe(true);
   });
   it("reads a viewport, and an unknown one as a dash", () => {
     expect(formatViewport({ width: 1280, height: 720 })).toBe("1280 × 720");

@@ -77,6 +77,13 @@ describe("the definition sent to /v1", () => {
     const twice = { ...stored, filters: [...stored.filters, { type: "signal" as const, signal: "dead_click", present: false }] };
     expect(fromDefinition(twice).partial).toBe(true);
   });
+  it("says and reads back the country filter", () => {
+    const { definition, filterFields } = toDefinition({ ...emptyForm(), name: "F", countries: ["DE", "AT"],
+                                                        steps: [newStep("click", "Buy")] });
+    expect(definition.filters).toEqual([{ type: "country", codes: ["DE", "AT"] }]);
+    expect(filterFields).toEqual([["countries"]]);
+    expect(fromDefinition(definition).form.countries).toEqual(["DE", "AT"]);
+  });
   it("sends a number it cannot read as typed, for the API to name", () => {
     expect(toDefinition({ ...emptyForm(), windowSeconds: "soon" }).definition.window_seconds).toBe("soon");
     expect(toDefinition({ ...emptyForm(), windowSeconds: " -5 " }).definition.window_seconds).toBe(-5);

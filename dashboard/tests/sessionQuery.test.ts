@@ -61,12 +61,19 @@ describe("the /v1 query", () => {
       ["sort", "clicks"], ["order", "asc"], ["limit", "25"],
     ]);
   });
+  it("sends the countries, and keeps them in the URL", () => {
+    const state = { ...DEFAULT_STATE, countries: ["DE", "JP"] };
+    expect(apiQuery(state, 5).getAll("country")).toEqual(["DE", "JP"]);
+    expect(searchFromState(state)).toBe("?country=DE&country=JP");
+    expect(stateFromSearch("?country=DE&country=JP")).toEqual(state);
+    expect(FIELD_OF_PARAMETER.country).toBe("countries");
+  });
   it("passes a page count that is not a number as typed, so the API can name it", () => {
     expect(apiQuery({ ...DEFAULT_STATE, minPages: "many" }, 5).get("min_pages")).toBe("many");
   });
   it("knows the field of every filter parameter the API may refuse", () => {
     const parameters = ["app", "started_after", "started_before", "min_duration_ms", "max_duration_ms", "has_errors",
-                        "browser", "os", "device_type", "entry_path", "min_pages", "max_pages", "has_rage_clicks",
+                        "browser", "os", "device_type", "country", "entry_path", "min_pages", "max_pages", "has_rage_clicks",
                         "has_dead_clicks", "has_error_clicks", "id_prefix"];
     expect(Object.keys(FIELD_OF_PARAMETER).sort()).toEqual([...parameters].sort());
     // each filter field of the form is named by exactly one parameter

@@ -1,6 +1,8 @@
 import { SIGNAL_COUNTS, getJson, type Markers, type Session } from "../api";
 import { Failure, Loading, useLoad } from "../components";
-import { formatClient, formatCount, formatDuration, formatInstant, formatViewport, hasMetadata } from "../format";
+import {
+  formatClient, formatCount, formatCountry, formatDuration, formatInstant, formatViewport, hasMetadata,
+} from "../format";
 import { Player } from "../Player";
 import { onLinkClick } from "../router";
 import { SIGNALS, SIGNAL_NAMES } from "../sessionFilters";
@@ -17,6 +19,7 @@ function SessionDetails({ session }: { session: Session }) {
         <div><dt>Browser</dt><dd>{formatClient({ browser: session.browser, browser_major: session.browser_major })}</dd></div>
         <div><dt>OS</dt><dd>{session.os || "–"}</dd></div>
         <div><dt>Device</dt><dd>{session.device_type || "–"}</dd></div>
+        <div><dt>Country</dt><dd>{formatCountry(session.country)}</dd></div>
         <div><dt>Viewport</dt><dd>{formatViewport(session.viewport)}</dd></div>
         <div class="wide"><dt>Entry page</dt><dd class="url">{session.entry_url || session.entry_path || "–"}</dd></div>
         <div class="wide"><dt>Exit page</dt><dd class="url">{session.exit_path || "–"}</dd></div>

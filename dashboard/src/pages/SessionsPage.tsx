@@ -1,7 +1,8 @@
+import { Fragment } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { SIGNAL_COUNTS, getJson, type Session, type SessionPage } from "../api";
 import { Empty, Failure, Loading, TextField, errorParameter, useLoad, type Loaded } from "../components";
-import { formatClient, formatCount, formatDuration, formatInstant, hasMetadata } from "../format";
+import { countryName, formatClient, formatCount, formatDuration, formatInstant, hasMetadata } from "../format";
 import { SIGNALS, SIGNAL_NAMES, filterValues } from "../sessionFilters";
 import { SessionFilterFields, useFilterOptions, type FilterOptions } from "../SessionFilterFields";
 import { navigate, onLinkClick } from "../router";
@@ -93,6 +94,7 @@ const COLUMNS: { label: string; sort?: SortName; numeric?: boolean }[] = [
   { label: "Duration", sort: "duration", numeric: true },
   { label: "App", sort: "app" },
   { label: "Client" },
+  { label: "Country" },
   { label: "Entry page" },
   { label: "Pages", sort: "pages", numeric: true },
   { label: "Clicks", sort: "clicks", numeric: true },
@@ -153,7 +155,10 @@ function SessionRow({ session, active }: { session: Session; active?: boolean })
       <td class="num">{formatDuration(session.duration_ms)}</td>
       <td>{session.app_name}</td>
       {!active && <>
-        <td class="client">{formatClient(session)}</td>
+        <td class="client">{formatClient(session).split(" · ").map((part, i) => (
+          <Fragment key={part}>{i > 0 && " · "}<span>{part}</span></Fragment>))}</td>
+        <td class="country" title={session.country ? countryName(session.country) : undefined}>
+          {session.country || "–"}</td>
         <td class="path" title={session.entry_url || undefined}>{session.entry_path || "–"}</td>
         <td class="num">{described ? formatCount(session.page_count ?? 0) : "–"}</td>
         <td class="num">{described ? formatCount(session.click_count ?? 0) : "–"}</td>
