@@ -80,6 +80,7 @@ def agent_api(workers: int | None) -> None:
             log_level=settings.log_level.lower(),
             access_log=False,
             log_config=None,  # uvicorn's loggers reach Bard's handler (bard.logs)
+            proxy_headers=False,  # the client address is bard.client_address's to decide (BARD_TRUSTED_PROXIES)
         )
 
 
@@ -93,7 +94,7 @@ def replayer_api() -> None:
     settings = _settings()
     _logging(settings)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.replayer_api_port,
-                log_level=settings.log_level.lower(), access_log=False, log_config=None)
+                log_level=settings.log_level.lower(), access_log=False, log_config=None, proxy_headers=False)
 
 
 @main.command("session-ender")

@@ -10,9 +10,8 @@ the right-most entry that is not a trusted proxy is the client, and whatever lie
 client itself and is never read. When every entry is a trusted proxy, the left-most is the client. An entry that
 is not an address (a proxy writing ``unknown``), or a chain of trusted hops longer than :data:`MAX_HOPS` entries
 or :data:`MAX_FORWARDED_CHARS` characters, leaves the client unknown (``""``). The RFC 7239 ``Forwarded`` header
-is not read. (Before this runs, uvicorn, which serves Bard's APIs, has already replaced a loopback peer by its
-``X-Forwarded-For`` client: its ``FORWARDED_ALLOW_IPS`` defaults to ``127.0.0.1,::1``, and the peer seen here is
-the client it found.) Behind trusted proxies, answers are cached per (peer, header) (:data:`CACHE_SIZE`):
+is not read. (Bard's servers run uvicorn with ``proxy_headers=False``: otherwise uvicorn would already have
+replaced a loopback peer by the header's client, whatever ``BARD_TRUSTED_PROXIES`` says.) Behind trusted proxies, answers are cached per (peer, header) (:data:`CACHE_SIZE`):
 parsing them costs ~15-40 us, a hit ~1 us; without trusted proxies nothing is parsed (~0.4 us).
 
 Addresses are written as :mod:`ipaddress` writes them, an IPv4-mapped IPv6 address (``::ffff:203.0.113.9``, what a

@@ -147,8 +147,9 @@ async def _run_parts(settings: Settings, stop: asyncio.Event, parts: contextlib.
     workers = AgentWorkers(settings, agent_sock, settings.agent_api_workers) if settings.agent_api_workers else None
 
     running = [
+        # proxy_headers off: which address a request came from is bard.client_address's rule alone.
         _Server(uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on",
-                               log_config=None))
+                               log_config=None, proxy_headers=False))
         for _, app, _ in servers
     ]
     tasks = [

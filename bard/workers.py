@@ -97,7 +97,7 @@ def _serve(settings: Settings, sock: socket.socket, ready: Event, parent: int) -
 
     configure_logging(settings)
     config = uvicorn.Config(create_app(settings), log_level=settings.log_level.lower(), access_log=False,
-                            lifespan="on", log_config=None)
+                            lifespan="on", log_config=None, proxy_headers=False)  # bard.client_address decides
     _WorkerServer(config, ready).run(sockets=[sock])
 
 
