@@ -40,6 +40,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     agent_api_port: int = 3001
     replayer_api_port: int = 3003
+    # The demo shop `bard up` serves (bard/demo_shop.py), on an origin of its own; 0 for none.
+    demo_port: int = 3002
     jwt_secret: str = ""
     jwt_ttl_seconds: int = 24 * 3600
     jwt_issuer: str = "bard"
@@ -92,7 +94,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: str = "text"
 
     def __post_init__(self) -> None:
-        for name in ("agent_api_port", "replayer_api_port", "consumer_metrics_port", "ender_metrics_port"):
+        for name in ("agent_api_port", "replayer_api_port", "demo_port", "consumer_metrics_port",
+                     "ender_metrics_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise SettingsError(f"{env_name(name)} must be a port number, got {port}")

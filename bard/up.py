@@ -31,9 +31,9 @@ import uvicorn
 from starlette.applications import Starlette
 
 from agent_api.app import create_app as create_agent_app
-from bard import postgres
+from bard import demo_shop, postgres
 from bard.broker import declare_topology
-from bard.settings import Settings, SettingsError, env_name
+from bard.settings import Settings, SettingsError, env_name, split_origins
 from bard.workers import AgentWorkers
 from clickhouse.client import client_for, create_client
 from clickhouse.consumer import Consumer
@@ -122,6 +122,10 @@ async def _run_parts(settings: Settings, stop: asyncio.Event, parts: contextlib.
     servers: list[tuple[str, Starlette, socket.socket]] = [
         ("replayer API", create_replayer_app(settings), replayer_sock),
     ]
+    demo_sock = _listen_demo(settings)
+    if demo_sock is not None:
+        parts.callback(demo_sock.close)
+        servers.append(("demo shop", demo_shop.create_app(settings), demo_sock))
     if settings.agent_api_workers == 0:  # served from this process, on its event loop
         servers.append(("agent API", create_agent_app(settings), agent_sock))
 
@@ -165,6 +169,8 @@ async def _run_parts(settings: Settings, stop: asyncio.Event, parts: contextlib.
                 watched.append(asyncio.create_task(workers.wait(), name="bard agent API workers"))
                 await workers.yield_cpu(settings.up_nice)
             urls = [("agent API", _url(settings, agent_sock)), ("replayer API", _url(settings, replayer_sock))]
+            if demo_sock is not None:
+                urls.append(("demo shop", _url(settings, demo_sock)))
             print(_banner(settings, urls, has_consumer=settings.mode == "embedded"), flush=True)
             await asyncio.wait([*tasks, *watched, stopped], return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -184,6 +190,26 @@ async def _run_parts(settings: Settings, stop: asyncio.Event, parts: contextlib.
         raise RuntimeError("a part of Bard stopped on its own; see the log above")
 
 
+def _listen_demo(settings: Settings) -> socket.socket | None:
+    """The demo shop's socket, or None: it is a convenience for a first look, so a port in use (another Bard, a
+    test) or a missing build is said in the log and Bard runs without it."""
+    if not settings.demo_port:
+        return None
+    if not demo_shop.is_built():
+        log.warning("the demo shop is not built (%s): ./bardctl up builds it; running without it", demo_shop.BUILD)
+        return None
+    try:
+        sock = _listen(settings, "demo_port")
+    except SettingsError as exc:
+        log.warning("running without the demo shop: %s", exc)
+        return None
+    origins = split_origins(settings.agent_cors_origins)
+    if "*" not in origins and _url(settings, sock) not in origins:
+        log.warning("the demo shop at %s is not in BARD_AGENT_CORS_ORIGINS: browsers will not let it record",
+                    _url(settings, sock))
+    return sock
+
+
 async def _wait_started(running: list[_Server], tasks: list[asyncio.Task[Any]], stopped: asyncio.Task[Any]) -> None:
     """Until every server has started (its lifespan ran), one of them ended, or a stop was asked."""
     while not all(server.started for server in running):
@@ -197,6 +223,7 @@ def _banner(settings: Settings, urls: list[tuple[str, str]], *, has_consumer: bo
     described: dict[str, Callable[[str], str]] = {
         "agent API": lambda url: f"{url}  (point bardrr here: GET /authenticate, POST /record)",
         "replayer API": lambda url: f"{url}  (the dashboard: open it in a browser; APIs under /v1 and /api)",
+        "demo shop": lambda url: f"{url}  (a demo site recorded by bardrr: click around, then watch your session)",
     }
     for name, url in urls:
         lines.append(f"  {name + ':':<16}{described[name](url)}")
