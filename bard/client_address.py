@@ -11,8 +11,9 @@ client itself and is never read. When every entry is a trusted proxy, the left-m
 is not an address (a proxy writing ``unknown``), or a chain of trusted hops longer than :data:`MAX_HOPS` entries
 or :data:`MAX_FORWARDED_CHARS` characters, leaves the client unknown (``""``). The RFC 7239 ``Forwarded`` header
 is not read. (Bard's servers run uvicorn with ``proxy_headers=False``: otherwise uvicorn would already have
-replaced a loopback peer by the header's client, whatever ``BARD_TRUSTED_PROXIES`` says.) Behind trusted proxies, answers are cached per (peer, header) (:data:`CACHE_SIZE`):
-parsing them costs ~15-40 us, a hit ~1 us; without trusted proxies nothing is parsed (~0.4 us).
+replaced a loopback peer by the header's client, whatever ``BARD_TRUSTED_PROXIES`` says.) Behind trusted
+proxies, answers are cached per (peer, header) (:data:`CACHE_SIZE`): parsing them costs ~15-40 us, a hit ~1 us;
+without trusted proxies nothing is parsed (~0.4 us).
 
 Addresses are written as :mod:`ipaddress` writes them, an IPv4-mapped IPv6 address (``::ffff:203.0.113.9``, what a
 dual-stack socket reports for an IPv4 peer) as its IPv4 address. An address is used, never stored: see
