@@ -329,7 +329,8 @@ class FunnelCompiler:
         # every later use would copy (ClickHouse expands aliases: t_k over best over lv over c_1..c_n is cubic).
         layers: list[list[exp.Expr]]
         if definition.order == "ordered" and window is None:
-            layers = [columns + self._earliest_chain(steps)]
+            first, *links = self._earliest_chain(steps)
+            layers = [columns + first, *links]
         else:
             # Unsorted: a minimum needs no sort, and sorting n small arrays per session costs more.
             columns += [exp.alias_(exp.CombinedAggFunc(this="groupArrayIf", expressions=[_col("t"), step.copy()]),
@@ -356,24 +357,28 @@ class FunnelCompiler:
             tree = exp.select(exp.Star(), *layer).from_(tree.subquery(f"layer{number}", copy=False), copy=False)
         return tree
 
-    def _earliest_chain(self, steps: list[exp.Expr]) -> list[exp.Expr]:
-        """Ordered, no window: the earliest step-1 event anchors the deepest chain, so one greedy chain."""
+    def _earliest_chain(self, steps: list[exp.Expr]) -> list[list[exp.Expr]]:
+        """Ordered, no window: the earliest step-1 event anchors the deepest chain, so one greedy chain. The
+        aggregation's columns, then a layer per later step (each reads the previous step's columns)."""
         n = len(steps)
-        columns: list[exp.Expr] = [
+        aggregation: list[exp.Expr] = [
             exp.alias_(exp.GT(this=_call("countIf", steps[0].copy()), expression=_int(0)), "r1"),
             exp.alias_(exp.CombinedAggFunc(this="minIf", expressions=[_col("t"), steps[0].copy()]), "t1"),
         ]
         for k, step in enumerate(steps[1:], start=2):
-            columns.append(
+            aggregation.append(
                 exp.alias_(exp.CombinedAggFunc(this="groupArrayIf", expressions=[_col("t"), step.copy()]), f"e{k}")
             )
+        links: list[exp.Expr] = []
         for k in range(2, n + 1):
-            columns.append(fragment(f"arrayFilter(x -> x > t{k - 1}, e{k}) AS f{k}"))
             # t_{k-1} is 0 when step k-1 was not reached; r_k carries that forward, so t_k is never read alone.
-            columns.append(fragment(f"r{k - 1} AND notEmpty(f{k}) AS r{k}"))
-            columns.append(fragment(f"arrayMin(f{k}) AS t{k}"))
-        columns.append(fragment(" + ".join(f"r{k}" for k in range(1, n + 1)) + " AS level"))
-        return columns
+            links += [
+                fragment(f"arrayFilter(x -> x > t{k - 1}, e{k}) AS f{k}"),
+                fragment(f"r{k - 1} AND notEmpty(f{k}) AS r{k}"),
+                fragment(f"arrayMin(f{k}) AS t{k}"),
+            ]
+        level = fragment(" + ".join(f"r{k}" for k in range(1, n + 1)) + " AS level")
+        return [aggregation, *_per_layer(links, 3), [level]]
 
     def _anchored_chain(self, n: int, *, strict: bool, windowed: bool) -> list[list[exp.Expr]]:
         """Every step-1 event anchors a chain; ``c_k[i]`` is where the chain of anchor ``i`` reached step k (0: not
@@ -400,7 +405,7 @@ class FunnelCompiler:
         depths = fragment(f"arrayMap(({later}) -> {depth}, {', '.join(f'c{k}' for k in range(2, n + 1))}) AS lv"
                           if n > 1 else "arrayMap(s -> 1, c1) AS lv")
         moments = [fragment(f"u[c{k}[best]] AS t{k}" if strict else f"c{k}[best] AS t{k}") for k in range(1, n + 1)]
-        return [chains, [depths], self._best(), moments]
+        return [*_per_layer(chains, 1), [depths], self._best(), moments]
 
     @staticmethod
     def _best() -> list[exp.Expr]:
@@ -495,6 +500,19 @@ class FunnelCompiler:
         if outcome == "completed":
             return exp.GTE(this=_col("level"), expression=_int(step_number))
         return exp.EQ(this=_col("level"), expression=_int(step_number - 1))
+
+
+STEPS_PER_LAYER = 5
+"""How many links of a chain one SELECT holds. ClickHouse expands the aliases of one SELECT into each use, so a
+chain of k links in one SELECT is a tree of size ~k^2 (k^3 with the level over it); each SELECT over another
+costs its own analysis. Measured on an empty table, a 30-step counts query: one link a layer ~1 s of analysis,
+five ~0.2 s."""
+
+
+def _per_layer(columns: list[exp.Expr], per_link: int) -> list[list[exp.Expr]]:
+    """``columns`` (``per_link`` of them per link of a chain) cut into layers of :data:`STEPS_PER_LAYER` links."""
+    size = STEPS_PER_LAYER * per_link
+    return [columns[i:i + size] for i in range(0, len(columns), size)]
 
 
 def _check_page(limit: int, offset: int, after: uuid.UUID | None) -> None:

@@ -37,60 +37,68 @@ WITH entered AS (
         AND arrayExists(x -> x > t1 AND x < CASE WHEN level >= 3 THEN t3 ELSE 9223372036854775807 END, x1) AS excluded
       FROM (
         SELECT
-          session_id,
-          groupArrayIf(t, (
-            kind = {p7: String} AND label = {p8: String}
-          )) AS x1,
-          countIf((
-            kind = {p1: String} AND label = {p2: String}
-          )) > 0 AS r1,
-          minIf(t, (
-            kind = {p1: String} AND label = {p2: String}
-          )) AS t1,
-          groupArrayIf(t, (
-            kind = {p3: String} AND label = {p4: String}
-          )) AS e2,
-          groupArrayIf(t, (
-            kind = {p5: String} AND label = {p6: String}
-          )) AS e3,
-          arrayFilter(x -> x > t1, e2) AS f2,
-          r1 AND notEmpty(f2) AS r2,
-          arrayMin(f2) AS t2,
-          arrayFilter(x -> x > t2, e3) AS f3,
-          r2 AND notEmpty(f3) AS r3,
-          arrayMin(f3) AS t3,
+          *,
           r1 + r2 + r3 AS level
         FROM (
           SELECT
-            session_id,
-            toUnixTimestamp64Milli(ts) AS t,
-            kind,
-            label
-          FROM bard.conversion_events
-          WHERE
-            (
-              (
-                kind = {p1: String} AND label = {p2: String}
-              )
-              OR (
-                kind = {p3: String} AND label = {p4: String}
-              )
-              OR (
-                kind = {p5: String} AND label = {p6: String}
-              )
-              OR (
+            *,
+            arrayFilter(x -> x > t1, e2) AS f2,
+            r1 AND notEmpty(f2) AS r2,
+            arrayMin(f2) AS t2,
+            arrayFilter(x -> x > t2, e3) AS f3,
+            r2 AND notEmpty(f3) AS r3,
+            arrayMin(f3) AS t3
+          FROM (
+            SELECT
+              session_id,
+              groupArrayIf(t, (
                 kind = {p7: String} AND label = {p8: String}
-              )
-            )
-            AND session_id IN (
+              )) AS x1,
+              countIf((
+                kind = {p1: String} AND label = {p2: String}
+              )) > 0 AS r1,
+              minIf(t, (
+                kind = {p1: String} AND label = {p2: String}
+              )) AS t1,
+              groupArrayIf(t, (
+                kind = {p3: String} AND label = {p4: String}
+              )) AS e2,
+              groupArrayIf(t, (
+                kind = {p5: String} AND label = {p6: String}
+              )) AS e3
+            FROM (
               SELECT
-                session_id
-              FROM entered
-            )
-        ) AS matching
-        GROUP BY
-          session_id
-      ) AS layer1
+                session_id,
+                toUnixTimestamp64Milli(ts) AS t,
+                kind,
+                label
+              FROM bard.conversion_events
+              WHERE
+                (
+                  (
+                    kind = {p1: String} AND label = {p2: String}
+                  )
+                  OR (
+                    kind = {p3: String} AND label = {p4: String}
+                  )
+                  OR (
+                    kind = {p5: String} AND label = {p6: String}
+                  )
+                  OR (
+                    kind = {p7: String} AND label = {p8: String}
+                  )
+                )
+                AND session_id IN (
+                  SELECT
+                    session_id
+                  FROM entered
+                )
+            ) AS matching
+            GROUP BY
+              session_id
+          ) AS layer1
+        ) AS layer2
+      ) AS layer3
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -162,60 +170,68 @@ WITH entered AS (
         AND arrayExists(x -> x > t1 AND x < CASE WHEN level >= 3 THEN t3 ELSE 9223372036854775807 END, x1) AS excluded
       FROM (
         SELECT
-          session_id,
-          groupArrayIf(t, (
-            kind = {p7: String} AND label = {p8: String}
-          )) AS x1,
-          countIf((
-            kind = {p1: String} AND label = {p2: String}
-          )) > 0 AS r1,
-          minIf(t, (
-            kind = {p1: String} AND label = {p2: String}
-          )) AS t1,
-          groupArrayIf(t, (
-            kind = {p3: String} AND label = {p4: String}
-          )) AS e2,
-          groupArrayIf(t, (
-            kind = {p5: String} AND label = {p6: String}
-          )) AS e3,
-          arrayFilter(x -> x > t1, e2) AS f2,
-          r1 AND notEmpty(f2) AS r2,
-          arrayMin(f2) AS t2,
-          arrayFilter(x -> x > t2, e3) AS f3,
-          r2 AND notEmpty(f3) AS r3,
-          arrayMin(f3) AS t3,
+          *,
           r1 + r2 + r3 AS level
         FROM (
           SELECT
-            session_id,
-            toUnixTimestamp64Milli(ts) AS t,
-            kind,
-            label
-          FROM bard.conversion_events
-          WHERE
-            (
-              (
-                kind = {p1: String} AND label = {p2: String}
-              )
-              OR (
-                kind = {p3: String} AND label = {p4: String}
-              )
-              OR (
-                kind = {p5: String} AND label = {p6: String}
-              )
-              OR (
+            *,
+            arrayFilter(x -> x > t1, e2) AS f2,
+            r1 AND notEmpty(f2) AS r2,
+            arrayMin(f2) AS t2,
+            arrayFilter(x -> x > t2, e3) AS f3,
+            r2 AND notEmpty(f3) AS r3,
+            arrayMin(f3) AS t3
+          FROM (
+            SELECT
+              session_id,
+              groupArrayIf(t, (
                 kind = {p7: String} AND label = {p8: String}
-              )
-            )
-            AND session_id IN (
+              )) AS x1,
+              countIf((
+                kind = {p1: String} AND label = {p2: String}
+              )) > 0 AS r1,
+              minIf(t, (
+                kind = {p1: String} AND label = {p2: String}
+              )) AS t1,
+              groupArrayIf(t, (
+                kind = {p3: String} AND label = {p4: String}
+              )) AS e2,
+              groupArrayIf(t, (
+                kind = {p5: String} AND label = {p6: String}
+              )) AS e3
+            FROM (
               SELECT
-                session_id
-              FROM entered
-            )
-        ) AS matching
-        GROUP BY
-          session_id
-      ) AS layer1
+                session_id,
+                toUnixTimestamp64Milli(ts) AS t,
+                kind,
+                label
+              FROM bard.conversion_events
+              WHERE
+                (
+                  (
+                    kind = {p1: String} AND label = {p2: String}
+                  )
+                  OR (
+                    kind = {p3: String} AND label = {p4: String}
+                  )
+                  OR (
+                    kind = {p5: String} AND label = {p6: String}
+                  )
+                  OR (
+                    kind = {p7: String} AND label = {p8: String}
+                  )
+                )
+                AND session_id IN (
+                  SELECT
+                    session_id
+                  FROM entered
+                )
+            ) AS matching
+            GROUP BY
+              session_id
+          ) AS layer1
+        ) AS layer2
+      ) AS layer3
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -294,60 +310,68 @@ WITH entered AS (
         AND arrayExists(x -> x > t1 AND x < CASE WHEN level >= 3 THEN t3 ELSE 9223372036854775807 END, x1) AS excluded
       FROM (
         SELECT
-          session_id,
-          groupArrayIf(t, (
-            kind = {p10: String} AND label = {p11: String}
-          )) AS x1,
-          countIf((
-            kind = {p4: String} AND label = {p5: String}
-          )) > 0 AS r1,
-          minIf(t, (
-            kind = {p4: String} AND label = {p5: String}
-          )) AS t1,
-          groupArrayIf(t, (
-            kind = {p6: String} AND label = {p7: String}
-          )) AS e2,
-          groupArrayIf(t, (
-            kind = {p8: String} AND label = {p9: String}
-          )) AS e3,
-          arrayFilter(x -> x > t1, e2) AS f2,
-          r1 AND notEmpty(f2) AS r2,
-          arrayMin(f2) AS t2,
-          arrayFilter(x -> x > t2, e3) AS f3,
-          r2 AND notEmpty(f3) AS r3,
-          arrayMin(f3) AS t3,
+          *,
           r1 + r2 + r3 AS level
         FROM (
           SELECT
-            session_id,
-            toUnixTimestamp64Milli(ts) AS t,
-            kind,
-            label
-          FROM bard.conversion_events
-          WHERE
-            (
-              (
-                kind = {p4: String} AND label = {p5: String}
-              )
-              OR (
-                kind = {p6: String} AND label = {p7: String}
-              )
-              OR (
-                kind = {p8: String} AND label = {p9: String}
-              )
-              OR (
+            *,
+            arrayFilter(x -> x > t1, e2) AS f2,
+            r1 AND notEmpty(f2) AS r2,
+            arrayMin(f2) AS t2,
+            arrayFilter(x -> x > t2, e3) AS f3,
+            r2 AND notEmpty(f3) AS r3,
+            arrayMin(f3) AS t3
+          FROM (
+            SELECT
+              session_id,
+              groupArrayIf(t, (
                 kind = {p10: String} AND label = {p11: String}
-              )
-            )
-            AND session_id IN (
+              )) AS x1,
+              countIf((
+                kind = {p4: String} AND label = {p5: String}
+              )) > 0 AS r1,
+              minIf(t, (
+                kind = {p4: String} AND label = {p5: String}
+              )) AS t1,
+              groupArrayIf(t, (
+                kind = {p6: String} AND label = {p7: String}
+              )) AS e2,
+              groupArrayIf(t, (
+                kind = {p8: String} AND label = {p9: String}
+              )) AS e3
+            FROM (
               SELECT
-                session_id
-              FROM entered
-            )
-        ) AS matching
-        GROUP BY
-          session_id
-      ) AS layer1
+                session_id,
+                toUnixTimestamp64Milli(ts) AS t,
+                kind,
+                label
+              FROM bard.conversion_events
+              WHERE
+                (
+                  (
+                    kind = {p4: String} AND label = {p5: String}
+                  )
+                  OR (
+                    kind = {p6: String} AND label = {p7: String}
+                  )
+                  OR (
+                    kind = {p8: String} AND label = {p9: String}
+                  )
+                  OR (
+                    kind = {p10: String} AND label = {p11: String}
+                  )
+                )
+                AND session_id IN (
+                  SELECT
+                    session_id
+                  FROM entered
+                )
+            ) AS matching
+            GROUP BY
+              session_id
+          ) AS layer1
+        ) AS layer2
+      ) AS layer3
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -404,60 +428,68 @@ WITH entered AS (
         AND arrayExists(x -> x > t1 AND x < CASE WHEN level >= 3 THEN t3 ELSE 9223372036854775807 END, x1) AS excluded
       FROM (
         SELECT
-          session_id,
-          groupArrayIf(t, (
-            kind = {p11: String} AND label = {p12: String}
-          )) AS x1,
-          countIf((
-            kind = {p5: String} AND label = {p6: String}
-          )) > 0 AS r1,
-          minIf(t, (
-            kind = {p5: String} AND label = {p6: String}
-          )) AS t1,
-          groupArrayIf(t, (
-            kind = {p7: String} AND label = {p8: String}
-          )) AS e2,
-          groupArrayIf(t, (
-            kind = {p9: String} AND label = {p10: String}
-          )) AS e3,
-          arrayFilter(x -> x > t1, e2) AS f2,
-          r1 AND notEmpty(f2) AS r2,
-          arrayMin(f2) AS t2,
-          arrayFilter(x -> x > t2, e3) AS f3,
-          r2 AND notEmpty(f3) AS r3,
-          arrayMin(f3) AS t3,
+          *,
           r1 + r2 + r3 AS level
         FROM (
           SELECT
-            session_id,
-            toUnixTimestamp64Milli(ts) AS t,
-            kind,
-            label
-          FROM bard.conversion_events
-          WHERE
-            (
-              (
-                kind = {p5: String} AND label = {p6: String}
-              )
-              OR (
-                kind = {p7: String} AND label = {p8: String}
-              )
-              OR (
-                kind = {p9: String} AND label = {p10: String}
-              )
-              OR (
+            *,
+            arrayFilter(x -> x > t1, e2) AS f2,
+            r1 AND notEmpty(f2) AS r2,
+            arrayMin(f2) AS t2,
+            arrayFilter(x -> x > t2, e3) AS f3,
+            r2 AND notEmpty(f3) AS r3,
+            arrayMin(f3) AS t3
+          FROM (
+            SELECT
+              session_id,
+              groupArrayIf(t, (
                 kind = {p11: String} AND label = {p12: String}
-              )
-            )
-            AND session_id IN (
+              )) AS x1,
+              countIf((
+                kind = {p5: String} AND label = {p6: String}
+              )) > 0 AS r1,
+              minIf(t, (
+                kind = {p5: String} AND label = {p6: String}
+              )) AS t1,
+              groupArrayIf(t, (
+                kind = {p7: String} AND label = {p8: String}
+              )) AS e2,
+              groupArrayIf(t, (
+                kind = {p9: String} AND label = {p10: String}
+              )) AS e3
+            FROM (
               SELECT
-                session_id
-              FROM entered
-            )
-        ) AS matching
-        GROUP BY
-          session_id
-      ) AS layer1
+                session_id,
+                toUnixTimestamp64Milli(ts) AS t,
+                kind,
+                label
+              FROM bard.conversion_events
+              WHERE
+                (
+                  (
+                    kind = {p5: String} AND label = {p6: String}
+                  )
+                  OR (
+                    kind = {p7: String} AND label = {p8: String}
+                  )
+                  OR (
+                    kind = {p9: String} AND label = {p10: String}
+                  )
+                  OR (
+                    kind = {p11: String} AND label = {p12: String}
+                  )
+                )
+                AND session_id IN (
+                  SELECT
+                    session_id
+                  FROM entered
+                )
+            ) AS matching
+            GROUP BY
+              session_id
+          ) AS layer1
+        ) AS layer2
+      ) AS layer3
     ) AS chain
   ) AS reached
     USING (session_id)

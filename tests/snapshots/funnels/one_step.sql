@@ -24,34 +24,38 @@ WITH entered AS (
         0 AS excluded
       FROM (
         SELECT
-          session_id,
-          countIf((
-            kind = {p1: String} AND label = {p2: String}
-          )) > 0 AS r1,
-          minIf(t, (
-            kind = {p1: String} AND label = {p2: String}
-          )) AS t1,
+          *,
           r1 AS level
         FROM (
           SELECT
             session_id,
-            toUnixTimestamp64Milli(ts) AS t,
-            kind,
-            label
-          FROM bard.conversion_events
-          WHERE
-            (
+            countIf((
               kind = {p1: String} AND label = {p2: String}
-            )
-            AND session_id IN (
-              SELECT
-                session_id
-              FROM entered
-            )
-        ) AS matching
-        GROUP BY
-          session_id
-      ) AS layer1
+            )) > 0 AS r1,
+            minIf(t, (
+              kind = {p1: String} AND label = {p2: String}
+            )) AS t1
+          FROM (
+            SELECT
+              session_id,
+              toUnixTimestamp64Milli(ts) AS t,
+              kind,
+              label
+            FROM bard.conversion_events
+            WHERE
+              (
+                kind = {p1: String} AND label = {p2: String}
+              )
+              AND session_id IN (
+                SELECT
+                  session_id
+                FROM entered
+              )
+          ) AS matching
+          GROUP BY
+            session_id
+        ) AS layer1
+      ) AS layer2
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -89,34 +93,38 @@ WITH entered AS (
         0 AS excluded
       FROM (
         SELECT
-          session_id,
-          countIf((
-            kind = {p1: String} AND label = {p2: String}
-          )) > 0 AS r1,
-          minIf(t, (
-            kind = {p1: String} AND label = {p2: String}
-          )) AS t1,
+          *,
           r1 AS level
         FROM (
           SELECT
             session_id,
-            toUnixTimestamp64Milli(ts) AS t,
-            kind,
-            label
-          FROM bard.conversion_events
-          WHERE
-            (
+            countIf((
               kind = {p1: String} AND label = {p2: String}
-            )
-            AND session_id IN (
-              SELECT
-                session_id
-              FROM entered
-            )
-        ) AS matching
-        GROUP BY
-          session_id
-      ) AS layer1
+            )) > 0 AS r1,
+            minIf(t, (
+              kind = {p1: String} AND label = {p2: String}
+            )) AS t1
+          FROM (
+            SELECT
+              session_id,
+              toUnixTimestamp64Milli(ts) AS t,
+              kind,
+              label
+            FROM bard.conversion_events
+            WHERE
+              (
+                kind = {p1: String} AND label = {p2: String}
+              )
+              AND session_id IN (
+                SELECT
+                  session_id
+                FROM entered
+              )
+          ) AS matching
+          GROUP BY
+            session_id
+        ) AS layer1
+      ) AS layer2
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -157,34 +165,38 @@ WITH entered AS (
         0 AS excluded
       FROM (
         SELECT
-          session_id,
-          countIf((
-            kind = {p4: String} AND label = {p5: String}
-          )) > 0 AS r1,
-          minIf(t, (
-            kind = {p4: String} AND label = {p5: String}
-          )) AS t1,
+          *,
           r1 AS level
         FROM (
           SELECT
             session_id,
-            toUnixTimestamp64Milli(ts) AS t,
-            kind,
-            label
-          FROM bard.conversion_events
-          WHERE
-            (
+            countIf((
               kind = {p4: String} AND label = {p5: String}
-            )
-            AND session_id IN (
-              SELECT
-                session_id
-              FROM entered
-            )
-        ) AS matching
-        GROUP BY
-          session_id
-      ) AS layer1
+            )) > 0 AS r1,
+            minIf(t, (
+              kind = {p4: String} AND label = {p5: String}
+            )) AS t1
+          FROM (
+            SELECT
+              session_id,
+              toUnixTimestamp64Milli(ts) AS t,
+              kind,
+              label
+            FROM bard.conversion_events
+            WHERE
+              (
+                kind = {p4: String} AND label = {p5: String}
+              )
+              AND session_id IN (
+                SELECT
+                  session_id
+                FROM entered
+              )
+          ) AS matching
+          GROUP BY
+            session_id
+        ) AS layer1
+      ) AS layer2
     ) AS chain
   ) AS reached
     USING (session_id)
