@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from clickhouse.session_filters import DEVICE_TYPES, SIGNALS
+from funnels.definition import BREAKDOWN_PROPERTIES
 from replayer_api.errors import BadParameter
 
 
@@ -172,10 +173,26 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["name", "steps"],
         "properties": {
             "name": {"type": "string", "minLength": 1, "maxLength": 1000},
-            "steps": {"type": "array", "minItems": 1, "maxItems": 20, "items": {
+            "steps": {"type": "array", "minItems": 1, "maxItems": 30, "items": {
                 "type": "object", "required": ["kind", "label"],
                 "properties": {"kind": {"type": "string", "enum": ["click", "custom", *SIGNALS]},
                                "label": {"type": "string", "minLength": 1}}}},
+            "order": {"type": "string", "enum": ["ordered", "strict", "any"], "default": "ordered",
+                      "description": "ordered: each step after the previous, other events allowed between; strict: "
+                                     "no other conversion event between two steps; any: reaching step k is doing "
+                                     "k of the steps, in any order (steps must differ)"},
+            "exclusions": {"type": "array", "maxItems": 10, "items": {
+                "type": "object", "required": ["kind", "label", "from_step", "to_step"],
+                "description": "A session that does this event after reaching from_step and before reaching "
+                               "to_step (before the window's end if it never does) leaves the funnel",
+                "properties": {"kind": {"type": "string", "enum": ["click", "custom", *SIGNALS]},
+                               "label": {"type": "string", "minLength": 1},
+                               "from_step": {"type": "integer", "minimum": 1},
+                               "to_step": {"type": "integer", "minimum": 2}}}},
+            "breakdown": {"oneOf": [{"type": "null"}, {
+                "type": "object", "required": ["property"],
+                "properties": {"property": {"type": "string", "enum": list(BREAKDOWN_PROPERTIES)},
+                               "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}}}]},
             "filters": {"type": "array", "maxItems": 32, "items": {"oneOf": [
                 {"type": "object", "required": ["type", "names"], "properties": {
                     "type": {"const": "app_name"}, "names": {"type": "array", "items": {"type": "string"}}}},
@@ -225,7 +242,19 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "funnel": {"$ref": "#/components/schemas/Funnel"},
-            "entered": {"type": "integer", "description": "Sessions matching the funnel's filters"},
+            "entered": {"type": "integer", "description": "Sessions matching the funnel's filters, not excluded"},
+            "excluded": {"type": "integer", "description": "Sessions taken out by an exclusion"},
+            "trend": {"type": "object", "properties": {
+                "period": {"type": "string", "enum": ["day", "week"],
+                           "description": "week when the first and last days are more than 90 days apart"},
+                "points": {"type": "array", "items": {"type": "object", "properties": {
+                    "start": {"type": "string", "format": "date"}, "entered": {"type": "integer"},
+                    "completed": {"type": "integer", "description": "Reached every step"}}}}}},
+            "breakdown": {"oneOf": [{"type": "null"}, {"type": "array", "items": {"type": "object", "properties": {
+                "value": {"type": ["string", "null"]}, "other": {"type": "boolean"},
+                "entered": {"type": "integer"},
+                "completed": {"type": "array", "items": {"type": "integer"}}}}}],
+                "description": "The top values by entered sessions, then one row (other: true) for the rest"},
             "ids_limit": {"type": "integer"},
             "steps": {"type": "array", "items": {"type": "object", "properties": {
                 "number": {"type": "integer"}, "kind": {"type": "string"}, "label": {"type": "string"},
@@ -233,6 +262,14 @@ SCHEMAS: dict[str, Any] = {
                 "conversion_from_start": {"type": ["number", "null"]},
                 "conversion_from_previous": {"type": ["number", "null"]},
                 "median_ms_from_previous": {"type": ["number", "null"]},
+                "p90_ms_from_previous": {"type": ["number", "null"]},
+                "median_ms_from_start": {"type": ["number", "null"]},
+                "p90_ms_from_start": {"type": ["number", "null"]},
+                "time_to_convert": {"oneOf": [{"type": "null"}, {
+                    "type": "object", "description": "Bin i counts the sessions that took [lower_ms + i * bin_ms, "
+                                                     "lower_ms + (i + 1) * bin_ms) ms from step 1",
+                    "properties": {"lower_ms": {"type": "integer"}, "bin_ms": {"type": "integer"},
+                                   "counts": {"type": "array", "items": {"type": "integer"}}}}]},
                 "completed_ids": {"type": "array", "items": UUID,
                                   "description": "The first ids_limit, by id text; page on with "
                                                  ".../steps/{step}/completed"},
@@ -377,6 +414,8 @@ PATHS: dict[str, Any] = {
             START_DAY, END_DAY,
             _query("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}),
             _query("after", "`next_after` of the previous page", UUID),
+            _query("breakdown_value", "Only the sessions of this breakdown value", {"type": "string"}),
+            _query("breakdown_other", "Only the sessions of the breakdown's other row", {"const": "true"}),
         ],
         "responses": {"200": {"description": "One page", "content": {"application/json": {"schema": {
             "type": "object", "required": ["session_ids", "next_after", "sessions"],

@@ -402,7 +402,7 @@ async def funnel_results_handler(request: Request) -> Response:
 
 
 async def funnel_step_sessions(request: Request) -> Response:
-    check_known(request, ("start", "end", "limit", "after"))
+    check_known(request, ("start", "end", "limit", "after", "breakdown_value", "breakdown_other"))
     funnel_id = funnel_id_from(request)
     outcome = request.path_params["outcome"]
     if outcome not in ("completed", "dropped"):
@@ -413,12 +413,36 @@ async def funnel_step_sessions(request: Request) -> Response:
     after = parse_uuid(params["after"], "after") if params.get("after") else None
     funnel = await funnels_of(request).get(funnel_id)
     step_number = parse_int(request.path_params["step"], "step", minimum=1, maximum=len(funnel.definition.steps))
+    breakdown = _breakdown_row(params, funnel.definition)
     page = await funnel_results.one_step_sessions(request.state.warehouse, request.state.database,
                                                   funnel.definition, step_number, _outcome(outcome), extra, limit,
-                                                  after)
+                                                  after, breakdown)
     ids = [str(session.session_id) for session in page]
     return JSONResponse({"session_ids": ids, "next_after": ids[-1] if len(ids) == limit else None,
                          "sessions": [funnel_results.reached_json(session) for session in page]})
+
+
+def _breakdown_row(params: Any, definition: FunnelDefinition) -> str | None | Literal[False]:
+    """``breakdown_value=V`` (the sessions whose breakdown property is V) or ``breakdown_other=true`` (the "other"
+    row): which breakdown row to list, ``False`` for every session."""
+    value, other = params.get("breakdown_value"), params.get("breakdown_other")
+    if value is None and other is None:
+        return False
+    if definition.breakdown is None:
+        raise BadParameter("breakdown_value" if value is not None else "breakdown_other",
+                           "this funnel has no breakdown")
+    if value is not None and other is not None:
+        raise BadParameter("breakdown_other", "give breakdown_value or breakdown_other, not both")
+    if other is not None:
+        if other != "true":
+            raise BadParameter("breakdown_other", f"must be true, got {other!r}")
+        return None
+    if len(value) > MAX_BREAKDOWN_VALUE:
+        raise BadParameter("breakdown_value", f"must be at most {MAX_BREAKDOWN_VALUE} characters")
+    return str(value)
+
+
+MAX_BREAKDOWN_VALUE = 16_384
 
 
 def _outcome(value: str) -> Literal["completed", "dropped"]:

@@ -17,6 +17,7 @@ from bard.settings import Settings
 from funnels import from_clean, from_dashboard
 from funnels.definition import dashboard_filters, filters_from_clean
 from funnels.reference import EventRow, SessionRow, evaluate_reference, insert_rows, reference_step_sessions
+from funnels.results import top_values
 from replayer_api.parameters import iso_ms
 from tests.replayer_support import BASE_MS, clickhouse_snapshot, postgres_snapshot
 
@@ -315,6 +316,9 @@ BAD_STEP_REQUESTS = [
     ("end", "{funnel}/steps/1/completed", {"end": "tomorrow"}, 400, "end"),
     ("start-after-end", "{funnel}/steps/1/completed", {"start": "2026-02-03", "end": "2026-02-01"}, 400, "start"),
     ("unknown-parameter", "{funnel}/steps/1/completed", {"offset": "3"}, 400, "offset"),
+    ("breakdown-on-a-funnel-without", "{funnel}/steps/1/completed", {"breakdown_value": "Chrome"}, 400,
+     "breakdown_value"),
+    ("breakdown-other-without", "{funnel}/steps/1/completed", {"breakdown_other": "true"}, 400, "breakdown_other"),
     ("funnel-id-text", "abc/steps/1/completed", None, 400, "funnel_id"),
     ("unknown-funnel", "999/steps/1/completed", None, 404, ""),
 ]
@@ -337,3 +341,52 @@ async def test_bad_step_listing_requests_are_refused_by_name(api: httpx.AsyncCli
     if parameter:
         assert body["field"] == parameter and body["message"].startswith(f"{parameter}: ")
     assert (await postgres_snapshot(pg_pool), await clickhouse_snapshot(ch)) == before
+
+
+async def test_modes_exclusions_and_breakdowns_through_v1(api: httpx.AsyncClient, ch: Client,
+                                                          settings: Settings) -> None:
+    """A funnel with an order, an exclusion and a breakdown is stored and read back as sent, its results are the
+    reference's (counts, times, histograms, trend, breakdown rows), and each breakdown row lists its sessions."""
+    rng = random.Random(8)
+    browsers = ["Chrome", "Chrome", "Firefox", "Safari", ""]
+    sessions = [SessionRow(uuid.UUID(int=rng.getrandbits(128), version=4), "shop", BASE_MS + (i % 3) * DAY,
+                           BASE_MS + (i % 3) * DAY + 60_000, browser=browsers[i % 5]) for i in range(40)]
+    kinds = [("click", "Add to cart"), ("custom", "paid"), ("custom", "cancel"), ("click", "Back")]
+    events = [EventRow(s.session_id, s.started_at_ms + rng.randrange(20) * 500, *rng.choice(kinds))
+              for s in sessions for _ in range(6)]
+    insert_rows(ch, settings.resolved_clickhouse_database, sessions, events)
+    document = {"name": "Why",
+                "steps": [{"kind": "click", "label": "Add to cart"}, {"kind": "custom", "label": "paid"}],
+                "order": "strict", "window_seconds": 5,
+                "exclusions": [{"kind": "custom", "label": "cancel", "from_step": 1, "to_step": 2}],
+                "breakdown": {"property": "browser", "limit": 2}}
+    created = await api.post("/v1/funnels", json=document)
+    assert created.status_code == 201, created.text
+    funnel = created.json()
+    assert {k: funnel[k] for k in document} == document
+    expected = evaluate_reference(from_clean(document), sessions, events)
+    body = (await api.get(f"/v1/funnels/{funnel['id']}/results", params={"ids_limit": 0})).json()
+    assert (body["entered"], body["excluded"]) == (expected.entered, expected.excluded)
+    assert expected.excluded > 0 and expected.steps[1].completed > 0
+    for got, want in zip(body["steps"], expected.steps, strict=True):
+        assert (got["completed"], got["median_ms_from_start"], got["p90_ms_from_previous"]) == (
+            want.completed, want.median_ms_from_start, want.p90_ms_from_previous)
+        histogram = want.time_to_convert
+        assert got["time_to_convert"] == (None if histogram is None else {
+            "lower_ms": histogram.lower_ms, "bin_ms": histogram.bin_ms, "counts": histogram.counts})
+    assert body["trend"] == {"period": "day", "points": [
+        {"start": p.start.isoformat(), "entered": p.entered, "completed": p.completed} for p in expected.trend]}
+    assert expected.breakdown is not None
+    assert body["breakdown"] == [{"value": r.value, "other": r.value is None, "entered": r.entered,
+                                  "completed": r.completed} for r in expected.breakdown]
+    assert body["breakdown"][-1]["other"] is True
+    for params, value, other in (({"breakdown_value": "Chrome"}, "Chrome", None),
+                                 ({"breakdown_other": "true"}, None, top_values(expected.breakdown))):
+        listed = (await api.get(f"/v1/funnels/{funnel['id']}/steps/2/dropped", params=params)).json()
+        want = reference_step_sessions(from_clean(document), sessions, events, 2, "dropped",
+                                       breakdown_value=value, breakdown_other=other)
+        assert listed["session_ids"] == [str(r.session_id) for r in want] and want
+    legacy = (await api.get(f"/api/funnel/{funnel['id']}")).json()
+    assert legacy["onlyInV1"] == {k: document[k] for k in ("order", "exclusions", "breakdown")}
+    bad = await api.post("/v1/funnels", json={**document, "exclusions": [{**document["exclusions"][0], "to_step": 3}]})
+    assert bad.status_code == 400 and bad.json()["field"] == "exclusions[0].to_step"
