@@ -17,6 +17,11 @@ Methods:
 - ``window_funnel_entered``: the same restricted to the funnel's entered sessions (same filters as the engine).
 - ``interleaved``: ``engine`` and ``window_funnel`` alternately in one process; the median of the per-pair
   ratios (steadier than a ratio of medians on a shared machine).
+- ``ordered_window``, ``strict``, ``any``, ``exclusion``, ``breakdown``, ``steps30``: the engine's counts (every
+  result: times, histograms, trend) for the same 5 steps with a 30-minute window, in strict order, in any order,
+  with one exclusion (``custom label_5`` between steps 1 and 5), broken down by browser (top 10 of 15), and for 30
+  steps (the five, six times).
+- ``interleaved_window``: ``ordered_window`` and plain ``windowFunnel`` with the same window, alternately.
 """
 
 from __future__ import annotations
@@ -48,7 +53,9 @@ STEPS = (
     Step("click", "label_3"),
     Step("click", "label_4"),
 )
-METHODS = ("engine", "window_funnel", "engine_all_ids", "engine_page", "window_funnel_entered", "interleaved")
+METHODS = ("engine", "window_funnel", "engine_all_ids", "engine_page", "window_funnel_entered", "interleaved",
+           "ordered_window", "interleaved_window", "strict", "any", "exclusion", "breakdown", "steps30")
+WINDOW_SECONDS = 1800
 
 
 def funnel() -> FunnelDefinition:
@@ -59,6 +66,26 @@ def funnel() -> FunnelDefinition:
         steps=STEPS,
         filters=(AppNameFilter(names=("shop",)), StartedFilter(start=dt.date(2026, 1, 1), end=dt.date(2026, 12, 31))),
     )
+
+
+def variant(name: str) -> FunnelDefinition:
+    """The benchmark's funnel in one of the shapes of issue 13."""
+    from msgspec.structs import replace
+
+    from funnels.definition import Breakdown, Exclusion
+
+    base = funnel()
+    if name == "ordered_window":
+        return replace(base, window_seconds=WINDOW_SECONDS)
+    if name in ("strict", "any"):
+        return replace(base, order=name)
+    if name == "exclusion":
+        return replace(base, exclusions=(Exclusion("custom", "label_5", 1, 5),))
+    if name == "breakdown":
+        return replace(base, breakdown=Breakdown("browser", 10))
+    if name == "steps30":
+        return replace(base, steps=STEPS * 6)
+    raise SystemExit(f"unknown method {name}")
 
 
 def generate(directory: str, rows: int, sessions: int) -> None:
@@ -76,12 +103,12 @@ def generate(directory: str, rows: int, sessions: int) -> None:
     client.command(
         """
         INSERT INTO bench.sessions
-            (session_id, app_name, started_at, ended_at, event_count, error_count, segments, version)
+            (session_id, app_name, started_at, ended_at, event_count, error_count, segments, version, browser)
         SELECT toUUID(concat('00000000-0000-4000-8000-', leftPad(toString(number), 12, '0'))),
                if(number % 10 = 0, 'other', 'shop'),
                toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + toIntervalSecond(number % 2592000),
                toDateTime64('2026-01-01 01:00:00', 3, 'UTC') + toIntervalSecond(number % 2592000),
-               0, number % 7 = 0, [], 1
+               0, number % 7 = 0, [], 1, concat('browser_', toString(number % 15))
         FROM numbers({sessions:UInt64})
         """,
         parameters={"sessions": sessions},
@@ -123,11 +150,16 @@ def measure(directory: str, method: str, repeat: int) -> None:
             return sorted(client.query(plain, parameters=plain_parameters).result_rows)
         if method == "window_funnel_entered":
             return sorted(window_funnel_levels(client, DATABASE, definition).items())
-        raise SystemExit(f"unknown method {method}")
+        return [s.completed for s in evaluate_funnel(client, DATABASE, shaped).steps]
 
     if method == "interleaved":
-        interleave(client, definition, plain, repeat)
+        interleave(client, definition, plain, plain_parameters, repeat)
         return
+    if method == "interleaved_window":
+        windowed, windowed_parameters = plain_window_funnel_query(WINDOW_SECONDS * 1000)
+        interleave(client, variant("ordered_window"), windowed, windowed_parameters, repeat)
+        return
+    shaped = variant(method) if method not in METHODS[:6] else definition
     client.query("SELECT 1")
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
@@ -153,7 +185,8 @@ def measure(directory: str, method: str, repeat: int) -> None:
 
 
 def interleave(
-    client: clickhouse_connect.driver.client.Client, definition: FunnelDefinition, plain: str, repeat: int
+    client: clickhouse_connect.driver.client.Client, definition: FunnelDefinition, plain: str,
+    plain_parameters: dict[str, object], repeat: int,
 ) -> None:
     """Engine and plain windowFunnel one after the other, ``repeat`` pairs: on a shared machine the ratio of
     each pair is steadier than the ratio of two medians taken minutes apart."""
@@ -163,13 +196,13 @@ def interleave(
         evaluate_funnel(client, DATABASE, definition)
         engine_times.append(time.perf_counter() - started)
         started = time.perf_counter()
-        client.query(plain)
+        client.query(plain, parameters=plain_parameters)
         window_times.append(time.perf_counter() - started)
         ratios.append(engine_times[-1] / window_times[-1])
     print(
         json.dumps(
             {
-                "method": "interleaved",
+                "method": "interleaved " + ("windowed" if definition.window_seconds else "plain"),
                 "times": engine_times,
                 "median": statistics.median(engine_times),
                 "window_funnel_median": statistics.median(window_times),
@@ -182,7 +215,7 @@ def interleave(
     )
 
 
-def plain_window_funnel_query() -> tuple[str, dict[str, object]]:
+def plain_window_funnel_query(window_ms: int = 4611686018427387904) -> tuple[str, dict[str, object]]:
     """windowFunnel over the same events with no session filter, reading only rows of some step (as anyone
     would write it: the primary index skips the rest). Built as the engine builds its queries (clickhouse.sql)."""
     params = QueryParameters()
@@ -193,7 +226,7 @@ def plain_window_funnel_query() -> tuple[str, dict[str, object]]:
                 for step in STEPS]
 
     level = exp.CombinedParameterizedAgg(
-        this="windowFunnel", expressions=[number(4611686018427387904), exp.Literal.string("strict_increase")],
+        this="windowFunnel", expressions=[number(window_ms), exp.Literal.string("strict_increase")],
         params=[call("toUInt64", call("toUnixTimestamp64Milli", column("ts"))), *steps()])
     per_session = (exp.select(exp.alias_(level, "level")).from_(table("conversion_events", DATABASE))
                    .where(or_(*steps())).group_by("session_id"))
@@ -240,12 +273,13 @@ def main() -> None:
         if "engine" in results and "window_funnel" in results:
             ratio = results["engine"]["median"] / results["window_funnel"]["median"]
             print(f"ratio of medians, engine / plain windowFunnel: {ratio:.2f}")
-        if "interleaved" in results:
-            r = results["interleaved"]
-            print(
-                f"interleaved pairs: engine median {r['median']:.3f} s, windowFunnel median "
-                f"{r['window_funnel_median']:.3f} s, median ratio {r['ratio_median']:.2f}"
-            )
+        for name in ("interleaved", "interleaved_window"):
+            if name in results:
+                r = results[name]
+                print(
+                    f"{name} pairs: engine median {r['median']:.3f} s, windowFunnel median "
+                    f"{r['window_funnel_median']:.3f} s, median ratio {r['ratio_median']:.2f}"
+                )
     finally:
         if not args.dir:
             shutil.rmtree(directory, ignore_errors=True)
