@@ -4,13 +4,29 @@ Semantics (the contract every strategy and the reference evaluator share):
 
 - **Who enters.** Ended sessions only (rows of ``sessions``, read with ``FINAL``: one row per session) that
   match every session filter: the definition's and any extra ones given at evaluation time, ANDed.
-- **Steps.** Step 1 is reached at the earliest conversion event of the session matching step 1 (same kind, label
-  equal byte for byte). Step k is reached at the earliest matching event *strictly after* the moment step k-1
-  was reached; with a window of W seconds it must also be at most W*1000 ms after the moment step 1 was reached
-  (inclusive). Only the earliest step-1 event anchors the window: a session is not retried from a later
-  step-1 event (ClickHouse's ``windowFunnel`` does retry; see :mod:`funnels.compiler`).
+- **Steps, ordered** (``order="ordered"``, the default). A chain starts at a step-1 event (same kind, label
+  equal byte for byte): its *anchor*. Step k is reached at the earliest matching event *strictly after* the
+  moment step k-1 was reached; with a window of W seconds it must also be at most W*1000 ms after the anchor
+  (inclusive). Every step-1 event may anchor: the session's chain is the deepest, the earliest anchor among
+  equals (without a window that is the earliest step-1 event's; ClickHouse's ``windowFunnel`` has the same
+  meaning, see :mod:`funnels.compiler` for where it still differs).
+- **Strict** (``"strict"``): as ordered, but step k must be done at the session's next moment with any
+  conversion event after step k-1 (of any kind or label: nothing in between; an event at the same millisecond
+  as a step is not between).
+- **Any order** (``"any"``): reaching step k is having done k of the steps (they must differ), each at its
+  earliest match at or after the anchor (any matching event) and within its window; the moments are those
+  matches in time order (two steps may be reached at one millisecond).
+- **Exclusions.** An exclusion (kind, label, ``from_step`` i, ``to_step`` j) done strictly after the chain
+  reached step i and strictly before it reached step j (if it never did: before the anchor's window ends, or at
+  any time without a window) takes the session out: it is not entered, and ``excluded`` counts it.
+- **Breakdown.** Per value of a session property, the same counts; the top ``limit`` values by entered
+  sessions (ties by value), then one row for every other value (:func:`funnels.results.breakdown_rows`).
 - **Completed and dropped.** A session that reached step k completed steps 1..k and dropped at step k+1.
   Dropped at step 1 = entered minus completed step 1; dropped at step k = completed k-1 minus completed k.
+- **Times.** Per step, over the sessions that completed it: the median and p90 ms from the previous step and
+  from step 1 (``quantileExactInclusive``: linear interpolation), a histogram of the latter
+  (:class:`funnels.results.Histogram`); per funnel the trend, entered and completed (every step) per UTC day of
+  the session's start, or per week past 90 days (:func:`funnels.results.trend_points`).
 - **Time.** Timestamps are milliseconds (``conversion_events.ts`` is DateTime64(3)). Two events with the same
   millisecond are not ordered: one can never be "strictly after" the other, so consecutive steps need
   distinct milliseconds, and one event never satisfies two steps. Repeated events (the same label many times,

@@ -9,44 +9,55 @@ at the edge (:meth:`FunnelCompiler.render`). Its parts, in the order of the orig
    is an aggregate: ``r_1 = countIf(step 1) > 0``, ``t_1 = minIf(t, step 1)``. For each later step k it
    collects the millisecond timestamps of the session's events matching step k: ``e_k``. Repeated events and
    unmerged copies only add equal or later values; they change no earliest match.
-3. The chain, one link per step, each built on the previous inside that same row::
+3. The chain, one link per step, each built on the previous inside that same row. Ordered without a window
+   (the earliest step-1 event anchors the deepest chain)::
 
-       f_k = arrayFilter(x -> x > t_{k-1} [AND x <= t_1 + window_ms], e_k)
+       f_k = arrayFilter(x -> x > t_{k-1}, e_k)
        r_k = r_{k-1} AND notEmpty(f_k)                t_k = arrayMin(f_k)
        level = r_1 + ... + r_n                         (the last step the session reached)
 
-   So the query grows with the number of steps (a few columns per step), never with the number of sessions,
-   and the events are read once whatever the number of steps (a chain of per-step CTEs would be re-inlined by
-   ClickHouse, step n recomputing steps 1..n-1). Measured alternatives, slower on 10 M rows: sorted arrays with
-   ``arrayFirstIndex`` (sorting costs more than a minimum), one sorted array of ``(t, step mask)`` folded with
-   ``arrayFold``.
-4. The aggregation: over the chain for counts and medians (:meth:`FunnelCompiler.counts_query`), or over
-   ``levels`` = ``entered LEFT JOIN`` the chain, one row per entered session (level 0 where nothing matched),
-   for counts, medians and id lists together in the same query (:meth:`FunnelCompiler.all_ids_query`,
-   :meth:`FunnelCompiler.page_ids_query`, :meth:`FunnelCompiler.step_sessions_query`). Ids are ordered by their
-   text, the order ``sorted(ids, key=str)`` gives in Python. A step listing also carries each session's moments,
+   With a window, or strict: every step-1 event anchors a chain, as arrays over the anchors ``c_1 = sort(e_1)``,
+   ``c_k = arrayMap((s, p) -> <step k after p, within s's window>, c_1, c_{k-1})`` (times; for strict,
+   positions in ``u``, the session's sorted distinct moments, and step k must be at position p + 1); the depth
+   of each anchor's chain, the deepest (``arrayFirstIndex`` of the maximum: the earliest among equals), and
+   ``t_k = c_k[best]``. Any order: every matching event anchors (without a window only the earliest), ``f_k``
+   the earliest match of step k at or after it (within its window), and the moments the sorted matches of the
+   deepest anchor. Exclusions are ``groupArrayIf`` arrays of their own, checked against the chosen chain's
+   moments. So the query grows with the number of steps (a few columns per step), never with the number of
+   sessions, and the events are read once whatever the mode (strict reads every conversion event of the
+   entered sessions; the others only those of some step or exclusion). The links are SELECTs over SELECTs, a
+   few links each (:data:`STEPS_PER_LAYER`): ClickHouse expands an alias into every use inside one SELECT.
+   Measured alternatives, slower on 10 M rows: sorted arrays with ``arrayFirstIndex`` (sorting costs more than
+   a minimum), one sorted array of ``(t, step mask)`` folded with ``arrayFold``.
+4. The aggregation, over ``levels`` = ``entered LEFT JOIN`` the chain, one row per entered session (level 0
+   where nothing matched, -1 when excluded): counts, quantiles, histograms, the trend (``sumMap`` by day) and
+   the breakdown (``sumMap`` by value) in one row (:meth:`FunnelCompiler.counts_query`); with id lists in the
+   same query (:meth:`FunnelCompiler.all_ids_query`, :meth:`FunnelCompiler.page_ids_query`); or one page of a
+   step's sessions (:meth:`FunnelCompiler.step_sessions_query`). Ids are ordered by their text, the order
+   ``sorted(ids, key=str)`` gives in Python. A step listing also carries each session's moments,
    ``arraySlice([t_1, ..., t_n], 1, level)``: when it reached each step it reached.
 
 Safety: every value (kinds, labels, app names, dates, durations, the error flag, the window, page bounds) is an
 ``exp.Placeholder`` bound in :class:`QueryParameters`, one fresh name per use and no de-duplication, so the text
 depends on the shape only: the number of steps (their kinds are bound too), the kinds of filters and which
-bounds they have, the window's presence, the kind of id listing. Identifiers are the schema's constants and a
-database name checked by :func:`clickhouse.sql.check_database_name`. The filters' conditions come from the one
+bounds they have, the window's presence, the order, the number of exclusions and the steps they lie between,
+whether there is a breakdown and which property, the kind of id listing (a breakdown listing's value or top
+values are bound). Identifiers are the schema's constants, a breakdown column from :data:`BREAKDOWN_COLUMNS`,
+and a database name checked by :func:`clickhouse.sql.check_database_name`. The filters' conditions come from the one
 session filter builder (:func:`clickhouse.session_filters.condition`), the same the session lists use.
 
 ``windowFunnel`` (:meth:`FunnelCompiler.window_funnel_levels`) is ClickHouse's own funnel function, kept for
-comparison and benchmarks. With ``'strict_increase'``, no window, and no two events matching different steps at
-the same millisecond of a session, it reaches the same level as Bard for every session (tested): the greedy
-earliest match is also the deepest chain. It differs (tested, ``test_window_funnel_differs_where_documented``):
+comparison and benchmarks. With ``'strict_increase'`` and no two events matching different steps at the same
+millisecond of a session, it reaches the same level as Bard's ordered mode for every session, with or without a
+window (tested): both take the deepest chain over every step-1 event. It differs (tested,
+``test_window_funnel_differs_where_documented``):
 
-- with a window: ``windowFunnel`` tries every step-1 event as an anchor and keeps the deepest chain; Bard
-  anchors at the earliest step-1 event only (step 1 is reached at the earliest matching event);
 - at equal milliseconds: ``windowFunnel`` restarts its chain at every later step-1 event, and among events of
   one millisecond the order is arbitrary, so a step-1 event at the same moment as a step-2 event can hide it;
   one event that matches two consecutive steps (the same label twice) is seen as both, and a later repeat
   restarts step 1, so ``A, A`` over ``A@5, A@6`` gives level 1 where Bard gives 2;
 - it needs UInt timestamps (``DateTime64`` is rejected) and cannot tell when a step was reached, so it gives no
-  medians and no per-step ids.
+  times and no per-step ids.
 """
 
 from __future__ import annotations
