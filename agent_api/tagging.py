@@ -5,6 +5,8 @@
   capped at 256 characters. (The agent marks clicks on ``BUTTON`` nodes only; the clicks it leaves unmarked on
   links and buttons are named in :mod:`agent_api.click_targets`.)
 - custom: every type 5 event; the label is ``data.tag`` (capped likewise), whatever ``conversionData`` says.
+- page: every type 4 Meta event whose ``data.href`` has a path (:func:`agent_api.pages.url_path`: no query or
+  fragment, ``/`` for none, at most 1024 characters); the label is that path.
 - error: a type 6 console-plugin event at level ``error`` counts toward the session's error count.
 - ``conversionData`` on any other event is ignored.
 """
@@ -21,16 +23,18 @@ from agent_api.events import (
     Custom,
     Event,
     Incremental,
+    MetaEvent,
     Plugin,
     click_conversion_decoder,
     console_payload_decoder,
 )
+from agent_api.pages import url_path
 
 MAX_LABEL_CHARS = 256
 
 
 class Tag(NamedTuple):
-    kind: str  # "", "click" or "custom"
+    kind: str  # "", "click", "custom" or "page"
     label: str
     is_error: bool
 
@@ -57,6 +61,9 @@ def tag_event(event: Event, where: str) -> Tag:
         return Tag("click", collapse_whitespace(marked.textContent or ""), False)
     if isinstance(event, Custom):
         return Tag("custom", event.data.tag[:MAX_LABEL_CHARS], False)
+    if isinstance(event, MetaEvent):
+        path = url_path(event.data.href)
+        return Tag("page", path, False) if path else UNTAGGED
     if isinstance(event, Plugin) and event.data.plugin == CONSOLE_PLUGIN and event.data.payload:
         try:
             payload = console_payload_decoder.decode(event.data.payload)

@@ -373,6 +373,28 @@ def _session_country(settings: Settings, db: str) -> list[str]:
     return [f"ALTER TABLE {db}.sessions ADD COLUMN IF NOT EXISTS country LowCardinality(String) DEFAULT ''"]
 
 
+PAGE_KINDS_ENUM = ("Enum8('click' = 1, 'custom' = 2, 'rage_click' = 3, 'dead_click' = 4, 'error_click' = 5, "
+                   "'page' = 6)")
+"""``conversion_events.kind`` from migration 8 on: a page the session loaded (a Meta event; the label is its
+URL's path, as :func:`agent_api.pages.url_path` reads it) beside the clicks, custom events and signals."""
+
+
+def _page_visits(settings: Settings, db: str) -> list[str]:
+    # The agent API tags a Meta event kind 'page' (agent_api.tagging); the view copies those rows into
+    # conversion_events as it does clicks and custom events, so a page is a funnel step. The enum grows in place
+    # (a metadata change) and MODIFY QUERY swaps the view atomically. Sessions recorded before this migration have
+    # no page rows: deriving them from the stored Meta events would need ClickHouse to read URLs exactly as
+    # Python's urlsplit does, and a near miss would make two answers for one page.
+    return [
+        f"ALTER TABLE {db}.conversion_events MODIFY COLUMN kind {PAGE_KINDS_ENUM}",
+        f"""ALTER TABLE {db}.conversion_events_mv MODIFY QUERY
+        SELECT session_id, app_name, fromUnixTimestamp64Milli(ts, 'UTC') AS ts, kind, label, batch_id, seq
+        FROM {db}.ingest
+        WHERE kind IN ('click', 'custom', 'page')
+        """,
+    ]
+
+
 INGEST_NAMES = ", ".join(line.split()[0] for line in INGEST_COLUMNS.strip().splitlines())
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -383,4 +405,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "behaviour_signals", _behaviour_signals),
     Migration(6, "signal_inputs_without_parse", _signal_inputs_without_parse),
     Migration(7, "session_country", _session_country),
+    Migration(8, "page_visits", _page_visits),
 )

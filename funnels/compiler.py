@@ -89,6 +89,7 @@ from funnels.definition import (
     FunnelDefinition,
     SessionFilter,
     Step,
+    page_prefix,
     validate,
     validate_filters,
 )
@@ -287,16 +288,19 @@ class FunnelCompiler:
         return select.where(condition, copy=False) if condition is not None else select
 
     def _event_conditions(self, events: Sequence[Step | Exclusion]) -> list[exp.Expr]:
-        """``kind = {p: String} AND label = {p: String}`` for each step or exclusion, binding each value once."""
-        return [
-            exp.Paren(
-                this=and_(
-                    exp.EQ(this=_col("kind"), expression=self.params.bind(event.kind, "String")),
-                    exp.EQ(this=_col("label"), expression=self.params.bind(event.label, "String")),
-                )
-            )
-            for event in events
-        ]
+        """``kind = {p: String} AND label = {p: String}`` for each step or exclusion, binding each value once; for
+        a page prefix (a label ending in ``*``), ``startsWith(label, {p: String})``: whether a page step is a
+        prefix is part of the shape, like which bounds a filter has (the primary index serves both)."""
+        conditions: list[exp.Expr] = []
+        for event in events:
+            prefix = page_prefix(event)
+            kind = exp.EQ(this=_col("kind"), expression=self.params.bind(event.kind, "String"))
+            if prefix is None:
+                label: exp.Expr = exp.EQ(this=_col("label"), expression=self.params.bind(event.label, "String"))
+            else:
+                label = _call("startsWith", _col("label"), self.params.bind(prefix, "String"))
+            conditions.append(exp.Paren(this=and_(kind, label)))
+        return conditions
 
     def _step_conditions(self) -> list[exp.Expr]:
         return self._event_conditions(self.definition.steps)

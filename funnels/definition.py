@@ -95,10 +95,26 @@ MAX_LABEL_LENGTH = MAX_TEXT_LENGTH
 MAX_NAME_LENGTH = 1_000
 MAX_WINDOW_SECONDS = 10 * 366 * 86_400
 
-StepKind = Literal["click", "custom", "rage_click", "dead_click", "error_click"]
-STEP_KINDS: tuple[str, ...] = ("click", "custom", *SIGNALS)
-"""A step is a conversion event: a click on a link or button, a custom event, or a behaviour signal (a rage, dead
-or error click, labelled with the clicked element's text; see session_ender.signals)."""
+StepKind = Literal["click", "custom", "page", "rage_click", "dead_click", "error_click"]
+STEP_KINDS: tuple[str, ...] = ("click", "custom", "page", *SIGNALS)
+"""A step is a conversion event: a click on a link or button, a custom event, a page the session loaded (the path
+of its URL: exact, or a prefix when the label ends in ``*``), or a behaviour signal (a rage, dead or error click,
+labelled with the clicked element's text; see session_ender.signals)."""
+
+PAGE_WILDCARD = "*"
+
+
+def page_prefix(step: Step | Exclusion) -> str | None:
+    """The path prefix a ``page`` step or exclusion matches when its label ends in ``*``; ``None`` otherwise
+    (an exact match)."""
+    if step.kind == "page" and step.label.endswith(PAGE_WILDCARD):
+        return step.label[: -len(PAGE_WILDCARD)]
+    return None
+
+
+def _check_page_label(path: str, step: Step | Exclusion) -> None:
+    if step.kind == "page" and not step.label.startswith("/"):
+        raise InvalidFunnel(path, "a page is a URL path, such as /checkout or /blog/* (every page under /blog/)")
 
 
 class Step(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -172,6 +188,7 @@ def validate(definition: FunnelDefinition) -> FunnelDefinition:
                 raise InvalidFunnel(f"steps[{index}].kind",
                                     f"must be one of {', '.join(STEP_KINDS)}, got {step.kind!r}")
             check_text(f"steps[{index}].label", step.label)
+            _check_page_label(f"steps[{index}].label", step)
         check_filters(definition.filters, "filters")
     except InvalidFilter as error:
         raise as_invalid_funnel(error) from None
@@ -185,7 +202,8 @@ def validate(definition: FunnelDefinition) -> FunnelDefinition:
         for index, step in enumerate(definition.steps):
             if step in seen:
                 # In any order, "reached step k" means "did k of the steps": one event per step, so two equal
-                # steps would ask one event to count twice or a matching of events to steps.
+                # steps would ask one event to count twice or a matching of events to steps. (Two overlapping
+                # page steps, /blog/* and /blog/a, may both be done by one visit of /blog/a: it did both.)
                 raise InvalidFunnel(f"steps[{index}]",
                                     f"in any order, steps must differ: the same as steps[{seen[step]}]")
             seen[step] = index
@@ -212,6 +230,7 @@ def _validate_exclusions(definition: FunnelDefinition) -> None:
             check_text(f"{where}.label", exclusion.label)
         except InvalidFilter as error:
             raise as_invalid_funnel(error) from None
+        _check_page_label(f"{where}.label", exclusion)
         for name in ("from_step", "to_step"):
             value = getattr(exclusion, name)
             if isinstance(value, bool) or not 1 <= value <= n:

@@ -24,6 +24,7 @@ from funnels.definition import (
     StartedAtFilter,
     StartedFilter,
     Step,
+    page_prefix,
     validate,
     validate_filters,
 )
@@ -120,6 +121,9 @@ def histogram(values: Sequence[int]) -> Histogram | None:
 
 
 def _matches(step: Step | Exclusion, event: EventRow) -> bool:
+    prefix = page_prefix(step)
+    if prefix is not None:
+        return event.kind == "page" and event.label.startswith(prefix)
     return event.kind == step.kind and event.label == step.label
 
 

@@ -37,7 +37,7 @@ def test_first_batch_is_tagged_like_the_issue_says() -> None:
     batch = parse(agent.record_body(events))
     rows = rows_of(batch)
     assert [(r["kind"], r["label"], r["is_error"]) for r in rows] == [
-        ("", "", 0),  # meta
+        ("page", "/products/42", 0),  # meta: a page, by its URL's path
         ("", "", 0),  # full snapshot
         ("", "", 0),
         ("", "", 0),
@@ -100,7 +100,13 @@ def test_click_labels_collapse_whitespace_and_are_capped() -> None:
         pytest.param({**agent.mouse_move(T0), "conversionData": {"eventType": "click", "textContent": "x"}},
                      "", "", False, id="mouse-move-claims-click"),
         pytest.param({**agent.meta(T0), "conversionData": {"eventType": "click", "textContent": "x"}},
-                     "", "", False, id="meta-claims-click"),
+                     "page", "/products/42", False, id="meta-claims-click"),
+        pytest.param(agent.meta(T0, "https://shop.example.com/a%20b/c?q=1#top"), "page", "/a%20b/c", False,
+                     id="meta-path-without-query-or-fragment"),
+        pytest.param(agent.meta(T0, "https://shop.example.com"), "page", "/", False, id="meta-root"),
+        pytest.param(agent.meta(T0, "about:blank"), "", "", False, id="meta-without-a-path"),
+        pytest.param(agent.meta(T0, "/relative"), "", "", False, id="meta-relative-url"),
+        pytest.param({"type": 4, "timestamp": T0, "data": {"href": 42}}, "", "", False, id="meta-href-not-text"),
         pytest.param({**agent.mouse_move(T0), "conversionData": "garbage"}, "", "", False,
                      id="conversion-data-ignored-off-clicks"),
         pytest.param({**agent.custom_event(T0), "conversionData": {"eventType": "click", "textContent": "no"}},
@@ -285,5 +291,5 @@ def test_clickhouse_reads_the_message_into_events_and_conversion_events(ch) -> N
     assert [json.loads(text) for *_, text in stored] == events
     tagged = ch.query("SELECT kind, label, toUnixTimestamp64Milli(ts) FROM conversion_events FINAL "
                       "WHERE session_id = {s:UUID} ORDER BY ts", parameters={"s": session_id}).result_rows
-    assert tagged == [("click", agent.BUTTON_LABEL, T0 + 400), ("click", agent.LINK_LABEL, T0 + 1500),
-                      ("custom", agent.CUSTOM_TAG, T0 + 1600)]
+    assert tagged == [("page", "/products/42", T0), ("click", agent.BUTTON_LABEL, T0 + 400),
+                      ("click", agent.LINK_LABEL, T0 + 1500), ("custom", agent.CUSTOM_TAG, T0 + 1600)]

@@ -256,3 +256,13 @@ def test_thirty_steps_compile_in_every_mode() -> None:
     for order in ("ordered", "strict", "any"):
         compiled = FunnelCompiler(rich([f"s{i}" for i in range(30)], "x", order), "bard").counts_query()
         assert compiled.sql.count("groupArrayIf") >= 30
+
+
+def test_a_page_prefix_is_shape_and_its_path_a_value() -> None:
+    def page(label: str) -> str:
+        return compile_funnel(FunnelDefinition(name="p", steps=(Step("page", label), Step("click", "x"))), "b").sql
+
+    assert page("/blog/*") == page("/shop/*") != page("/blog/")
+    assert "startsWith(label, {p" in page("/blog/*") and "startsWith" not in page("/blog/")
+    compiled = compile_funnel(FunnelDefinition(name="p", steps=(Step("page", "/b'log/*"),)), "b")
+    assert "/b'log/" in compiled.parameters.values() and "log" not in compiled.sql

@@ -6,6 +6,7 @@ every mode against the reference (PostHog's ``funnel_test_factory`` idea: one be
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import uuid
 
@@ -16,6 +17,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from bard.settings import Settings
+from clickhouse import migrations as clickhouse_migrations
+from clickhouse.client import create_client
+from clickhouse.schema import MIGRATIONS
 from funnels import FunnelDefinition, InvalidFunnel, Step, evaluate_funnel, from_clean, step_sessions
 from funnels.definition import Breakdown, Exclusion
 from funnels.reference import EventRow, SessionRow, evaluate_reference, insert_rows, reference_step_sessions
@@ -26,6 +30,7 @@ pytestmark = pytest.mark.clickhouse
 
 ORDERS = ("ordered", "strict", "any")
 A, B, C, X = ("click", "A"), ("custom", "B"), ("click", "C"), ("custom", "X")
+PAGE, BLOG = ("page", "/cart"), ("page", "/blog/*")
 
 
 def database(settings: Settings) -> str:
@@ -83,6 +88,14 @@ MODE_CASES = [
     pytest.param("any", [A, B], 1, [(B, 0), (A, 1000)], [0, 1000], id="any-window-inclusive"),
     pytest.param("any", [A, B, C], 1, [(A, 0), (B, 500), (C, 1200), (B, 1300)], [0, 500],
                  id="any-window-earliest-of-equals"),
+    pytest.param("ordered", [PAGE, A], None, [(("page", "/cart"), 1), (A, 2)], [1, 2], id="page-exact"),
+    pytest.param("ordered", [PAGE, A], None, [(("page", "/cart/x"), 1), (A, 2)], [], id="page-exact-not-prefix"),
+    pytest.param("ordered", [BLOG, A], None, [(("page", "/blog/a"), 1), (A, 2)], [1, 2], id="page-prefix"),
+    pytest.param("ordered", [BLOG, A], None, [(("page", "/blog"), 1), (A, 2)], [], id="page-prefix-is-literal"),
+    pytest.param("ordered", [BLOG, A], None, [(("custom", "/blog/a"), 1), (A, 2)], [], id="page-prefix-kind"),
+    pytest.param("any", [BLOG, ("page", "/blog/a")], None, [(("page", "/blog/a"), 1)], [1, 1],
+                 id="any-one-visit-two-overlapping-pages"),
+    pytest.param("strict", [("page", "/*"), A], None, [(("page", "/x"), 1), (A, 2)], [1, 2], id="page-any-path"),
     pytest.param("ordered", [A, B], 1, [(A, 0), (A, 5000), (B, 5500)], [5000, 5500], id="ordered-window-later-anchor"),
     pytest.param("ordered", [A, B, C], 1, [(A, 0), (B, 500), (A, 2000), (B, 2500), (C, 2900)], [2000, 2500, 2900],
                  id="ordered-window-deepest-chain"),
@@ -266,7 +279,9 @@ def test_thirty_steps_in_every_mode(ch: Client, settings: Settings) -> None:
 @st.composite
 def scenario(draw: st.DrawFn) -> tuple[FunnelDefinition, list[SessionRow], list[EventRow]]:
     order = draw(st.sampled_from(ORDERS))
-    pool = [("click", "Buy"), ("custom", "Buy"), ("click", "buy"), ("custom", HOSTILE[0]), ("click", HOSTILE[4])]
+    pool = [("click", "Buy"), ("custom", "Buy"), ("click", "buy"), ("custom", HOSTILE[0]), ("click", HOSTILE[4]),
+            ("page", "/a"), ("page", "/a*"), ("page", "/*")]
+    visits = [("page", "/a"), ("page", "/ab"), ("page", "/b"), ("page", "/a*")]
     if order == "any":
         steps = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=4, unique=True))
     else:
@@ -287,7 +302,8 @@ def scenario(draw: st.DrawFn) -> tuple[FunnelDefinition, list[SessionRow], list[
     events = [
         EventRow(owner.session_id, owner.started_at_ms + draw(st.integers(0, 12)) * 250, kind, label)
         for owner, (kind, label) in draw(st.lists(
-            st.tuples(st.sampled_from(sessions), st.sampled_from([*pool, ("custom", "cancel")])), max_size=30))
+            st.tuples(st.sampled_from(sessions), st.sampled_from([*pool, *visits, ("custom", "cancel")])),
+            max_size=30))
     ]
     return definition, sessions, events
 
@@ -328,6 +344,10 @@ BAD_DEFINITIONS = [
     pytest.param({"exclusions": [{"kind": "custom", "label": "X", "from_step": 1}]}, "exclusions[0]", "to_step",
                  id="exclusion-missing-field"),
     pytest.param({"breakdown": {"property": "country_of_birth"}}, "breakdown.property", "", id="unknown-property"),
+    pytest.param({"steps": [STEP, {"kind": "page", "label": "checkout"}]}, "steps[1].label", "URL path",
+                 id="page-not-a-path"),
+    pytest.param({"exclusions": [{"kind": "page", "label": "x*", "from_step": 1, "to_step": 2}]},
+                 "exclusions[0].label", "URL path", id="exclusion-page-not-a-path"),
     pytest.param({"breakdown": {"property": "browser", "limit": 0}}, "breakdown.limit", "1 to 100",
                  id="breakdown-limit-zero"),
     pytest.param({"breakdown": {"property": "browser", "limit": 101}}, "breakdown.limit", "1 to 100",
@@ -353,3 +373,33 @@ def test_counts_only_agree_with_everything(ch: Client, settings: Settings) -> No
     counts = evaluate_funnel(ch, db, definition)
     expected = evaluate_reference(definition, sessions, events)
     assert counts.breakdown == expected.breakdown and counts.trend == expected.trend
+
+
+def test_migration_8_makes_pages_conversion_events(settings: Settings, chdb_url: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database at migration 7: migration 8 lets kind 'page' into conversion_events (the enum and the view, in
+    place), and the rows already there stay as they were."""
+    database = f"p_{uuid.uuid4().hex[:10]}"
+    ch = create_client(chdb_url, database=database)
+    try:
+        with monkeypatch.context() as before:
+            before.setattr(clickhouse_migrations, "MIGRATIONS", tuple(m for m in MIGRATIONS if m.version <= 7))
+            assert clickhouse_migrations.migrate(ch, settings, database)[-1] == 7
+        sid = uuid.uuid4()
+
+        def ingest(kind: str, label: str, ts: int) -> None:
+            row = {"session_id": str(sid), "app_name": "shop", "ts": ts, "type": 4 if kind == "page" else 5,
+                   "batch_id": str(uuid.uuid4()), "seq": 0, "event": "{}", "kind": kind, "label": label,
+                   "is_error": 0, "received_at": ts}
+            ch.raw_insert(f"{database}.ingest", insert_block=json.dumps(row).encode(), fmt="JSONEachRow")
+
+        ingest("custom", "before", BASE_MS)
+        ingest("page", "/lost", BASE_MS + 1)  # the view of migration 1 leaves pages out
+        assert clickhouse_migrations.migrate(ch, settings, database) == [8]
+        ingest("page", "/cart", BASE_MS + 2)
+        rows = ch.query("SELECT toString(kind), label FROM conversion_events ORDER BY ts").result_rows
+        assert [tuple(r) for r in rows] == [("custom", "before"), ("page", "/cart")]
+        assert clickhouse_migrations.migrate(ch, settings, database) == []
+    finally:
+        ch.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+        ch.close()

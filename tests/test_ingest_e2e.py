@@ -93,7 +93,11 @@ async def test_recorded_batches_land_in_clickhouse_and_the_session_in_postgres(
         (blog, "blog", "click", bardrr.BUTTON_LABEL, late_click_at),
         (blog, "blog", "click", bardrr.LINK_LABEL, late_link_at),
         (blog, "blog", "custom", bardrr.CUSTOM_TAG, late_custom_at),
+        # A Meta event is a page the session loaded, labelled with its URL's path.
+        *((shop, "shop", "page", "/products/42", e["timestamp"]) for e in first + second if e["type"] == 4),
+        *((blog, "blog", "page", "/products/42", e["timestamp"]) for e in late if e["type"] == 4),
     ])
+    assert any(kind == "page" for _, _, kind, _, _ in tagged)
 
     lag = rows(ch, "SELECT min(inserted_at >= received_at), max(received_at > '2020-01-01') FROM events")
     assert lag == [(1, 1)]

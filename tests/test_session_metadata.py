@@ -643,7 +643,7 @@ async def test_migration_7_adds_an_empty_country_to_sessions_with_metadata_and_a
                 parameters={"db": database}).result_rows]
 
         parts_before = parts()
-        assert clickhouse_migrations.migrate(old_ch, settings, database) == [7]
+        assert [v for v in clickhouse_migrations.migrate(old_ch, settings, database) if v <= 7] == [7]
         assert parts() == parts_before, "adding the country rewrote no part"
         row = ended_row(old_ch, sid)
         assert (row["country"], row["browser"], row["entry_path"], row["event_count"]) == ("", "Chrome", "/cart", 40)
