@@ -18,6 +18,7 @@ from tests.dashboard_stack import (
     CHROMIUM,
     CHROMIUM_ARGS,
     DEAD_LABEL,
+    DESCRIBED,
     LONG_END_SCROLL,
     LONG_END_TAG,
     RAGE_LABEL,
@@ -596,6 +597,174 @@ def test_completed_and_dropped_sessions_open_at_their_moment(visit: Visit) -> No
         expect(page.locator("li.funnel-step").nth(1).locator(".step-sessions a")).to_have_count(len(recorded.dropped))
     finally:
         with visit.stack.api() as api:
+            api.delete(f"/v1/funnels/{funnel_id}")
+
+
+def test_a_funnel_with_an_order_an_exclusion_and_a_breakdown(visit: Visit) -> None:
+    """Built through the builder (a bad exclusion range first: the API's message at its field), then its results:
+    the breakdown rows, each step's times and time-to-convert histogram, the trend; a breakdown row's dropped
+    sessions open at their drop-off moment."""
+    page, stack, recorded = visit.page, visit.stack, visit.stack.recorded
+    page.goto(stack.url + "/funnels/new")
+    page.get_by_role("textbox", name=re.compile("^Name")).fill("Cart to checkout, any order, by browser")
+    page.get_by_label("Step 1 label").fill(bardrr.BUTTON_LABEL)
+    page.get_by_role("button", name="+ Add a step").click()
+    page.get_by_label("Step 2 kind").select_option("custom")
+    page.get_by_label("Step 2 label").fill(bardrr.CUSTOM_TAG)
+    order = page.get_by_label("Step order")
+    expect(order).to_have_value("ordered")
+    order.select_option("any")
+    expect(page.locator("#funnel-order-hint")).to_contain_text("in any order")
+
+    page.get_by_role("button", name="+ Add an exclusion").click()
+    page.get_by_label("Exclusion 1 kind").select_option("custom")
+    expect(page.locator(f"#labels-custom option[value='{LONG_END_TAG}']")).to_have_count(1)  # the steps' autocomplete
+    page.get_by_label("Exclusion 1 label").fill(LONG_END_TAG)
+    expect(page.get_by_label("Exclusion 1: before")).to_have_value("2")  # a new exclusion spans the funnel
+    assert page.get_by_label("Exclusion 1: after").locator("option").all_inner_texts() == ["step 1", "step 2"]
+    page.get_by_label("Exclusion 1: after").select_option("2")
+    page.get_by_label("Exclusion 1: before").select_option("1")
+    page.get_by_label("Break down by").select_option("browser")
+    page.get_by_label("Top values").fill("2")
+
+    # A range that runs backwards: the API's message, at the field it names.
+    visit.watch.allow(400, "/v1/funnels")
+    page.get_by_role("button", name="Create funnel").click()
+    steps = [{"kind": "click", "label": bardrr.BUTTON_LABEL}, {"kind": "custom", "label": bardrr.CUSTOM_TAG}]
+    exclusion = {"kind": "custom", "label": LONG_END_TAG, "from_step": 2, "to_step": 1}
+    with stack.api() as api:
+        refusal = api.post("/v1/funnels", json={"name": "x", "filters": [], "steps": steps, "order": "any",
+                                                "exclusions": [exclusion],
+                                                "breakdown": {"property": "browser", "limit": 2}})
+    assert refusal.status_code == 400 and refusal.json()["field"] == "exclusions[0].to_step", refusal.text
+    expect(page.locator("#exclusion-0-to-error")).to_have_text(refusal.json()["message"])
+    expect(page.get_by_label("Exclusion 1: before")).to_be_focused()
+    expect(page.get_by_label("Exclusion 1: before")).to_have_attribute("aria-invalid", "true")
+    screenshot(page, "04-funnel-builder-exclusion-error")
+    page.get_by_label("Exclusion 1: after").select_option("1")
+    expect(page.locator("#exclusion-0-to-error")).to_have_count(0)
+    page.get_by_label("Exclusion 1: before").select_option("2")
+    page.get_by_label("Top values").fill("0")  # out of range: the API names breakdown.limit
+    page.get_by_role("button", name="Create funnel").click()
+    expect(page.locator("#funnel-breakdown-limit-error")).to_contain_text("breakdown.limit")
+    expect(page.get_by_label("Top values")).to_be_focused()
+    page.get_by_label("Top values").fill("2")
+    screenshot(page, "04-funnel-builder-order-exclusion-breakdown")
+    page.get_by_role("button", name="Create funnel").click()
+
+    expect(page).to_have_url(re.compile(r"/funnels/\d+$"))
+    funnel_id = page.url.rsplit("/", 1)[1]
+    try:
+        with stack.api() as api:
+            stored = api.get(f"/v1/funnels/{funnel_id}").json()
+            results = api.get(f"/v1/funnels/{funnel_id}/results", params={"ids_limit": 0}).json()
+        assert stored["order"] == "any"
+        assert stored["exclusions"] == [{**exclusion, "from_step": 1, "to_step": 2}]
+        assert stored["breakdown"] == {"property": "browser", "limit": 2}
+        completers = 1 + len(recorded.completed)
+        expect(page.locator(".summary")).to_contain_text(f"{recorded.ended_count} sessions entered")
+        expect(page.locator(".summary")).to_contain_text("Steps: any order")
+        expect(page.locator(".excluded")).to_contain_text("0 sessions were taken out by the exclusion")
+        step2 = page.locator("li.funnel-step").nth(1)
+        expect(step2).to_contain_text(f"Completed{completers}")
+        expect(step2).to_contain_text("Median time from previous1.2 s · p90 1.2 s")
+        expect(step2).to_contain_text("Median time from step 11.2 s · p90 1.2 s")
+
+        # Step 2's time to convert: ten labelled bars that count every session that completed it.
+        bars = step2.get_by_role("figure", name="Time to convert from step 1").locator("li")
+        expect(bars).to_have_count(10)
+        counted = sum(int(re.findall(r": (\d+) sessions?$", text)[0]) for text in bars.all_text_contents())
+        assert counted == completers
+        expect(page.locator("li.funnel-step").nth(0).locator("figure.histogram")).to_have_count(0)
+
+        # The trend: a bar per day, and the same figures as a table.
+        trend = page.get_by_role("region", name=re.compile("^Conversion by (day|week)"))
+        points = results["trend"]["points"]
+        assert points and sum(p["entered"] for p in points) == recorded.ended_count
+        expect(trend.locator("svg g")).to_have_count(len(points))
+        trend.get_by_text("As a table").click()
+        expect(trend.locator("tbody tr")).to_have_count(len(points))
+        expect(trend.locator("tbody tr").first).to_contain_text(points[0]["start"])
+
+        # The breakdown: the top two browsers by entered sessions, then the others; "" reads "(none)".
+        table = page.locator("table.breakdown-table")
+        by_browser = results["breakdown"]
+        assert [(r["value"], r["other"]) for r in by_browser] == [("", False), ("Chrome", False), (None, True)]
+        expect(table.locator("tbody tr th")).to_have_text(["(none)", "Chrome", "Other"])
+        none_row = table.locator("tbody tr").nth(0)
+        unknown = by_browser[0]
+        expect(none_row.locator("td").nth(0)).to_have_text(str(unknown["entered"]))
+        expect(none_row.get_by_role("button", name=f"(none): {completers} completed step 2")).to_be_enabled()
+        expect(table.locator("tbody tr").nth(2).locator("td").nth(0)).to_have_text(str(by_browser[2]["entered"]))
+        screenshot(page, "05-funnel-results-breakdown")
+        assert page.evaluate(UNNAMED_CONTROLS) == []
+
+        # The "(none)" row's dropped sessions of step 2, listed with breakdown_value=, open at their drop-off.
+        with page.expect_request(lambda r: "/steps/2/dropped" in r.url) as listing:
+            page.get_by_role("button", name=f"(none): {len(recorded.dropped)} dropped at step 2").click()
+        assert parse_qs(urlsplit(listing.value.url).query, keep_blank_values=True)["breakdown_value"] == [""]
+        expect(page).to_have_url(re.compile(r"list=2-dropped&row=v%3A"))
+        links = page.locator(".breakdown-sessions .step-sessions a")
+        expect(links).to_have_count(len(recorded.dropped))
+        expect(page.locator(".breakdown-sessions h3")).to_contain_text("Browser (none): dropped at step 2")
+        screenshot(page, "05-funnel-results-breakdown-sessions")
+        href = links.first.get_attribute("href") or ""
+        session_id = href.split("/")[2].split("?")[0]
+        events = recorded.dropped[session_id]
+        click_at = next(e["timestamp"] for e in events if e.get("conversionData", {}).get("eventType") == "click")
+        assert int(parse_qs(urlsplit(href).query)["at"][0]) == click_at  # its last step's moment
+        expect(links.first).to_contain_text("last reached step 1")
+        links.first.click()
+        expect(page.get_by_role("slider", name="Seek")).to_have_value(str(click_at - events[0]["timestamp"]),
+                                                                       timeout=30_000)
+        replay_scrolled_to(page, 0)  # the click on the button comes before the scroll
+        screenshot(page, "03-session-at-breakdown-drop-off")
+        page.go_back()
+        expect(page.locator(".breakdown-sessions .step-sessions a")).to_have_count(len(recorded.dropped))
+
+        # The other row's step 1 drop-outs (sessions that never clicked): breakdown_other=true, from the start.
+        with page.expect_request(lambda r: "/steps/1/dropped" in r.url) as listing:
+            page.get_by_role("button", name=f"Other: {by_browser[2]['entered']} dropped at step 1").click()
+        assert parse_qs(urlsplit(listing.value.url).query)["breakdown_other"] == ["true"]
+        others = page.locator(".breakdown-sessions .step-sessions a")
+        expect(others).to_have_count(by_browser[2]["entered"])
+        expect(others.first).to_contain_text("never reached step 1")
+        expected = {d.session_id[:8] for d in DESCRIBED if d.browser not in ("", "Chrome")}
+        assert {text.split()[0] for text in others.all_inner_texts()} == expected
+
+        # The builder reads it all back.
+        page.get_by_role("link", name="Edit funnel").click()
+        expect(page.get_by_label("Step order")).to_have_value("any")
+        expect(page.get_by_label("Exclusion 1 label")).to_have_value(LONG_END_TAG)
+        expect(page.get_by_label("Exclusion 1: after")).to_have_value("1")
+        expect(page.get_by_label("Exclusion 1: before")).to_have_value("2")
+        expect(page.get_by_label("Break down by")).to_have_value("browser")
+        expect(page.get_by_label("Top values")).to_have_value("2")
+        assert page.evaluate(UNNAMED_CONTROLS) == []
+    finally:
+        with stack.api() as api:
+            api.delete(f"/v1/funnels/{funnel_id}")
+
+
+def test_an_exclusion_takes_sessions_out_and_the_results_say_how_many(visit: Visit) -> None:
+    """The agent's first batch clicks the "Cart" link between "Add to cart" and the custom event: as an exclusion
+    between the two steps it takes every session that clicked "Add to cart" out of the funnel."""
+    page, stack, recorded = visit.page, visit.stack, visit.stack.recorded
+    with stack.api() as api:
+        created = api.post("/v1/funnels", json={"name": "No cart link", "filters": [], "steps": [
+            {"kind": "click", "label": bardrr.BUTTON_LABEL}, {"kind": "custom", "label": bardrr.CUSTOM_TAG}],
+            "exclusions": [{"kind": "click", "label": bardrr.LINK_LABEL, "from_step": 1, "to_step": 2}]})
+        assert created.status_code == 201, created.text
+        funnel_id = created.json()["id"]
+    try:
+        page.goto(stack.url + f"/funnels/{funnel_id}")
+        clickers = 1 + len(recorded.completed) + len(recorded.dropped)
+        expect(page.locator(".excluded")).to_contain_text(f"{clickers} sessions were taken out by the exclusion")
+        expect(page.locator(".excluded")).to_contain_text(f"Click on “{bardrr.LINK_LABEL}” between steps 1 and 2")
+        expect(page.locator(".summary")).to_contain_text(f"{recorded.ended_count - clickers} sessions entered")
+        screenshot(page, "05-funnel-results-excluded")
+    finally:
+        with stack.api() as api:
             api.delete(f"/v1/funnels/{funnel_id}")
 
 

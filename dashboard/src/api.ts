@@ -1,5 +1,5 @@
 // The one way the dashboard talks to Bard: the replayer API's /v1, with the session cookie (same origin).
-import type { CleanFilter, StepKind } from "./funnelForm";
+import type { CleanDefinition, CleanFilter, StepKind } from "./funnelForm";
 import type { Signal } from "./sessionFilters";
 
 export class ApiError extends Error {
@@ -123,6 +123,9 @@ export interface StoredFunnel {
   filters: CleanFilter[];
   steps: { kind: StepKind; label: string }[];
   window_seconds?: number | null;
+  order?: CleanDefinition["order"]; // left out when "ordered"
+  exclusions?: CleanDefinition["exclusions"]; // left out when none
+  breakdown?: CleanDefinition["breakdown"]; // left out when none
   created_at: string;
   updated_at: string;
 }
@@ -136,12 +139,40 @@ export interface StepResult {
   conversion_from_start: number | null;
   conversion_from_previous: number | null;
   median_ms_from_previous: number | null;
+  p90_ms_from_previous?: number | null;
+  median_ms_from_start?: number | null;
+  p90_ms_from_start?: number | null;
+  /** Bin i counts the sessions that took [lower_ms + i * bin_ms, lower_ms + (i + 1) * bin_ms) ms from step 1. */
+  time_to_convert?: Histogram | null;
+}
+
+export interface Histogram {
+  lower_ms: number;
+  bin_ms: number;
+  counts: number[];
+}
+
+export interface TrendPoint {
+  start: string; // YYYY-MM-DD, the day or the week's first day
+  entered: number;
+  completed: number; // reached every step
+}
+
+/** One breakdown row: a value (the other row's is null), its entered sessions and its completed per step. */
+export interface BreakdownRow {
+  value: string | null;
+  other: boolean;
+  entered: number;
+  completed: number[];
 }
 
 export interface FunnelResults {
   funnel: StoredFunnel;
-  entered: number;
+  entered: number; // not excluded
+  excluded?: number;
   steps: StepResult[];
+  trend?: { period: "day" | "week"; points: TrendPoint[] };
+  breakdown?: BreakdownRow[] | null;
 }
 
 export interface StepSession {

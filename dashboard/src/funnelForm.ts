@@ -3,14 +3,33 @@
 import { EMPTY_FILTERS, SIGNALS, SIGNAL_FIELDS, filterFieldId, type FilterValues, type Signal } from "./sessionFilters";
 import { secondsToMs } from "./sessionQuery";
 
-export type StepKind = "click" | "custom" | Signal;
-export const STEP_KINDS: StepKind[] = ["click", "custom", ...SIGNALS];
+export type StepKind = "click" | "custom" | "page" | Signal;
+export const STEP_KINDS: StepKind[] = ["click", "custom", "page", ...SIGNALS];
 /** How a step reads: "Click on “Add to cart”", "Rage click on “Pay”". */
 export const STEP_KIND_NAMES: Record<StepKind, string> = {
-  click: "Click on", custom: "Custom event", rage_click: "Rage click on", dead_click: "Dead click on",
+  click: "Click on", custom: "Custom event", page: "Page", rage_click: "Rage click on", dead_click: "Dead click on",
   error_click: "Error click on",
 };
-export const MAX_STEPS = 20;
+export const MAX_STEPS = 30;
+export const MAX_EXCLUSIONS = 10;
+export const MAX_BREAKDOWN_LIMIT = 100;
+export const DEFAULT_BREAKDOWN_LIMIT = 10;
+
+export type Order = "ordered" | "strict" | "any";
+export const ORDERS: Order[] = ["ordered", "strict", "any"];
+export const ORDER_NAMES: Record<Order, string> = { ordered: "In order", strict: "Strictly in order", any: "Any order" };
+/** Each mode in one line (the API's meaning, see /v1/openapi.json). */
+export const ORDER_HINTS: Record<Order, string> = {
+  ordered: "Each step after the previous one; other events may happen in between.",
+  strict: "Each step right after the previous one: no other click, custom event, page or signal in between.",
+  any: "The steps in any order: a session reached step k when it did k of them (steps must differ).",
+};
+
+export type BreakdownProperty = "app_name" | "browser" | "os" | "device_type" | "entry_path";
+export const BREAKDOWN_PROPERTIES: BreakdownProperty[] = ["app_name", "browser", "os", "device_type", "entry_path"];
+export const BREAKDOWN_NAMES: Record<BreakdownProperty, string> = {
+  app_name: "App", browser: "Browser", os: "Operating system", device_type: "Device type", entry_path: "Entry page",
+};
 
 export interface StepRow {
   key: number; // stable across reordering, for the list's identity and the field ids
@@ -18,11 +37,25 @@ export interface StepRow {
   label: string;
 }
 
+/** An event that takes a session out of the funnel when done after it reached step ``fromStep`` and before it
+ * reached ``toStep`` (1-based, as the API counts). */
+export interface ExclusionRow {
+  key: number;
+  kind: StepKind;
+  label: string;
+  fromStep: number;
+  toStep: number;
+}
+
 /** The builder's filters are the session list's (one field of each, see sessionFilters.ts). */
 export interface FunnelForm extends FilterValues {
   name: string;
   windowSeconds: string;
   steps: StepRow[];
+  order: Order;
+  exclusions: ExclusionRow[];
+  breakdownProperty: BreakdownProperty | ""; // "": no breakdown
+  breakdownLimit: string; // as typed
 }
 
 export type FilterType = "app_name" | "started" | "duration" | "errors" | "browser" | "os" | "device_type"
@@ -38,6 +71,9 @@ export interface CleanDefinition {
   filters: CleanFilter[];
   steps: { kind: StepKind; label: string }[];
   window_seconds?: number | string | null;
+  order?: Order;
+  exclusions?: { kind: StepKind; label: string; from_step: number; to_step: number }[];
+  breakdown?: { property: BreakdownProperty; limit?: number | string } | null;
 }
 
 let nextKey = 1;
@@ -46,7 +82,8 @@ export function newStep(kind: StepKind = "click", label = ""): StepRow {
 }
 
 export function emptyForm(): FunnelForm {
-  return { ...EMPTY_FILTERS, name: "", windowSeconds: "", steps: [newStep()] };
+  return { ...EMPTY_FILTERS, name: "", windowSeconds: "", steps: [newStep()], order: "ordered", exclusions: [],
+           breakdownProperty: "", breakdownLimit: String(DEFAULT_BREAKDOWN_LIMIT) };
 }
 
 export function addStep(form: FunnelForm): FunnelForm {
@@ -54,9 +91,30 @@ export function addStep(form: FunnelForm): FunnelForm {
   return { ...form, steps: [...form.steps, newStep()] };
 }
 
+/** Removing a step keeps every exclusion's steps among those left (the last one at most); the API says so if a
+ * range is then empty. */
 export function removeStep(form: FunnelForm, index: number): FunnelForm {
   if (form.steps.length <= 1) return form;
-  return { ...form, steps: form.steps.filter((_, i) => i !== index) };
+  const steps = form.steps.filter((_, i) => i !== index);
+  const within = (n: number) => Math.min(n, steps.length);
+  return { ...form, steps,
+           exclusions: form.exclusions.map((e) => ({ ...e, fromStep: within(e.fromStep), toStep: within(e.toStep) })) };
+}
+
+/** A new exclusion spans the whole funnel (after step 1, before the last step). */
+export function addExclusion(form: FunnelForm): FunnelForm {
+  if (form.exclusions.length >= MAX_EXCLUSIONS) return form;
+  const exclusion: ExclusionRow = { key: nextKey++, kind: "click", label: "", fromStep: 1,
+                                    toStep: Math.max(2, form.steps.length) };
+  return { ...form, exclusions: [...form.exclusions, exclusion] };
+}
+
+export function removeExclusion(form: FunnelForm, index: number): FunnelForm {
+  return { ...form, exclusions: form.exclusions.filter((_, i) => i !== index) };
+}
+
+export function updateExclusion(form: FunnelForm, index: number, change: Partial<ExclusionRow>): FunnelForm {
+  return { ...form, exclusions: form.exclusions.map((e, i) => (i === index ? { ...e, ...change } : e)) };
 }
 
 /** Move step ``index`` by ``delta`` places (-1 up, +1 down); a move past either end changes nothing. */
@@ -117,6 +175,16 @@ export function toDefinition(form: FunnelForm): { definition: CleanDefinition; f
     steps: form.steps.map((step) => ({ kind: step.kind, label: step.label })),
   };
   if (form.windowSeconds.trim()) definition.window_seconds = typedNumber(form.windowSeconds);
+  // The defaults are left out, as the API reads them back.
+  if (form.order !== "ordered") definition.order = form.order;
+  if (form.exclusions.length) {
+    definition.exclusions = form.exclusions.map((e) => ({ kind: e.kind, label: e.label, from_step: e.fromStep,
+                                                          to_step: e.toStep }));
+  }
+  if (form.breakdownProperty) {
+    definition.breakdown = { property: form.breakdownProperty };
+    if (form.breakdownLimit.trim()) definition.breakdown.limit = typedNumber(form.breakdownLimit);
+  }
   return { definition, filterFields };
 }
 
@@ -129,6 +197,13 @@ export function fromDefinition(definition: CleanDefinition): { form: FunnelForm;
   form.name = definition.name;
   form.steps = definition.steps.map((step) => newStep(step.kind, step.label));
   form.windowSeconds = definition.window_seconds ? String(definition.window_seconds) : "";
+  form.order = definition.order ?? "ordered";
+  form.exclusions = (definition.exclusions ?? []).map((e) => ({
+    key: nextKey++, kind: e.kind, label: e.label, fromStep: e.from_step, toStep: e.to_step }));
+  if (definition.breakdown) {
+    form.breakdownProperty = definition.breakdown.property;
+    form.breakdownLimit = asText(definition.breakdown.limit ?? DEFAULT_BREAKDOWN_LIMIT);
+  }
   const seen = new Set<string>();
   let partial = false;
   for (const filter of definition.filters ?? []) {
@@ -167,9 +242,12 @@ const FILTER_DETAILS: Partial<Record<FilterField, string>> = {
   from: "start", to: "end", minSeconds: "min_ms", maxSeconds: "max_ms", minPages: "min_pages", maxPages: "max_pages",
 };
 
+// The control of an exclusion's field, by the API's name for it.
+const EXCLUSION_FIELDS: Record<string, string> = { kind: "kind", label: "label", from_step: "from", to_step: "to" };
+
 /** The id of the form control an API error's ``parameter`` names ("steps[2].label" -> "step-2-label",
- * "filters[3].types[0]" -> the device types of the 4th filter sent), or "funnel-form" for an error about the
- * whole body. */
+ * "filters[3].types[0]" -> the device types of the 4th filter sent, "exclusions[0].to_step" -> "exclusion-0-to"),
+ * or "funnel-form" for an error about the whole body. */
 export function fieldForParameter(parameter: string | undefined, filterFields: FilterField[][]): string {
   if (!parameter) return "funnel-form";
   if (parameter === "name") return "funnel-name";
@@ -177,6 +255,12 @@ export function fieldForParameter(parameter: string | undefined, filterFields: F
   const step = /^steps\[(\d+)\](?:\.(kind|label))?/.exec(parameter);
   if (step) return `step-${step[1]}-${step[2] ?? "label"}`;
   if (parameter === "steps") return "funnel-steps";
+  if (parameter === "order") return "funnel-order";
+  const exclusion = /^exclusions\[(\d+)\](?:\.(\w+))?/.exec(parameter);
+  if (exclusion) return `exclusion-${exclusion[1]}-${EXCLUSION_FIELDS[exclusion[2] ?? "label"] ?? "label"}`;
+  if (parameter.startsWith("exclusions")) return "funnel-exclusions";
+  if (parameter === "breakdown.limit") return "funnel-breakdown-limit";
+  if (parameter.startsWith("breakdown")) return "funnel-breakdown";
   const filter = /^filters\[(\d+)\](?:\.(\w+))?/.exec(parameter);
   if (filter) {
     const fields = filterFields[Number(filter[1])] ?? [];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
-  MAX_STEPS, addStep, emptyForm, fieldForParameter, fromDefinition, moveStep, newStep, removeStep, toDefinition,
-  updateStep,
+  MAX_EXCLUSIONS, MAX_STEPS, addExclusion, addStep, emptyForm, fieldForParameter, fromDefinition, moveStep, newStep,
+  removeExclusion, removeStep, toDefinition, updateExclusion, updateStep, type CleanDefinition, type FunnelForm,
 } from "../src/funnelForm";
 import { replayMoment } from "../src/funnelMoments";
 
@@ -21,10 +21,66 @@ describe("the funnel form's steps", () => {
     expect(form.steps.map((s) => s.label)).toEqual(["A"]);
     expect(removeStep(form, 0)).toBe(form); // a funnel keeps at least one step
   });
-  it("stops at the most steps a funnel may have", () => {
+  it("stops at the most steps a funnel may have: 30", () => {
     let form = emptyForm();
-    for (let i = 0; i < 30; i++) form = addStep(form);
-    expect(form.steps).toHaveLength(MAX_STEPS);
+    for (let i = 0; i < 40; i++) form = addStep(form);
+    expect(MAX_STEPS).toBe(30);
+    expect(form.steps).toHaveLength(30);
+  });
+});
+
+describe("the funnel form's order, exclusions and breakdown", () => {
+  const threeSteps = () => ({ ...emptyForm(), name: "F", steps: [newStep("click", "A"), newStep("click", "B"),
+                                                                   newStep("custom", "C")] });
+  it("adds an exclusion over the whole funnel, edits and removes it, and stops at ten", () => {
+    let form = addExclusion(threeSteps());
+    expect(form.exclusions).toMatchObject([{ kind: "click", label: "", fromStep: 1, toStep: 3 }]);
+    form = updateExclusion(form, 0, { kind: "custom", label: "cancelled", fromStep: 2 });
+    expect(form.exclusions[0]).toMatchObject({ kind: "custom", label: "cancelled", fromStep: 2, toStep: 3 });
+    expect(removeExclusion(form, 0).exclusions).toEqual([]);
+    for (let i = 0; i < 20; i++) form = addExclusion(form);
+    expect(form.exclusions).toHaveLength(MAX_EXCLUSIONS);
+    expect(new Set(form.exclusions.map((e) => e.key)).size).toBe(MAX_EXCLUSIONS);
+  });
+  it("keeps an exclusion's steps among those left when a step is removed", () => {
+    const form = updateExclusion(addExclusion(threeSteps()), 0, { fromStep: 2, toStep: 3 });
+    expect(removeStep(form, 0).exclusions[0]).toMatchObject({ fromStep: 2, toStep: 2 }); // the API names it
+  });
+  it("sends only what differs from the defaults", () => {
+    const plain = toDefinition(threeSteps()).definition;
+    expect(Object.keys(plain).sort()).toEqual(["filters", "name", "steps"]);
+    let form: FunnelForm = { ...addExclusion(threeSteps()), order: "strict", breakdownProperty: "browser" };
+    form = updateExclusion(form, 0, { kind: "custom", label: "cancelled", fromStep: 1, toStep: 2 });
+    const { definition } = toDefinition(form);
+    expect(definition.order).toBe("strict");
+    expect(definition.exclusions).toEqual([{ kind: "custom", label: "cancelled", from_step: 1, to_step: 2 }]);
+    expect(definition.breakdown).toEqual({ property: "browser", limit: 10 });
+    expect(toDefinition({ ...form, breakdownLimit: "" }).definition.breakdown).toEqual({ property: "browser" });
+    expect(toDefinition({ ...form, breakdownLimit: "many" }).definition.breakdown).toEqual(
+      { property: "browser", limit: "many" }); // as typed: the API names breakdown.limit
+  });
+  it("reads the order, exclusions and breakdown of a stored funnel back, and saves them unchanged", () => {
+    const stored: CleanDefinition = {
+      name: "F", filters: [], steps: [{ kind: "click", label: "A" }, { kind: "custom", label: "B" },
+                                      { kind: "click", label: "C" }],
+      order: "any", breakdown: { property: "entry_path", limit: 3 },
+      exclusions: [{ kind: "dead_click", label: "Logo", from_step: 1, to_step: 3 },
+                   { kind: "custom", label: "cancelled", from_step: 2, to_step: 3 }],
+    };
+    const { form, partial } = fromDefinition(stored);
+    expect(partial).toBe(false);
+    expect([form.order, form.breakdownProperty, form.breakdownLimit]).toEqual(["any", "entry_path", "3"]);
+    expect(form.exclusions.map((e) => [e.kind, e.label, e.fromStep, e.toStep])).toEqual(
+      [["dead_click", "Logo", 1, 3], ["custom", "cancelled", 2, 3]]);
+    expect(toDefinition(form).definition).toEqual(stored);
+  });
+  it("reads a funnel that left the defaults out as the defaults", () => {
+    const { form } = fromDefinition({ name: "F", filters: [], steps: [{ kind: "click", label: "A" }],
+                                      breakdown: null });
+    expect([form.order, form.exclusions, form.breakdownProperty, form.breakdownLimit]).toEqual(
+      ["ordered", [], "", "10"]);
+    expect(fromDefinition({ name: "F", filters: [], steps: [{ kind: "click", label: "A" }],
+                            breakdown: { property: "os" } }).form.breakdownLimit).toBe("10");
   });
 });
 
@@ -114,6 +170,11 @@ describe("where an API error is shown", () => {
     ["filters[1]", "funnel-from"], ["filters[3].types[0]", "funnel-devices"], ["filters[4].names[1]", "funnel-browsers"],
     ["filters[5].max_pages", "funnel-max-pages"], ["filters[5]", "funnel-min-pages"], ["filters[6].signal", "funnel-rage"],
     ["filters[7].prefix", "funnel-entry"], ["filters[9].names", "funnel-filters"], ["filters", "funnel-filters"],
+    ["order", "funnel-order"], ["exclusions[0].to_step", "exclusion-0-to"],
+    ["exclusions[1].from_step", "exclusion-1-from"], ["exclusions[2].label", "exclusion-2-label"],
+    ["exclusions[0].kind", "exclusion-0-kind"], ["exclusions[3]", "exclusion-3-label"], ["exclusions", "funnel-exclusions"],
+    ["breakdown.limit", "funnel-breakdown-limit"], ["breakdown.property", "funnel-breakdown"], ["breakdown", "funnel-breakdown"],
+    ["steps[3]", "step-3-label"],
     ["body", "funnel-form"], [undefined, "funnel-form"],
   ])("%s goes to #%s", (parameter, id) => expect(fieldForParameter(parameter, filterFields.map((f) => [...f]))).toBe(id));
 });
@@ -124,6 +185,9 @@ describe("the moment a funnel's session opens at", () => {
     expect(replayMoment(session, 2, "completed").atMs).toBe(5000));
   it("is the last step reached, for a dropped session", () =>
     expect(replayMoment(session, 3, "dropped").atMs).toBe(5000));
+  it("is the last step reached, for a dropped session of a breakdown row (the same shape)", () =>
+    expect(replayMoment({ ...session, level: 1, reached_at_ms: [1000] }, 2, "dropped")).toEqual(
+      { atMs: 1000, description: "last reached step 1" }));
   it("is the start, for a session that never reached step 1", () =>
     expect(replayMoment({ ...session, level: 0, reached_at_ms: [] }, 1, "dropped").atMs).toBeUndefined());
 });
