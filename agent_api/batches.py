@@ -21,9 +21,10 @@ from msgspec import Meta, Raw, Struct, UnsetType
 from agent_api.click_targets import (
     MAX_NODE_ID,
     MAX_TARGETS_PER_BATCH,
+    NO_TARGETS,
     may_hold_targets,
-    mutation_targets,
-    snapshot_targets,
+    read_mutation,
+    read_snapshot,
 )
 from agent_api.errors import InvalidRequest
 from agent_api.events import EVENT_TYPE_NUMBERS, FullSnapshot, Incremental, MetaEvent, event_decoder
@@ -47,15 +48,25 @@ record_body_decoder = msgspec.json.Decoder(RecordBody)
 
 
 class TargetsFound(NamedTuple):
-    """The links and buttons one event brought: a full snapshot (a new page, even with none) or a mutation."""
+    """The links, buttons and text fields one event brought: a full snapshot (a new page, even with none) or a
+    mutation."""
 
     since: int  # the event's timestamp
     starts_page: bool
-    labels: dict[int, str]  # rrweb node id -> label
+    labels: dict[int, str]  # click targets: rrweb node id -> label
+    inputs: dict[int, str]  # text fields: rrweb node id -> label
 
 
 class OpenClick(NamedTuple):
     """A click the agent did not mark: tagged if its node turns out to be a link or button."""
+
+    position: int  # of the event in the batch
+    node_id: int
+    at: int  # the event's timestamp
+
+
+class OpenInput(NamedTuple):
+    """An input on a node the batch does not show: tagged if the node turns out to be a text field."""
 
     position: int  # of the event in the batch
     node_id: int
@@ -71,8 +82,9 @@ class Batch:
     timestamps: list[int]
     types: list[int]
     tags: list[Tag]
-    # For clicks on links and buttons (see agent_api.click_targets): the targets of its full snapshots and
-    # mutations, and its clicks the agent did not mark.
+    # For clicks on links and buttons and inputs in text fields (see agent_api.click_targets): the targets of its
+    # full snapshots and mutations, its clicks the agent did not mark and its inputs on nodes it does not show
+    # (open_inputs, below).
     targets: list[TargetsFound] = field(default_factory=list)
     open_clicks: list[OpenClick] = field(default_factory=list)
     # Session metadata: the request's User-Agent as read, the country of its address (never the address itself:
@@ -80,6 +92,7 @@ class Batch:
     client: ClientDevice = UNKNOWN_CLIENT
     pages: PagesSeen = NO_PAGES
     country: str = ""
+    open_inputs: list[OpenInput] = field(default_factory=list)
 
     @property
     def first_event_at(self) -> int:
@@ -98,11 +111,11 @@ class Batch:
         """Events tagged as clicks so far (an open click counts once PostgreSQL names it)."""
         return sum(1 for tag in self.tags if tag.kind == "click")
 
-    def with_click_labels(self, labels: dict[int, str]) -> Batch:
-        """This batch with the events at these indexes tagged as clicks with these labels."""
+    def with_tags(self, named: dict[int, Tag]) -> Batch:
+        """This batch with the events at these indexes tagged so (open clicks and inputs PostgreSQL named)."""
         tags = list(self.tags)
-        for index, label in labels.items():
-            tags[index] = Tag("click", label, False)
+        for index, tag in named.items():
+            tags[index] = tag
         return replace(self, tags=tags)
 
     def ingest_rows(self, batch_id: uuid.UUID, received_at_ms: int) -> bytes:
@@ -171,10 +184,13 @@ def parse_batch(
     tags: list[Tag] = []
     targets: list[TargetsFound] = []
     open_clicks: list[OpenClick] = []
+    open_inputs: list[OpenInput] = []
     budget = MAX_TARGETS_PER_BATCH
-    # The targets this batch itself shows, for its own clicks; complete once it has a full snapshot.
+    # The targets this batch itself shows, for its own clicks and inputs; complete once it has a full snapshot.
     seen: dict[int, str] = {}
+    seen_inputs: dict[int, str] = {}
     page_known = False
+    typing_in: int | None = None  # the field of the run of inputs going on: its later keystrokes are no event
     metas: list[MetaEvent] = []
     for index, raw in enumerate(record.events):
         where = f"events[{index}]"
@@ -189,11 +205,14 @@ def parse_batch(
         tag = tag_event(event, where)
         if isinstance(event, FullSnapshot):
             page_known = True
+            typing_in = None
             seen.clear()
-            labels = dict(snapshot_targets(raw, budget)) if may_hold_targets(raw) else {}
-            targets.append(TargetsFound(event.timestamp, True, labels))
-            seen.update(labels)
-            budget -= len(labels)
+            seen_inputs.clear()
+            found = read_snapshot(raw, budget) if may_hold_targets(raw) else NO_TARGETS
+            targets.append(TargetsFound(event.timestamp, True, found.clicks, found.inputs))
+            seen.update(found.clicks)
+            seen_inputs.update(found.inputs)
+            budget -= len(found.clicks) + len(found.inputs)
         elif isinstance(event, Incremental):
             if event.is_click and tag is UNTAGGED:
                 node_id = event.data.id
@@ -202,15 +221,30 @@ def parse_batch(
                         tag = Tag("click", seen[node_id], False)
                     elif not page_known:  # the target may be in an earlier batch
                         open_clicks.append(OpenClick(index, node_id, event.timestamp))
+                        typing_in = None
+            elif event.is_input:
+                node_id = event.data.id
+                if type(node_id) is int and 0 < node_id <= MAX_NODE_ID and node_id != typing_in:
+                    if node_id in seen_inputs:
+                        tag = Tag("input", seen_inputs[node_id], False)
+                        typing_in = node_id
+                    elif not page_known:  # the field may be in an earlier batch
+                        open_inputs.append(OpenInput(index, node_id, event.timestamp))
+                        typing_in = node_id
             elif event.is_mutation and budget > 0 and may_hold_targets(raw):
-                labels = dict(mutation_targets(raw, budget))
-                if labels:
-                    targets.append(TargetsFound(event.timestamp, False, labels))
-                    seen.update(labels)
-                    budget -= len(labels)
+                found = read_mutation(raw, budget)
+                if found.clicks or found.inputs:
+                    if found.inputs:
+                        typing_in = None  # a run left open for PostgreSQL may be in a field that exists only now
+                    targets.append(TargetsFound(event.timestamp, False, found.clicks, found.inputs))
+                    seen.update(found.clicks)
+                    seen_inputs.update(found.inputs)
+                    budget -= len(found.clicks) + len(found.inputs)
         elif isinstance(event, MetaEvent):
             metas.append(event)
+        if tag.kind and tag.kind != "input":
+            typing_in = None  # a click, a custom event, a page: the next keystroke starts another run
         tags.append(tag)
     return Batch(record.sessionId, app_name, max_idle_ms, raw_events, timestamps, types, tags, targets, open_clicks,
-                 client, pages_seen(metas), country)
+                 client, pages_seen(metas), country, open_inputs)
 

@@ -38,11 +38,13 @@ class FullSnapshot(RrwebEvent, tag=2, frozen=True):
 
 
 class IncrementalData(Struct, frozen=True):
-    # Any: rrweb's sources put different things here; Bard reads a click (source 2, type 2, on node ``id``)
-    # and looks into mutations (source 0) for the links and buttons they add.
+    # Any: rrweb's sources put different things here; Bard reads a click (source 2, type 2, on node ``id``) or
+    # an input (source 5, on node ``id``; its ``text`` and ``isChecked`` are the field's content, never read),
+    # and looks into mutations (source 0) for the links, buttons and text fields they add.
     source: Any = None
     type: Any = None
     id: Any = None
+    userTriggered: Any = None  # on inputs, with rrweb's userTriggeredOnInput: false when a script set the value
 
 
 class Incremental(RrwebEvent, tag=3, frozen=True):
@@ -54,6 +56,12 @@ class Incremental(RrwebEvent, tag=3, frozen=True):
     def is_click(self) -> bool:
         source, kind = self.data.source, self.data.type
         return type(source) is int and type(kind) is int and source == 2 and kind == 2
+
+    @property
+    def is_input(self) -> bool:
+        """An input the user made (rrweb says ``userTriggered: false`` of a value a script set, when asked to)."""
+        source = self.data.source
+        return type(source) is int and source == 5 and self.data.userTriggered is not False
 
     @property
     def is_mutation(self) -> bool:

@@ -15,11 +15,12 @@ One statement per group (``unnest`` of arrays) costs PostgreSQL about what one r
 session within a group are merged first (a statement may not update a row twice), and rows go in session
 order, so two groups in flight lock shared sessions in the same order and cannot deadlock.
 
-The same statement keeps the links and buttons the batches' pages show and looks up the clicks the agent left
-unmarked (:mod:`agent_api.click_targets`): one round trip for all three, as the group's transaction already has
-two more (BEGIN, COMMIT) around the publish. Its lookup sees the table as it was before the statement, so the
-best target another batch of the same group brought is found in Python and passed along, and the later of the
-two wins. The clicks it names count toward their sessions' ``click_count`` in that same statement.
+The same statement keeps the links, buttons and text fields the batches' pages show and looks up the clicks the
+agent left unmarked and the inputs on nodes their batch did not show (:mod:`agent_api.click_targets`): one round
+trip for all three, as the group's transaction already has two more (BEGIN, COMMIT) around the publish. Its
+lookup sees the table as it was before the statement, so the best target another batch of the same group brought
+is found in Python and passed along, and the later of the two wins. The clicks it names count toward their
+sessions' ``click_count`` in that same statement (inputs count toward nothing).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from agent_api.batches import Batch, OpenClick, TargetsFound
+from agent_api.batches import Batch, OpenClick, OpenInput, TargetsFound
 from agent_api.pages import PagesSeen, combine
+from agent_api.tagging import Tag
 from agent_api.user_agents import ClientDevice
 
 NAMED_CLICKS = "/*named clicks*/"
@@ -94,30 +96,36 @@ ON CONFLICT (session_id) DO UPDATE SET
 UPSERT_ACTIVE_SESSIONS = _UPSERT.replace(NAMED_CLICKS, "")
 """The session upsert alone ($1-$22, :func:`session_parameters`), for sessions without open clicks to name."""
 
-# Parameters $23-$26: the click-target rows; $27-$31: the open clicks, each with the best target the group itself
-# brought (its time and label, NULL for none: :func:`best_in_group`). For each click (c.i numbers them): the
-# latest stored row at or before it that has its node or starts a page (at one time, a page's own mutations come
-# after its snapshot), with the label if that row has the node; the group's own target wins when it is as late.
+# Parameters $23-$27: the target rows (click targets in $26, text fields in $27); $28-$33: the open clicks and
+# inputs, each with the best target the group itself brought (its time and label, NULL for none:
+# :func:`best_in_group`). For each (c.i numbers them): the latest stored row at or before it that has its node
+# among the targets of its kind (``targets`` for a click, ``inputs`` for an input) or starts a page (at one time,
+# a page's own mutations come after its snapshot), with the label if that row has the node; the group's own
+# target wins when it is as late.
 _COUNT_NAMED = """
-       + (SELECT count(*) FROM named AS n WHERE n.session_id = u.session_id AND n.label IS NOT NULL)"""
+       + (SELECT count(*) FROM named AS n
+          WHERE n.session_id = u.session_id AND n.label IS NOT NULL AND NOT n.is_input)"""
 KEEP_GROUP = f"""
 WITH named AS (
-    SELECT c.i, c.session_id,
+    SELECT c.i, c.session_id, c.is_input,
            CASE WHEN c.group_since IS NOT NULL AND (t.since IS NULL OR c.group_since >= t.since) THEN c.group_label
                 ELSE t.label END AS label
-    FROM unnest($27::uuid[], $28::integer[], $29::bigint[], $30::bigint[], $31::text[])
-         WITH ORDINALITY AS c(session_id, node_id, at, group_since, group_label, i)
+    FROM unnest($28::uuid[], $29::integer[], $30::bigint[], $31::boolean[], $32::bigint[], $33::text[])
+         WITH ORDINALITY AS c(session_id, node_id, at, is_input, group_since, group_label, i)
     LEFT JOIN LATERAL (
-        SELECT t.since, t.targets ->> c.node_id::text AS label FROM active_session_click_targets AS t
-        WHERE t.session_id = c.session_id AND t.since <= c.at AND (t.starts_page OR t.targets ? c.node_id::text)
+        SELECT t.since, t.nodes ->> c.node_id::text AS label
+        FROM (SELECT since, starts_page, CASE WHEN c.is_input THEN inputs ELSE targets END AS nodes
+              FROM active_session_click_targets
+              WHERE session_id = c.session_id AND since <= c.at) AS t
+        WHERE t.starts_page OR t.nodes ? c.node_id::text
         ORDER BY t.since DESC, t.starts_page
         LIMIT 1
     ) AS t ON true
 ),
 upserted AS ({_UPSERT.replace(NAMED_CLICKS, _COUNT_NAMED)}),
 kept_targets AS (
-    INSERT INTO active_session_click_targets (session_id, since, starts_page, targets)
-    SELECT * FROM unnest($23::uuid[], $24::bigint[], $25::boolean[], $26::jsonb[])
+    INSERT INTO active_session_click_targets (session_id, since, starts_page, targets, inputs)
+    SELECT * FROM unnest($23::uuid[], $24::bigint[], $25::boolean[], $26::jsonb[], $27::jsonb[])
 )
 SELECT i, label FROM named WHERE label IS NOT NULL
 """
@@ -199,49 +207,60 @@ def session_parameters(merged: dict[uuid.UUID, SessionActivity]) -> list[list[An
     ]
 
 
-async def keep_sessions(conn: asyncpg.Connection, batches: Sequence[Batch]) -> dict[int, dict[int, str]]:
-    """Upsert the batches' sessions, keep their click targets, and name their open clicks that landed on a link
-    or button: ``{batch position: {event index: label}}``."""
+_NO_NODES = "{}"
+
+
+async def keep_sessions(conn: asyncpg.Connection, batches: Sequence[Batch]) -> dict[int, dict[int, Tag]]:
+    """Upsert the batches' sessions, keep their targets, and name their open clicks that landed on a link or
+    button and their open inputs that were in a text field: ``{batch position: {event index: tag}}``."""
     targets: list[tuple[uuid.UUID, TargetsFound]] = [(b.session_id, t) for b in batches for t in b.targets]
-    clicks: list[tuple[int, uuid.UUID, OpenClick]] = [
+    opened: list[tuple[int, uuid.UUID, OpenClick | OpenInput]] = [
         (position, b.session_id, click) for position, b in enumerate(batches) for click in b.open_clicks
     ]
-    in_group = best_in_group(targets, clicks) if clicks else []
+    opened += [(position, b.session_id, event) for position, b in enumerate(batches) for event in b.open_inputs]
+    in_group = best_in_group(targets, opened) if opened else []
+    encode = msgspec.json.encode
     rows = await conn.fetch(
         KEEP_GROUP,
         *session_parameters(merge_by_session(batches)),
         [session for session, _ in targets],
         [t.since for _, t in targets],
         [t.starts_page for _, t in targets],
-        [msgspec.json.encode(t.labels).decode() for _, t in targets],
-        [session for _, session, _ in clicks],
-        [click.node_id for *_, click in clicks],
-        [click.at for *_, click in clicks],
+        [encode(t.labels).decode() for _, t in targets],
+        [encode(t.inputs).decode() if t.inputs else _NO_NODES for _, t in targets],
+        [session for _, session, _ in opened],
+        [event.node_id for *_, event in opened],
+        [event.at for *_, event in opened],
+        [isinstance(event, OpenInput) for *_, event in opened],
         [since for since, _ in in_group],
         [label for _, label in in_group],
     )
-    named: dict[int, dict[int, str]] = {}
+    named: dict[int, dict[int, Tag]] = {}
     for number, label in rows:
-        position, _, click = clicks[number - 1]  # ORDINALITY counts from 1
-        named.setdefault(position, {})[click.position] = label
+        position, _, event = opened[number - 1]  # ORDINALITY counts from 1
+        kind = "input" if isinstance(event, OpenInput) else "click"
+        named.setdefault(position, {})[event.position] = Tag(kind, label, False)
     return named
 
 
 def best_in_group(
-    targets: Sequence[tuple[uuid.UUID, TargetsFound]], clicks: Sequence[tuple[int, uuid.UUID, OpenClick]]
+    targets: Sequence[tuple[uuid.UUID, TargetsFound]], opened: Sequence[tuple[int, uuid.UUID, OpenClick | OpenInput]]
 ) -> list[tuple[int | None, str | None]]:
-    """For each open click, the latest target the group's own batches brought at or before it that has its node
-    or starts a page (the later of two at one time): ``(since, label or None)``; ``(None, None)`` for none."""
+    """For each open click or input, the latest target the group's own batches brought at or before it that has
+    its node (among the click targets, or the text fields) or starts a page (the later of two at one time):
+    ``(since, label or None)``; ``(None, None)`` for none."""
     by_session: dict[uuid.UUID, list[TargetsFound]] = {}
     for session, found in targets:
         by_session.setdefault(session, []).append(found)
     best: list[tuple[int | None, str | None]] = []
-    for _, session, click in clicks:
+    for _, session, event in opened:
         since: int | None = None
         label: str | None = None
+        is_input = isinstance(event, OpenInput)
         for found in by_session.get(session, ()):
-            if found.since <= click.at and (found.starts_page or click.node_id in found.labels):
+            nodes = found.inputs if is_input else found.labels
+            if found.since <= event.at and (found.starts_page or event.node_id in nodes):
                 if since is None or found.since >= since:
-                    since, label = found.since, found.labels.get(click.node_id)
+                    since, label = found.since, nodes.get(event.node_id)
         best.append((since, label))
     return best

@@ -8,8 +8,9 @@ Batches arriving together are stored together, as PostgreSQL does group commit: 
 the next ones queue, and a free worker takes everything queued as its group. Alone, a batch is a group of one
 and waits for nobody. For a group, inside one transaction:
 
-1. upsert the sessions of every batch, keep the links and buttons their pages show, and name the clicks the
-   agent left unmarked that landed on one (one statement, see :mod:`agent_api.sessions`);
+1. upsert the sessions of every batch, keep the links, buttons and text fields their pages show, and name the
+   clicks the agent left unmarked that landed on a link or button and the inputs in a text field (one
+   statement, see :mod:`agent_api.sessions`);
 2. publish the group's rows as few messages as ``message_bytes`` allows (``BARD_AGENT_MESSAGE_BYTES``, 1 MiB by
    default; the rows of a batch are never split across messages; 1 gives every batch its own) and await the
    confirms;
@@ -50,6 +51,7 @@ from agent_api.batches import Batch
 from agent_api.errors import DependencyUnavailable
 from agent_api.publisher import RABBITMQ, BatchPublisher
 from agent_api.sessions import keep_sessions
+from agent_api.tagging import Tag
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,8 @@ class _Pending:
     def __post_init__(self) -> None:
         self.rows = self.batch.ingest_rows(self.batch_id, self.received_at_ms)
 
-    def name_clicks(self, labels: dict[int, str]) -> None:
-        self.batch = self.batch.with_click_labels(labels)
+    def name_events(self, named: dict[int, Tag]) -> None:
+        self.batch = self.batch.with_tags(named)
         self.rows = self.batch.ingest_rows(self.batch_id, self.received_at_ms)
 
     def settle(self, error: BaseException | None) -> None:
@@ -174,8 +176,8 @@ class BatchStore:
                 await transaction.start()
                 finished = False  # committed or rolled back (asyncpg's Transaction does not say)
                 try:
-                    for position, labels in (await keep_sessions(conn, [p.batch for p in group])).items():
-                        group[position].name_clicks(labels)
+                    for position, named in (await keep_sessions(conn, [p.batch for p in group])).items():
+                        group[position].name_events(named)
                     messages = [[group[i] for i in run]
                                 for run in pack_messages([len(p.rows) for p in group], self._message_bytes)]
                     results = await asyncio.gather(
@@ -203,8 +205,9 @@ class BatchStore:
                             await transaction.rollback()
                     raise
                 if refused and confirmed:
-                    async with conn.transaction():  # their clicks went out named: nothing to look up again
-                        await keep_sessions(conn, [replace(p.batch, open_clicks=[]) for p in confirmed])
+                    async with conn.transaction():  # their clicks and inputs went out named: nothing to look up
+                        await keep_sessions(conn, [replace(p.batch, open_clicks=[], open_inputs=[])
+                                                   for p in confirmed])
         except POSTGRES_EXCEPTIONS as exc:
             log.warning("storing %d batch(es) failed in PostgreSQL: %r", len(group), exc)
             BATCHES_REFUSED.labels(POSTGRESQL).inc(len(group))

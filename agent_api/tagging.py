@@ -4,6 +4,10 @@
   ``conversionData.eventType == "click"``; the label is its ``textContent``, whitespace collapsed, trimmed,
   capped at 256 characters. (The agent marks clicks on ``BUTTON`` nodes only; the clicks it leaves unmarked on
   links and buttons are named in :mod:`agent_api.click_targets`.)
+- input: an incremental input (type 3, data.source 5) in a text field (``<input>`` of a text type or
+  ``<textarea>``), labelled by its ``<label>``, ``aria-label``, ``name`` or ``placeholder`` as the page's DOM
+  shows them, never by the value typed; the first of a run of keystrokes in one field stands for the run. Named
+  in :mod:`agent_api.click_targets`, as unmarked clicks are.
 - custom: every type 5 event; the label is ``data.tag`` (capped likewise), whatever ``conversionData`` says.
 - page: every type 4 Meta event whose ``data.href`` has a path (:func:`agent_api.pages.url_path`: no query or
   fragment, ``/`` for none, at most 1024 characters); the label is that path.
@@ -34,7 +38,7 @@ MAX_LABEL_CHARS = 256
 
 
 class Tag(NamedTuple):
-    kind: str  # "", "click", "custom" or "page"
+    kind: str  # "", "click", "custom", "page" or "input"
     label: str
     is_error: bool
 

@@ -108,6 +108,17 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE active_sessions ADD COLUMN IF NOT EXISTS country text NOT NULL DEFAULT '';
         """,
     ),
+    (
+        6,
+        "active_session_input_targets",
+        """
+        -- The text fields of an active session's pages beside its links and buttons, so that typing on a page
+        -- another batch brought can be tagged 'input' (agent_api/click_targets.py): {"<rrweb node id>":
+        -- "<label>"}, the label from the page's text about the field, never its value. A constant default: rows
+        -- from before read as pages without text fields, and none is rewritten.
+        ALTER TABLE active_session_click_targets ADD COLUMN IF NOT EXISTS inputs jsonb NOT NULL DEFAULT '{}';
+        """,
+    ),
 )
 
 

@@ -395,6 +395,27 @@ def _page_visits(settings: Settings, db: str) -> list[str]:
     ]
 
 
+INPUT_KINDS_ENUM = ("Enum8('click' = 1, 'custom' = 2, 'rage_click' = 3, 'dead_click' = 4, 'error_click' = 5, "
+                    "'page' = 6, 'input' = 7)")
+"""``conversion_events.kind`` from migration 9 on: typing in a text field (an rrweb input event; the label is the
+field's, from the page's DOM, never the value typed: :mod:`agent_api.click_targets`) beside the rest."""
+
+
+def _text_inputs(settings: Settings, db: str) -> list[str]:
+    # The agent API tags the first input of a run of typing in a text field kind 'input' (agent_api.tagging);
+    # the view lets those rows into conversion_events too, so a field typed in is a funnel step. In place, as
+    # migration 8: the enum grows (a metadata change) and MODIFY QUERY swaps the view atomically. Sessions
+    # recorded before have no input rows: naming their fields would mean reading their snapshots again.
+    return [
+        f"ALTER TABLE {db}.conversion_events MODIFY COLUMN kind {INPUT_KINDS_ENUM}",
+        f"""ALTER TABLE {db}.conversion_events_mv MODIFY QUERY
+        SELECT session_id, app_name, fromUnixTimestamp64Milli(ts, 'UTC') AS ts, kind, label, batch_id, seq
+        FROM {db}.ingest
+        WHERE kind IN ('click', 'custom', 'page', 'input')
+        """,
+    ]
+
+
 INGEST_NAMES = ", ".join(line.split()[0] for line in INGEST_COLUMNS.strip().splitlines())
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -406,4 +427,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "signal_inputs_without_parse", _signal_inputs_without_parse),
     Migration(7, "session_country", _session_country),
     Migration(8, "page_visits", _page_visits),
+    Migration(9, "text_inputs", _text_inputs),
 )

@@ -95,11 +95,13 @@ MAX_LABEL_LENGTH = MAX_TEXT_LENGTH
 MAX_NAME_LENGTH = 1_000
 MAX_WINDOW_SECONDS = 10 * 366 * 86_400
 
-StepKind = Literal["click", "custom", "page", "rage_click", "dead_click", "error_click"]
-STEP_KINDS: tuple[str, ...] = ("click", "custom", "page", *SIGNALS)
+StepKind = Literal["click", "custom", "page", "input", "rage_click", "dead_click", "error_click"]
+STEP_KINDS: tuple[str, ...] = ("click", "custom", "page", "input", *SIGNALS)
 """A step is a conversion event: a click on a link or button, a custom event, a page the session loaded (the path
-of its URL: exact, or a prefix when the label ends in ``*``), or a behaviour signal (a rage, dead or error click,
-labelled with the clicked element's text; see session_ender.signals)."""
+of its URL: exact, or a prefix when the label ends in ``*``), typing in a text field (labelled by its
+``<label>``, ``aria-label``, ``name`` or ``placeholder``, never the value: agent_api.click_targets), or a
+behaviour signal (a rage, dead or error click, labelled with the clicked element's text; see
+session_ender.signals)."""
 
 PAGE_WILDCARD = "*"
 

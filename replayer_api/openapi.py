@@ -175,7 +175,7 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string", "minLength": 1, "maxLength": 1000},
             "steps": {"type": "array", "minItems": 1, "maxItems": 30, "items": {
                 "type": "object", "required": ["kind", "label"],
-                "properties": {"kind": {"type": "string", "enum": ["click", "custom", "page", *SIGNALS]},
+                "properties": {"kind": {"type": "string", "enum": ["click", "custom", "page", "input", *SIGNALS]},
                                "label": {"type": "string", "minLength": 1}}}},
             "order": {"type": "string", "enum": ["ordered", "strict", "any"], "default": "ordered",
                       "description": "ordered: each step after the previous, other events allowed between; strict: "
@@ -185,7 +185,7 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object", "required": ["kind", "label", "from_step", "to_step"],
                 "description": "A session that does this event after reaching from_step and before reaching "
                                "to_step (before the window's end if it never does) leaves the funnel",
-                "properties": {"kind": {"type": "string", "enum": ["click", "custom", "page", *SIGNALS]},
+                "properties": {"kind": {"type": "string", "enum": ["click", "custom", "page", "input", *SIGNALS]},
                                "label": {"type": "string", "minLength": 1},
                                "from_step": {"type": "integer", "minimum": 1},
                                "to_step": {"type": "integer", "minimum": 2}}}},
@@ -366,9 +366,10 @@ PATHS: dict[str, Any] = {
             **ERRORS},
     }},
     "/v1/conversion-labels": {"get": {
-        "summary": "Distinct labels of clicked buttons, custom events, pages (paths) or signals, for funnel steps",
+        "summary": "Distinct labels of clicked buttons, custom events, pages (paths), text fields or signals, "
+                   "for funnel steps",
         "parameters": [
-            _query("kind", "Which labels", {"type": "string", "enum": ["click", "custom", "page", *SIGNALS]},
+            _query("kind", "Which labels", {"type": "string", "enum": ["click", "custom", "page", "input", *SIGNALS]},
                    required=True),
             _query("prefix", "Only labels starting with this", {"type": "string"}),
             _query("limit", "At most this many", {"type": "integer", "minimum": 1, "maximum": 10000,

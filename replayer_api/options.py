@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from replayer_api.warehouse import Warehouse
 
-CONVERSION_KINDS = ("click", "custom", "page", "rage_click", "dead_click", "error_click")
+CONVERSION_KINDS = ("click", "custom", "page", "input", "rage_click", "dead_click", "error_click")
 
 
 async def conversion_labels(warehouse: Warehouse, kind: str, prefix: str = "", limit: int | None = None) -> list[str]:

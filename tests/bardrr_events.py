@@ -9,6 +9,8 @@ Read from the agent's source (``npm pack bardrr@2.3.1``) and rrweb's recorder an
   only when the clicked node's ``nodeName`` is ``BUTTON`` (it also checks ``ANCHOR``, which is no nodeName, so
   links — ``A`` — are never marked; Bard names them from the snapshot). ``textContent`` is the raw DOM text,
   whitespace and all.
+- An input (type 3, ``source`` 5) is ``{"text", "isChecked", "id"}`` per change of a field's value (each
+  keystroke), ``text`` the whole value so far (masked for passwords).
 - Custom (type 5): ``{"tag", "payload": null}`` (``Agent.handleCustomEvent`` passes ``null``), with
   ``conversionData {"eventType": "custom", "customEventType": tag}``.
 - Plugin (type 6) from the console plugin, recording level ``error`` only: ``{"plugin": "rrweb/console@1",
@@ -151,6 +153,71 @@ def mutation_adding_link(ts: int, link_id: int, text: str, parent_id: int = 6) -
         },
         "timestamp": ts,
     }
+
+
+EMAIL_ID = 201
+EMAIL_LABEL = "Email address"
+PASSWORD_ID = 204
+PASSWORD_LABEL = "Password"
+NOTES_ID = 206
+NOTES_LABEL = "Delivery notes"
+NEWSLETTER_ID = 208
+TYPED_SECRET = "ada@secret.example"
+"""What the user types in the tests: it must appear in no label."""
+
+
+def signup_form(first_id: int = 200) -> dict[str, Any]:
+    """``<form>``: a ``<label for>`` email field (its value attribute already holding what was typed, as rrweb
+    serializes a filled field), a password field in an enclosing label, a textarea named by its aria-label (its
+    text is its content) and a checkbox (no text field). Ids from ``first_id``: 201 email, 204 password, 206
+    notes, 208 the checkbox, with the default."""
+    i = first_id
+    return _element(i, "form", {"action": "/signup"}, [
+        _element(i + 9, "label", {"for": "email"}, [_text(i + 10, EMAIL_LABEL)]),
+        _element(i + 1, "input", {"id": "email", "type": "email", "name": "email", "value": TYPED_SECRET}, []),
+        _element(i + 2, "label", {}, [
+            _element(i + 3, "span", {}, [_text(i + 11, f" {PASSWORD_LABEL} ")]),
+            _element(i + 4, "input", {"type": "password", "name": "pw", "value": "*********"}, []),
+        ]),
+        _element(i + 6, "textarea", {"aria-label": NOTES_LABEL, "name": "notes", "value": TYPED_SECRET},
+                 [_text(i + 7, TYPED_SECRET)]),
+        _element(i + 12, "label", {}, [
+            _element(i + 8, "input", {"type": "checkbox", "name": "newsletter"}, []), _text(i + 13, "Newsletter"),
+        ]),
+    ])
+
+
+def signup_snapshot(ts: int) -> Event:
+    """A serialized signup page: the header of :func:`full_snapshot` and :func:`signup_form`."""
+    body = _element(5, "body", {}, [
+        _element(6, "header", {}, [_element(LINK_ID, "a", {"href": "/cart"}, [_text(58, LINK_LABEL)])]),
+        signup_form(),
+    ])
+    document = {"type": 0, "childNodes": [_element(1, "html", {}, [body])], "id": 0}
+    return {"type": 2, "data": {"node": document, "initialOffset": {"left": 0, "top": 0}}, "timestamp": ts}
+
+
+def mutation_adding_form(ts: int, first_id: int = 200, parent_id: int = 6) -> Event:
+    """A mutation adding :func:`signup_form` under ``parent_id``, each node on its own as rrweb sends them
+    (children naming their parent), last sibling first."""
+    adds: list[dict[str, Any]] = []
+
+    def add(node: dict[str, Any], parent: int, next_id: int | None) -> None:
+        children = node.get("childNodes", [])
+        adds.append({"parentId": parent, "nextId": next_id, "node": {**node, "childNodes": []}})
+        for index in reversed(range(len(children))):
+            add(children[index], node["id"], children[index + 1]["id"] if index + 1 < len(children) else None)
+
+    add(signup_form(first_id), parent_id, None)
+    return {"type": 3, "data": {"source": 0, "texts": [], "attributes": [], "removes": [], "adds": adds},
+            "timestamp": ts}
+
+
+def typing(ts: int, node_id: int, text: str = TYPED_SECRET, every_ms: int = 120) -> list[Event]:
+    """Typing ``text`` into node ``node_id``: rrweb's input event (incremental, source 5) per keystroke, each
+    carrying the field's whole value so far."""
+    return [{"type": 3, "data": {"source": 5, "text": text[: n + 1], "isChecked": False, "id": node_id},
+             "timestamp": ts + n * every_ms} for n in range(len(text))]
 
 
 def custom_event(ts: int, tag: str = CUSTOM_TAG) -> Event:

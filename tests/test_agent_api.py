@@ -27,10 +27,12 @@ from agent_api.errors import DependencyUnavailable
 from agent_api.publisher import BatchPublisher
 from agent_api.storage import BatchStore
 from agent_api.tokens import TokenAuthority, signing_key
+from bard import postgres
 from bard.broker import declare_topology
 from bard.settings import Settings
 from clickhouse.schema import INGEST_NAMES
 from tests import bardrr_events as agent
+from tests.conftest import PG_SERVER
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
@@ -182,7 +184,8 @@ async def test_authenticate_record_then_the_queue_and_the_session_hold_the_batch
     assert [row["event"] for row in rows] == events
     assert [(row["ts"], row["type"]) for row in rows] == [(e["timestamp"], e["type"]) for e in events]
     assert [(row["kind"], row["label"]) for row in rows if row["kind"]] == [
-        ("click", agent.BUTTON_LABEL), ("click", agent.LINK_LABEL), ("custom", agent.CUSTOM_TAG)
+        ("page", "/products/42"), ("click", agent.BUTTON_LABEL), ("click", agent.LINK_LABEL),
+        ("custom", agent.CUSTOM_TAG)
     ]
     assert sum(row["is_error"] for row in rows) == 1
     assert before * 1000 - 1 <= rows[0]["received_at"] <= time.time() * 1000 + 1
@@ -834,6 +837,135 @@ async def test_clicks_of_another_session_are_not_named_by_this_ones_page(
     await record_all(client, str(uuid.uuid4()), [agent.link_click(start + 100)])
     _, other = await queue.take_batches()
     assert clicks_of(other) == [(agent.LINK_ID, "", "")]
+
+
+# --- Typing in text fields, named from the page kept in PostgreSQL ------------------------------------------
+
+
+def inputs_of(batch_rows: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
+    """(node id, kind, label) of each input event in a batch's rows."""
+    return [(row["event"]["data"]["id"], row["kind"], row["label"]) for row in batch_rows
+            if row["type"] == 3 and row["event"]["data"].get("source") == 5]
+
+
+async def test_typing_in_later_batches_is_named_from_the_pages_snapshot(
+    client: httpx.AsyncClient, pg_pool: asyncpg.Pool, queue: Queue
+) -> None:
+    session_id, start = str(uuid.uuid4()), agent.now_ms()
+    later = [*agent.typing(start + 5000, agent.EMAIL_ID, "ada"),
+             *agent.typing(start + 6000, agent.LINK_ID, "x"),  # a link: no text field
+             *agent.typing(start + 6100, 99_999, "y"),  # a node the page does not have
+             agent.link_click(start + 6200),
+             *agent.typing(start + 7000, agent.PASSWORD_ID, "pw")]
+
+    await record_all(client, session_id, [agent.meta(start), agent.signup_snapshot(start + 1)], later)
+
+    _, second = await queue.take_batches()
+    assert inputs_of(second) == [
+        (agent.EMAIL_ID, "input", agent.EMAIL_LABEL), (agent.EMAIL_ID, "", ""), (agent.EMAIL_ID, "", ""),
+        (agent.LINK_ID, "", ""), (99_999, "", ""),
+        (agent.PASSWORD_ID, "input", agent.PASSWORD_LABEL), (agent.PASSWORD_ID, "", ""),
+    ]
+    assert clicks_of(second) == [(agent.LINK_ID, "click", agent.LINK_LABEL)]
+    assert not any(agent.TYPED_SECRET in row["label"] for row in second)
+    [kept] = await pg_pool.fetch("SELECT targets, inputs FROM active_session_click_targets")
+    assert json.loads(kept["targets"]) == {str(agent.LINK_ID): agent.LINK_LABEL}
+    assert json.loads(kept["inputs"]) == {"201": agent.EMAIL_LABEL, "204": agent.PASSWORD_LABEL,
+                                          "206": agent.NOTES_LABEL}
+    assert agent.TYPED_SECRET not in kept["inputs"]  # the value attribute in the snapshot was never read
+    # The named click counts; typing counts toward no click.
+    assert await pg_pool.fetchval("SELECT click_count FROM active_sessions") == 1
+
+
+async def test_a_new_page_forgets_the_old_pages_fields_except_for_typing_before_it(
+    client: httpx.AsyncClient, queue: Queue
+) -> None:
+    session_id, start = str(uuid.uuid4()), agent.now_ms()
+    thanks_page = [agent.meta(start + 10_000, "https://shop.example.com/thanks"), {
+        "type": 2, "timestamp": start + 10_001, "data": {"initialOffset": {"left": 0, "top": 0}, "node": {
+            "type": 0, "id": 1, "childNodes": [{"type": 2, "tagName": "div", "attributes": {}, "id": agent.EMAIL_ID,
+                                                "childNodes": [{"type": 3, "textContent": "Thanks", "id": 58}]}]}}}]
+    await record_all(client, session_id, [agent.signup_snapshot(start)], thanks_page,
+                     agent.typing(start + 11_000, agent.EMAIL_ID, "a"),
+                     agent.typing(start + 9_000, agent.EMAIL_ID, "b"))
+    *_, on_thanks_page, arriving_late = await queue.take_batches()
+    assert inputs_of(on_thanks_page) == [(agent.EMAIL_ID, "", "")]
+    assert inputs_of(arriving_late) == [(agent.EMAIL_ID, "input", agent.EMAIL_LABEL)]
+
+
+async def test_a_field_a_mutation_added_is_named_when_typed_in_later(
+    client: httpx.AsyncClient, queue: Queue
+) -> None:
+    session_id, start = str(uuid.uuid4()), agent.now_ms()
+    await record_all(client, session_id, agent.first_batch(start),
+                     [agent.mutation_adding_form(start + 3000, first_id=500)],
+                     [*agent.typing(start + 4000, 506, "n"), *agent.typing(start + 2000, 501, "e")])
+    *_, typed = await queue.take_batches()
+    # Typing from before the form existed is nothing.
+    assert inputs_of(typed) == [(506, "input", agent.NOTES_LABEL), (501, "", "")]
+
+
+async def test_typing_is_named_from_a_page_that_came_in_the_same_group(
+    api_settings: Settings, pg_pool: asyncpg.Pool, queue: Queue
+) -> None:
+    session, start = uuid.uuid4(), agent.now_ms()
+    await store_groups(api_settings, pg_pool, [
+        parsed([*agent.typing(start + 5000, agent.NOTES_ID, "hi"), agent.link_click(start + 5100)], session),
+        parsed([agent.signup_snapshot(start)], session),
+    ])
+    typed, _ = await queue.take_batches()
+    assert inputs_of(typed) == [(agent.NOTES_ID, "input", agent.NOTES_LABEL), (agent.NOTES_ID, "", "")]
+    assert clicks_of(typed) == [(agent.LINK_ID, "click", agent.LINK_LABEL)]
+
+
+async def test_target_rows_from_before_the_fields_were_kept_read_as_pages_without_fields(
+    client: httpx.AsyncClient, pg_pool: asyncpg.Pool, queue: Queue
+) -> None:
+    session_id, start = str(uuid.uuid4()), agent.now_ms()
+    await record_all(client, session_id, agent.later_batch(start, 1))
+    # A row as the agent API wrote it before PostgreSQL migration 6: no inputs column named.
+    await pg_pool.execute("INSERT INTO active_session_click_targets (session_id, since, starts_page, targets) "
+                          "VALUES ($1, $2, true, $3)", uuid.UUID(session_id), start + 10,
+                          json.dumps({str(agent.EMAIL_ID): "Old link"}))
+    await record_all(client, session_id, [*agent.typing(start + 100, agent.EMAIL_ID, "a"),
+                                          agent.link_click(start + 200, agent.EMAIL_ID)])
+    *_, later = await queue.take_batches()
+    assert inputs_of(later) == [(agent.EMAIL_ID, "", "")]
+    assert clicks_of(later) == [(agent.EMAIL_ID, "click", "Old link")]
+    assert await pg_pool.fetchval("SELECT inputs::text FROM active_session_click_targets") == "{}"
+
+
+async def test_postgresql_migration_6_keeps_the_target_rows_and_rewrites_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = f"{PG_SERVER}/bard_test_migration_{uuid.uuid4().hex[:10]}"
+    await postgres.ensure_database(url)
+    conn = await asyncpg.connect(url)
+    try:
+        with monkeypatch.context() as before:
+            before.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:5])
+            assert await postgres.migrate(conn) == [1, 2, 3, 4, 5]
+        session = uuid.uuid4()
+        await conn.execute("INSERT INTO active_sessions (session_id, app_name, first_event_at, last_event_at, "
+                           "max_idle_ms, event_count, error_count, expires_at) VALUES ($1, 'shop', 1, 2, 60000, 1, "
+                           "0, now())", session)
+        await conn.execute("INSERT INTO active_session_click_targets VALUES ($1, 5, true, '{\"57\": \"Cart\"}')",
+                           session)
+        file_before = await conn.fetchval(
+            "SELECT relfilenode FROM pg_class WHERE relname = 'active_session_click_targets'")
+        assert await postgres.migrate(conn) == [6]
+        assert await conn.fetchval(
+            "SELECT relfilenode FROM pg_class WHERE relname = 'active_session_click_targets'") == file_before
+        row = await conn.fetchrow("SELECT targets, inputs FROM active_session_click_targets")
+        assert (json.loads(row["targets"]), json.loads(row["inputs"])) == ({"57": "Cart"}, {})
+        assert await postgres.migrate(conn) == []
+    finally:
+        await conn.close()
+        admin = await asyncpg.connect(f"{PG_SERVER}/postgres")
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 # --- Batches stored together ----------------------------------------------------------------------------------

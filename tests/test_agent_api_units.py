@@ -293,3 +293,27 @@ def test_clickhouse_reads_the_message_into_events_and_conversion_events(ch) -> N
                       "WHERE session_id = {s:UUID} ORDER BY ts", parameters={"s": session_id}).result_rows
     assert tagged == [("page", "/products/42", T0), ("click", agent.BUTTON_LABEL, T0 + 400),
                       ("click", agent.LINK_LABEL, T0 + 1500), ("custom", agent.CUSTOM_TAG, T0 + 1600)]
+
+
+@pytest.mark.clickhouse
+def test_typing_lands_as_input_conversion_events_labelled_by_the_page_never_by_the_text(ch) -> None:
+    """A signup page's fields typed in: one conversion event per run of typing, labelled from the DOM; what was
+    typed (also in the snapshot's value attributes) is in the stored events, as replay needs, and in no label."""
+    session_id = str(uuid.uuid4())
+    events = [agent.meta(T0, "https://shop.example.com/signup"), agent.signup_snapshot(T0 + 1),
+              *agent.typing(T0 + 100, agent.EMAIL_ID), *agent.typing(T0 + 5000, agent.PASSWORD_ID, "hunter22"),
+              *agent.typing(T0 + 7000, agent.NOTES_ID), agent.custom_event(T0 + 9000, "signed-up")]
+    message = parse(agent.record_body(events, session_id)).ingest_rows(uuid.uuid4(), T0 + 10_000)
+    ch.raw_insert("ingest", fmt="JSONEachRow", insert_block=message,
+                  settings={"input_format_json_read_objects_as_strings": 1})
+    tagged = ch.query("SELECT toString(kind), label, toUnixTimestamp64Milli(ts) FROM conversion_events FINAL "
+                      "WHERE session_id = {s:UUID} ORDER BY ts", parameters={"s": session_id}).result_rows
+    assert tagged == [("page", "/signup", T0), ("input", agent.EMAIL_LABEL, T0 + 100),
+                      ("input", agent.PASSWORD_LABEL, T0 + 5000), ("input", agent.NOTES_LABEL, T0 + 7000),
+                      ("custom", "signed-up", T0 + 9000)]
+    typed = {agent.TYPED_SECRET[:n] for n in range(3, len(agent.TYPED_SECRET) + 1)} | {"hunter22"}
+    assert ch.query("SELECT count() FROM conversion_events WHERE hasAny(extractAll(label, '[^ ]+'), {t:Array(String)})"
+                    " OR positionCaseInsensitive(label, 'secret') > 0 OR positionCaseInsensitive(label, 'hunter') > 0",
+                    parameters={"t": sorted(typed)}).result_rows == [(0,)]
+    assert ch.query("SELECT countIf(position(event, {t:String}) > 0) FROM events WHERE session_id = {s:UUID}",
+                    parameters={"s": session_id, "t": agent.TYPED_SECRET}).result_rows[0][0] > 0

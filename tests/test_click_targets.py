@@ -99,7 +99,7 @@ def test_a_snapshot_bard_cannot_read_has_no_targets_and_is_still_accepted(data: 
     event = {"type": 2, "timestamp": T0, "data": data}
     assert snapshot_targets(json.dumps(event | {"x": '"tagName" "a"'}).encode()) == []
     batch = parse([event, agent.link_click(T0 + 1)])
-    assert batch.targets == [TargetsFound(T0, True, {})] and batch.open_clicks == []
+    assert batch.targets == [TargetsFound(T0, True, {}, {})] and batch.open_clicks == []
     assert [tag.kind for tag in batch.tags] == ["", ""]
 
 
@@ -187,7 +187,7 @@ def test_a_new_snapshot_in_the_batch_forgets_the_earlier_page() -> None:
 def test_a_link_added_by_a_mutation_then_clicked_in_the_same_batch() -> None:
     batch = parse([agent.mutation_adding_link(T0, 300, "Sale"), agent.link_click(T0 + 5, 301)])
     assert (batch.tags[1].kind, batch.tags[1].label) == ("click", "Sale!")
-    assert batch.targets == [TargetsFound(T0, False, {300: "Sale!", 301: "Sale!"})]
+    assert batch.targets == [TargetsFound(T0, False, {300: "Sale!", 301: "Sale!"}, {})]
 
 
 def test_clicks_without_a_page_in_the_batch_are_left_open_for_postgresql() -> None:

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.clickhouse
 ORDERS = ("ordered", "strict", "any")
 A, B, C, X = ("click", "A"), ("custom", "B"), ("click", "C"), ("custom", "X")
 PAGE, BLOG = ("page", "/cart"), ("page", "/blog/*")
+EMAIL, PASSWORD = ("input", "Email address"), ("input", "Password")
 
 
 def database(settings: Settings) -> str:
@@ -96,6 +97,12 @@ MODE_CASES = [
     pytest.param("any", [BLOG, ("page", "/blog/a")], None, [(("page", "/blog/a"), 1)], [1, 1],
                  id="any-one-visit-two-overlapping-pages"),
     pytest.param("strict", [("page", "/*"), A], None, [(("page", "/x"), 1), (A, 2)], [1, 2], id="page-any-path"),
+    pytest.param("ordered", [PAGE, EMAIL, PASSWORD, A], None,
+                 [(PAGE, 1), (EMAIL, 2), (PASSWORD, 3), (A, 4)], [1, 2, 3, 4], id="input-steps"),
+    pytest.param("ordered", [EMAIL, A], None, [(("input", "Email"), 1), (("click", "Email address"), 2), (A, 3)],
+                 [], id="input-exact-label-and-kind"),
+    pytest.param("strict", [EMAIL, A], None, [(EMAIL, 1), (PASSWORD, 2), (A, 3)], [1], id="strict-input-between"),
+    pytest.param("any", [PASSWORD, EMAIL], None, [(PASSWORD, 1), (EMAIL, 2)], [1, 2], id="any-inputs"),
     pytest.param("ordered", [A, B], 1, [(A, 0), (A, 5000), (B, 5500)], [5000, 5500], id="ordered-window-later-anchor"),
     pytest.param("ordered", [A, B, C], 1, [(A, 0), (B, 500), (A, 2000), (B, 2500), (C, 2900)], [2000, 2500, 2900],
                  id="ordered-window-deepest-chain"),
@@ -280,7 +287,7 @@ def test_thirty_steps_in_every_mode(ch: Client, settings: Settings) -> None:
 def scenario(draw: st.DrawFn) -> tuple[FunnelDefinition, list[SessionRow], list[EventRow]]:
     order = draw(st.sampled_from(ORDERS))
     pool = [("click", "Buy"), ("custom", "Buy"), ("click", "buy"), ("custom", HOSTILE[0]), ("click", HOSTILE[4]),
-            ("page", "/a"), ("page", "/a*"), ("page", "/*")]
+            ("page", "/a"), ("page", "/a*"), ("page", "/*"), ("input", "Buy"), ("input", HOSTILE[1])]
     visits = [("page", "/a"), ("page", "/ab"), ("page", "/b"), ("page", "/a*")]
     if order == "any":
         steps = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=4, unique=True))
@@ -395,10 +402,40 @@ def test_migration_8_makes_pages_conversion_events(settings: Settings, chdb_url:
 
         ingest("custom", "before", BASE_MS)
         ingest("page", "/lost", BASE_MS + 1)  # the view of migration 1 leaves pages out
-        assert clickhouse_migrations.migrate(ch, settings, database) == [8]
+        assert [v for v in clickhouse_migrations.migrate(ch, settings, database) if v <= 8] == [8]
         ingest("page", "/cart", BASE_MS + 2)
         rows = ch.query("SELECT toString(kind), label FROM conversion_events ORDER BY ts").result_rows
         assert [tuple(r) for r in rows] == [("custom", "before"), ("page", "/cart")]
+        assert clickhouse_migrations.migrate(ch, settings, database) == []
+    finally:
+        ch.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+        ch.close()
+
+
+def test_migration_9_makes_inputs_conversion_events(settings: Settings, chdb_url: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database at migration 8: migration 9 lets kind 'input' into conversion_events (the enum and the view, in
+    place), and the rows already there stay as they were."""
+    database = f"p_{uuid.uuid4().hex[:10]}"
+    ch = create_client(chdb_url, database=database)
+    try:
+        with monkeypatch.context() as before:
+            before.setattr(clickhouse_migrations, "MIGRATIONS", tuple(m for m in MIGRATIONS if m.version <= 8))
+            assert clickhouse_migrations.migrate(ch, settings, database)[-1] == 8
+        sid = uuid.uuid4()
+
+        def ingest(kind: str, label: str, ts: int) -> None:
+            row = {"session_id": str(sid), "app_name": "shop", "ts": ts, "type": 3 if kind == "input" else 5,
+                   "batch_id": str(uuid.uuid4()), "seq": 0, "event": "{}", "kind": kind, "label": label,
+                   "is_error": 0, "received_at": ts}
+            ch.raw_insert(f"{database}.ingest", insert_block=json.dumps(row).encode(), fmt="JSONEachRow")
+
+        ingest("custom", "before", BASE_MS)
+        ingest("input", "Lost", BASE_MS + 1)  # the view of migration 8 leaves inputs out
+        assert clickhouse_migrations.migrate(ch, settings, database) == [9]
+        ingest("input", "Email address", BASE_MS + 2)
+        rows = ch.query("SELECT toString(kind), label FROM conversion_events ORDER BY ts").result_rows
+        assert [tuple(r) for r in rows] == [("custom", "before"), ("input", "Email address")]
         assert clickhouse_migrations.migrate(ch, settings, database) == []
     finally:
         ch.command(f"DROP DATABASE IF EXISTS {database} SYNC")

@@ -3,11 +3,11 @@
 import { EMPTY_FILTERS, SIGNALS, SIGNAL_FIELDS, filterFieldId, type FilterValues, type Signal } from "./sessionFilters";
 import { secondsToMs } from "./sessionQuery";
 
-export type StepKind = "click" | "custom" | "page" | Signal;
-export const STEP_KINDS: StepKind[] = ["click", "custom", "page", ...SIGNALS];
+export type StepKind = "click" | "custom" | "page" | "input" | Signal;
+export const STEP_KINDS: StepKind[] = ["click", "custom", "page", "input", ...SIGNALS];
 /** How a step reads: "Click on “Add to cart”", "Rage click on “Pay”". */
 export const STEP_KIND_NAMES: Record<StepKind, string> = {
-  click: "Click on", custom: "Custom event", page: "Page", rage_click: "Rage click on", dead_click: "Dead click on",
+  click: "Click on", custom: "Custom event", page: "Page", input: "Typed in", rage_click: "Rage click on", dead_click: "Dead click on",
   error_click: "Error click on",
 };
 export const MAX_STEPS = 30;
@@ -21,7 +21,7 @@ export const ORDER_NAMES: Record<Order, string> = { ordered: "In order", strict:
 /** Each mode in one line (the API's meaning, see /v1/openapi.json). */
 export const ORDER_HINTS: Record<Order, string> = {
   ordered: "Each step after the previous one; other events may happen in between.",
-  strict: "Each step right after the previous one: no other click, custom event, page or signal in between.",
+  strict: "Each step right after the previous one: no other click, custom event, page, typing or signal between.",
   any: "The steps in any order: a session reached step k when it did k of them (steps must differ).",
 };
 

@@ -50,6 +50,7 @@ function useLabels(kinds: StepKind[]): Partial<Record<StepKind, string[]>> {
 // What a step's label is, by its kind.
 const LABEL_NAMES: Record<StepKind, string> = {
   click: "Button or link text", custom: "Event name", page: "Path (/checkout; /blog/* for every page under /blog/)",
+  input: "Field label (its <label>, aria-label, name or placeholder)",
   rage_click: "Element text", dead_click: "Element text", error_click: "Element text",
 };
 
