@@ -137,7 +137,8 @@ class FunnelCompiler:
 
     def render(self, tree: exp.Expr) -> CompiledQuery:
         """The one place a tree becomes text."""
-        return CompiledQuery(sql=tree.sql(dialect="clickhouse"), parameters=dict(self.params.values))
+        # copy=False: the tree is built for this rendering only (sqlglot would otherwise copy it whole first).
+        return CompiledQuery(sql=tree.sql(dialect="clickhouse", copy=False), parameters=dict(self.params.values))
 
     # --- queries ------------------------------------------------------------------------------------------------
 
