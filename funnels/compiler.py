@@ -352,7 +352,9 @@ class FunnelCompiler:
             columns += [exp.alias_(exp.CombinedAggFunc(this="groupArrayIf", expressions=[_col("t"), step.copy()]),
                                    f"e{k}") for k, step in enumerate(steps, start=1)]
             if definition.order == "strict":
-                columns.append(fragment("arraySort(groupUniqArray(t)) AS u"))
+                # Sorted, then distinct: ~30 % faster than groupUniqArray's hash set per session (4.96 s -> 3.54 s
+                # for 5 steps over 10 M rows, same answer, interleaved; BENCHMARKS.md).
+                columns.append(fragment("arrayDistinct(arraySort(groupArray(t))) AS u"))
             if definition.order == "any":
                 layers = [columns, *self._any_order_chain(n, uses_window)]
             else:

@@ -69,7 +69,7 @@ WITH entered AS (
                   groupArrayIf(t, (
                     kind = {p5: String} AND label = {p6: String}
                   )) AS e3,
-                  arraySort(groupUniqArray(t)) AS u
+                  arrayDistinct(arraySort(groupArray(t))) AS u
                 FROM (
                   SELECT
                     session_id,
@@ -187,7 +187,7 @@ WITH entered AS (
                   groupArrayIf(t, (
                     kind = {p5: String} AND label = {p6: String}
                   )) AS e3,
-                  arraySort(groupUniqArray(t)) AS u
+                  arrayDistinct(arraySort(groupArray(t))) AS u
                 FROM (
                   SELECT
                     session_id,
@@ -312,7 +312,7 @@ WITH entered AS (
                   groupArrayIf(t, (
                     kind = {p8: String} AND label = {p9: String}
                   )) AS e3,
-                  arraySort(groupUniqArray(t)) AS u
+                  arrayDistinct(arraySort(groupArray(t))) AS u
                 FROM (
                   SELECT
                     session_id,

@@ -66,7 +66,7 @@ WITH entered AS (
                   groupArrayIf(t, (
                     kind = {p3: String} AND label = {p4: String}
                   )) AS e2,
-                  arraySort(groupUniqArray(t)) AS u
+                  arrayDistinct(arraySort(groupArray(t))) AS u
                 FROM (
                   SELECT
                     session_id,
@@ -174,7 +174,7 @@ WITH entered AS (
                   groupArrayIf(t, (
                     kind = {p3: String} AND label = {p4: String}
                   )) AS e2,
-                  arraySort(groupUniqArray(t)) AS u
+                  arrayDistinct(arraySort(groupArray(t))) AS u
                 FROM (
                   SELECT
                     session_id,
@@ -287,7 +287,7 @@ WITH entered AS (
                   groupArrayIf(t, (
                     kind = {p6: String} AND label = {p7: String}
                   )) AS e2,
-                  arraySort(groupUniqArray(t)) AS u
+                  arrayDistinct(arraySort(groupArray(t))) AS u
                 FROM (
                   SELECT
                     session_id,
