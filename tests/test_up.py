@@ -107,8 +107,8 @@ async def test_bard_up_ingests_a_batch_and_stops_cleanly(bard: Bard) -> None:
     warehouse = bard.read_warehouse()
     assert warehouse["events"] == 10
     assert warehouse["types"] == [e["type"] for e in events]
-    assert warehouse["tagged"] == [["click", bardrr.BUTTON_LABEL], ["click", bardrr.LINK_LABEL],
-                                   ["custom", bardrr.CUSTOM_TAG]]
+    assert warehouse["tagged"] == [["page", "/products/42"], ["click", bardrr.BUTTON_LABEL],
+                                   ["click", bardrr.LINK_LABEL], ["custom", bardrr.CUSTOM_TAG]]
     assert warehouse["errors"] == 0
 
 
