@@ -32,6 +32,14 @@ AMQP_URL = os.environ.get("BARD_TEST_AMQP_URL", "amqp://guest:guest@localhost:56
 SERVICE_MARKERS = ("postgres", "rabbitmq", "clickhouse")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a slow test first, each module's tests together and in order: the test processes
+    (``./bardctl test`` runs two, a module to each at a time) then end together instead of one finishing the
+    fault suite alone."""
+    slow_modules = {getattr(item, "module", None) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: getattr(item, "module", None) not in slow_modules)
+
+
 def _require_marker(request: pytest.FixtureRequest, marker: str) -> None:
     if request.node.get_closest_marker(marker) is None:
         pytest.fail(f"fixture {request.fixturename!r} needs @pytest.mark.{marker} on the test", pytrace=False)
@@ -124,12 +132,37 @@ def settings(tmp_path, pg_url: str, chdb_url: str) -> Settings:
     )
 
 
+_MIGRATED_TEMPLATES: dict[str, str] = {}
+"""Per mode, a database of this process migrated once, that each test's database is copied from."""
+
+
+def _migrated_copy(client: Client, settings: Settings, database: str) -> None:
+    """Make ``database`` what migrating it would: a copy of a template database migrated once per process (its
+    tables and views created from their own definitions, its ``schema_migrations`` rows copied). Migrating each
+    test's database took ~0.3 s, a copy ~0.05 s; the migrations themselves are tested on databases of their own."""
+    template = _MIGRATED_TEMPLATES.get(settings.mode)
+    if template is None:
+        template = f"template_{settings.mode}_{uuid.uuid4().hex[:12]}"
+        migrate_clickhouse(client, settings, template)
+        _MIGRATED_TEMPLATES[settings.mode] = template
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    # Tables before the views that read and fill them; the template's name never occurs in a definition otherwise.
+    rows = client.query(
+        "SELECT create_table_query FROM system.tables WHERE database = {db:String} ORDER BY engine LIKE '%View', name",
+        parameters={"db": template},
+    ).result_rows
+    for (definition,) in rows:
+        client.command(definition.replace(f"{template}.", f"{database}."))
+    # Both names are this fixture's own, checked by check_database_name in migrate and create_client.
+    client.command(f"INSERT INTO {database}.schema_migrations SELECT * FROM {template}.schema_migrations")  # noqa: S608
+
+
 @pytest.fixture
 def ch(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Client]:
     """A chDB client on this test's own database, migrated; the database is dropped afterwards."""
     _require_marker(request, "clickhouse")
     client = create_client(settings.resolved_clickhouse_url, database=settings.resolved_clickhouse_database)
-    migrate_clickhouse(client, settings, settings.resolved_clickhouse_database)
+    _migrated_copy(client, settings, settings.resolved_clickhouse_database)
     yield client
     client.command(f"DROP DATABASE IF EXISTS {settings.resolved_clickhouse_database} SYNC")
 
