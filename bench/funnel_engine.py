@@ -22,6 +22,9 @@ Methods:
   with one exclusion (``custom label_5`` between steps 1 and 5), broken down by browser (top 10 of 15), and for 30
   steps (the five, six times).
 - ``interleaved_window``: ``ordered_window`` and plain ``windowFunnel`` with the same window, alternately.
+- ``window_funnel_strict``: ClickHouse's nearest to ``strict``, ``windowFunnel(..., 'strict_order')`` over every
+  conversion event of the same entered sessions (levels only; events of other steps do not stop its chains).
+- ``interleaved_strict``: ``strict`` and ``window_funnel_strict``, alternately.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from sqlglot import exp
 
 from clickhouse.sql import QueryParameters, and_, call, column, number, or_, render, table
 from funnels import AllIds, AppNameFilter, FunnelDefinition, IdPage, StartedFilter, Step, evaluate_funnel
+from funnels.compiler import FunnelCompiler
 from funnels.evaluation import window_funnel_levels
 
 DATABASE = "bench"
@@ -54,7 +58,8 @@ STEPS = (
     Step("click", "label_4"),
 )
 METHODS = ("engine", "window_funnel", "engine_all_ids", "engine_page", "window_funnel_entered", "interleaved",
-           "ordered_window", "interleaved_window", "strict", "any", "exclusion", "breakdown", "steps30")
+           "ordered_window", "interleaved_window", "strict", "any", "exclusion", "breakdown", "steps30",
+           "window_funnel_strict", "interleaved_strict")
 WINDOW_SECONDS = 1800
 
 
@@ -150,6 +155,8 @@ def measure(directory: str, method: str, repeat: int) -> None:
             return sorted(client.query(plain, parameters=plain_parameters).result_rows)
         if method == "window_funnel_entered":
             return sorted(window_funnel_levels(client, DATABASE, definition).items())
+        if method == "window_funnel_strict":
+            return sorted(window_funnel_levels(client, DATABASE, variant("strict")).items())
         return [s.completed for s in evaluate_funnel(client, DATABASE, shaped).steps]
 
     if method == "interleaved":
@@ -159,7 +166,12 @@ def measure(directory: str, method: str, repeat: int) -> None:
         windowed, windowed_parameters = plain_window_funnel_query(WINDOW_SECONDS * 1000)
         interleave(client, variant("ordered_window"), windowed, windowed_parameters, repeat)
         return
-    shaped = variant(method) if method not in METHODS[:6] else definition
+    if method == "interleaved_strict":
+        strict = variant("strict")
+        query = FunnelCompiler(strict, DATABASE).window_funnel_levels()
+        interleave(client, strict, query.sql, query.parameters, repeat)
+        return
+    shaped = variant(method) if method not in (*METHODS[:6], "window_funnel_strict") else definition
     client.query("SELECT 1")
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
@@ -202,7 +214,7 @@ def interleave(
     print(
         json.dumps(
             {
-                "method": "interleaved " + ("windowed" if definition.window_seconds else "plain"),
+                "method": f"interleaved {definition.order}" + (" windowed" if definition.window_seconds else ""),
                 "times": engine_times,
                 "median": statistics.median(engine_times),
                 "window_funnel_median": statistics.median(window_times),
@@ -273,7 +285,7 @@ def main() -> None:
         if "engine" in results and "window_funnel" in results:
             ratio = results["engine"]["median"] / results["window_funnel"]["median"]
             print(f"ratio of medians, engine / plain windowFunnel: {ratio:.2f}")
-        for name in ("interleaved", "interleaved_window"):
+        for name in ("interleaved", "interleaved_window", "interleaved_strict"):
             if name in results:
                 r = results[name]
                 print(

@@ -143,16 +143,15 @@ class FunnelCompiler:
     # --- queries ------------------------------------------------------------------------------------------------
 
     def counts_query(self) -> CompiledQuery:
-        """One row: the summary of :meth:`_level_summary` (counts, times, histograms, trend, breakdown)."""
+        """One row: the summary of :meth:`_summary` (counts, times, histograms, trend, breakdown)."""
         self.params = QueryParameters()
-        tree = exp.select(*self._level_summary()).from_("levels", copy=False)
-        return self.render(self._with_levels(tree))
+        return self.render(self._with_levels(self._summary()))
 
     def all_ids_query(self) -> CompiledQuery:
         """One row: the summary of :meth:`counts_query`, then for each step every completed id and every dropped
         id (UUID arrays ordered by text). One query, so counts and ids always agree."""
         self.params = QueryParameters()
-        columns = self._level_summary()
+        columns: list[exp.Expr] = []
         for k in range(1, len(self.definition.steps) + 1):
             for outcome in ("completed", "dropped"):
                 ids = exp.CombinedAggFunc(
@@ -160,8 +159,7 @@ class FunnelCompiler:
                 )
                 by_text = _lambda(_call("toString", exp.to_identifier("x")), "x")
                 columns.append(_call("arraySort", by_text, ids))
-        tree = exp.select(*columns).from_("levels", copy=False)
-        return self.render(self._with_levels(tree))
+        return self.render(self._with_levels(self._summary(columns)))
 
     def page_ids_query(self, limit: int, offset: int, after: uuid.UUID | None) -> CompiledQuery:
         """One row: the summary of :meth:`counts_query`, then for each step the page of completed ids and the page
@@ -178,7 +176,7 @@ class FunnelCompiler:
             start: exp.Expr = exp.Add(this=offset_p.copy(), expression=_int(1))
         else:
             kept, start = limit_p.copy(), _int(1)
-        columns = self._level_summary()
+        columns = []
         for k in range(1, len(self.definition.steps) + 1):
             for outcome in ("completed", "dropped"):
                 condition = self._outcome_condition(k, outcome)
@@ -192,8 +190,7 @@ class FunnelCompiler:
                 page = _call("arraySlice", smallest, start.copy(), limit_p.copy())
                 second = _lambda(_call("tupleElement", exp.to_identifier("p"), _int(2)), "p")
                 columns.append(_call("arrayMap", second, page))
-        tree = exp.select(*columns).from_("levels", copy=False)
-        return self.render(self._with_levels(tree))
+        return self.render(self._with_levels(self._summary(columns)))
 
     def step_sessions_query(
         self, step_number: int, outcome: Outcome, limit: int, offset: int, after: uuid.UUID | None,
@@ -241,20 +238,27 @@ class FunnelCompiler:
 
     def window_funnel_levels(self) -> CompiledQuery:
         """Rows ``(level, sessions)`` from ClickHouse's ``windowFunnel(window, 'strict_increase')`` over the same
-        entered sessions; sessions without any matching event are counted at level 0. For comparison only."""
+        entered sessions; sessions without any matching event are counted at level 0. For comparison only. A
+        strict funnel gets ``'strict_order'`` over every conversion event of the entered sessions, the nearest
+        ClickHouse has (it stops a chain at an event of no step, but not at an event of another step: tested)."""
         self.params = QueryParameters()
         window_ms = (self.definition.window_seconds or 0) * 1000 or 2**62
         entered = self.entered_sessions()
         steps = self._step_conditions()
+        strict = self.definition.order == "strict"
         funnel = exp.CombinedParameterizedAgg(
             this="windowFunnel",
-            expressions=[self.params.bind(window_ms, "UInt64"), exp.Literal.string("strict_increase")],
+            expressions=[self.params.bind(window_ms, "UInt64"),
+                         exp.Literal.string("strict_order" if strict else "strict_increase")],
             params=[_call("toUInt64", _call("toUnixTimestamp64Milli", _col("ts"))), *steps],
         )
+        matching = self._in_entered()
+        if not strict:
+            matching = and_(exp.or_(*(s.copy() for s in steps), copy=False), matching)
         per_session = (
             exp.select(_col("session_id"), exp.alias_(funnel, "level"))
             .from_(self._table("conversion_events"), copy=False)
-            .where(and_(exp.or_(*(s.copy() for s in steps), copy=False), self._in_entered()), copy=False)
+            .where(matching, copy=False)
             .group_by("session_id", copy=False)
         )
         joined = (
@@ -405,12 +409,17 @@ class FunnelCompiler:
         at the moment right after step k-1. The deepest chain wins, the earliest anchor among equals. The layers
         after the aggregation's."""
         chains: list[exp.Expr] = []
+        positions: list[exp.Expr] = []
         if strict:
-            chains.append(fragment("arrayFilter(i -> has(e1, u[i]), arrayEnumerate(u)) AS c1"))
+            # Each step's events as positions in u, found once; the chain's lambdas then capture these few
+            # positions, never u itself (a captured array is copied for every element the lambda runs on).
+            positions.append(fragment("arraySort(arrayDistinct(e1)) AS a1"))
+            positions += [fragment(f"arrayMap(x -> indexOf(u, x), e{k}) AS at{k}") for k in range(2, n + 1)]
+            chains.append(fragment("arrayMap(x -> indexOf(u, x), a1) AS c1"))
             for k in range(2, n + 1):
-                within = " AND u[p + 1] <= u[s] + w" if windowed else ""
+                within = f" AND e{k}[indexOf(at{k}, p + 1)] <= s + w" if windowed else ""
                 chains.append(fragment(
-                    f"arrayMap((s, p) -> if(p != 0 AND has(e{k}, u[p + 1]){within}, p + 1, 0), c1, c{k - 1}) AS c{k}"))
+                    f"arrayMap((s, p) -> if(p != 0 AND has(at{k}, p + 1){within}, p + 1, 0), a1, c{k - 1}) AS c{k}"))
         else:
             chains.append(fragment("arraySort(e1) AS c1"))
             for k in range(2, n + 1):
@@ -423,7 +432,7 @@ class FunnelCompiler:
         depths = fragment(f"arrayMap(({later}) -> {depth}, {', '.join(f'c{k}' for k in range(2, n + 1))}) AS lv"
                           if n > 1 else "arrayMap(s -> 1, c1) AS lv")
         moments = [fragment(f"u[c{k}[best]] AS t{k}" if strict else f"c{k}[best] AS t{k}") for k in range(1, n + 1)]
-        return [*_per_layer(chains, 1), [depths], self._best(), moments]
+        return [*_per_layer(positions, 1), *_per_layer(chains, 1), [depths], self._best(), moments]
 
     @staticmethod
     def _best() -> list[exp.Expr]:
@@ -452,32 +461,48 @@ class FunnelCompiler:
             [fragment(f"moments[{k}] AS t{k}") for k in range(1, n + 1)],
         ]
 
-    def _level_summary(self) -> list[exp.Expr]:
-        """Over ``levels`` (one row per entered session; level -1 for an excluded one): entered, excluded,
+    def _summary(self, extra: Sequence[exp.Expr] = ()) -> exp.Select:
+        """One row over ``levels`` (one row per entered session; level -1 for an excluded one): entered, excluded,
         completed for steps 1..n; for steps 2..n the quantiles (median, p90) of the ms from the previous step and
         from step 1 and the histogram of the latter (lower bound, bin width, counts); the trend (days, entered,
-        completed every step); with a breakdown, per value: entered and completed for each step."""
+        completed every step); with a breakdown, per value: entered and completed for each step; then ``extra``
+        (aggregates over ``levels``). Two SELECTs: the bins are counted over each step's times in the outer one,
+        so the times themselves (one per session that reached the step) never leave ClickHouse."""
         n = len(self.definition.steps)
-        columns: list[exp.Expr] = [fragment("countIf(level >= 0)"), fragment("countIf(level < 0)")]
-        columns += [fragment(f"countIf(level >= {k})") for k in range(1, n + 1)]
+        inner: list[exp.Expr] = []
+        outer: list[exp.Expr] = []
+
+        def kept(value: exp.Expr) -> None:
+            name = f"v{len(inner)}"
+            inner.append(exp.alias_(value, name))
+            outer.append(_col(name))
+
+        kept(fragment("countIf(level >= 0)"))
+        kept(fragment("countIf(level < 0)"))
+        for k in range(1, n + 1):
+            kept(fragment(f"countIf(level >= {k})"))
         bins = HISTOGRAM_BINS
         for k in range(2, n + 1):
             for gap in (f"d{k}", f"s{k}"):
-                columns.append(exp.CombinedParameterizedAgg(
+                kept(exp.CombinedParameterizedAgg(
                     this="quantilesExactInclusiveIf",
                     expressions=[exp.Literal.number("0.5"), exp.Literal.number("0.9")],
                     params=[_col(gap), _col(f"ok{k}")],  # a column: sqlglot reads back no comparison here
                 ))
-            columns.append(fragment(f"groupArrayIf(s{k}, level >= {k}) AS h{k}"))
-            columns.append(fragment(f"arrayMin(h{k}) AS lo{k}"))
-            columns.append(fragment(f"intDiv(arrayMax(h{k}) - lo{k}, {bins}) + 1 AS bw{k}"))
-            columns.append(fragment(
-                f"arrayMap(b -> arrayCount(x -> intDiv(x - lo{k}, bw{k}) = b, h{k}), range({bins}))"))
-        columns.append(fragment(f"sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= {n})])"))
+            inner.append(fragment(f"groupArrayIf(s{k}, level >= {k}) AS h{k}"))
+            outer += [
+                fragment(f"arrayMin(h{k}) AS lo{k}"),
+                fragment(f"intDiv(arrayMax(h{k}) - lo{k}, {bins}) + 1 AS bw{k}"),
+                fragment(f"arrayMap(b -> arrayCount(x -> intDiv(x - lo{k}, bw{k}) = b, h{k}), range({bins}))"),
+            ]
+        kept(fragment(f"sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= {n})])"))
         if self.definition.breakdown is not None:
             reached = ", ".join(f"[toUInt64(level >= {k})]" for k in range(0, n + 1))
-            columns.append(fragment(f"sumMap([bucket], {reached})"))
-        return columns
+            kept(fragment(f"sumMap([bucket], {reached})"))
+        for value in extra:
+            kept(value)
+        summary = exp.select(*inner).from_("levels", copy=False)
+        return exp.select(*outer).from_(summary.subquery("summary", copy=False), copy=False)
 
     def _with_levels(self, tree: exp.Select, *, moments: bool = False) -> exp.Select:
         """Prefix ``tree`` with ``entered`` and ``levels``: every entered session, its id as text ``sid`` (the

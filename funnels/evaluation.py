@@ -75,7 +75,7 @@ def evaluate_funnel(
 
 def read_summary(definition: FunnelDefinition, row: Sequence[Any]) -> tuple[FunnelResult, Sequence[Any]]:
     """The :class:`FunnelResult` (without ids) from the columns of the summary
-    (:meth:`~funnels.compiler.FunnelCompiler._level_summary`), and the columns after it."""
+    (:meth:`~funnels.compiler.FunnelCompiler._summary`), and the columns after it."""
     n = len(definition.steps)
     values = iter(row)
     entered, excluded = int(next(values)), int(next(values))
@@ -83,7 +83,6 @@ def read_summary(definition: FunnelDefinition, row: Sequence[Any]) -> tuple[Funn
     timing: list[tuple[list[float | None], list[float | None], Histogram | None]] = [([None, None], [None, None], None)]
     for k in range(1, n):
         from_previous, from_start = [_median(v) for v in next(values)], [_median(v) for v in next(values)]
-        next(values)  # the times themselves, which the histogram counts
         lower, width, counts = int(next(values)), int(next(values)), [int(c) for c in next(values)]
         histogram = Histogram(lower_ms=lower, bin_ms=width, counts=counts) if completed[k] else None
         if not completed[k]:

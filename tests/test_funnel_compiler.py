@@ -11,9 +11,9 @@ import os
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
-import sqlglot
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -29,7 +29,7 @@ from funnels import (
     Step,
     compile_funnel,
 )
-from funnels.compiler import FunnelCompiler
+from funnels.compiler import CompiledQuery, FunnelCompiler
 from funnels.definition import Breakdown, Exclusion
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "funnels"
@@ -92,12 +92,20 @@ SNAPSHOT_SHAPES = {
 }
 
 
+class PrettyCompiler(FunnelCompiler):
+    """The same trees rendered indented, for reading. (Reparsing the text would not do: sqlglot reads a parametric
+    aggregate with an alias, ``quantilesExactInclusiveIf(0.5, 0.9)(d2, ok2) AS v7``, as something else.)"""
+
+    def render(self, tree: Any) -> CompiledQuery:
+        return CompiledQuery(sql=tree.sql(dialect="clickhouse", pretty=True), parameters=dict(self.params.values))
+
+
 @pytest.mark.parametrize("shape", SNAPSHOT_SHAPES)
 def test_compiled_sql_snapshot(shape: str) -> None:
     """Counts, every id, and one page, each with an extra date filter given at evaluation time."""
-    compiler = FunnelCompiler(SNAPSHOT_SHAPES[shape], "bard", (StartedFilter(start=dt.date(2026, 2, 1)),))
+    compiler = PrettyCompiler(SNAPSHOT_SHAPES[shape], "bard", (StartedFilter(start=dt.date(2026, 2, 1)),))
     text = "\n\n".join(
-        sqlglot.transpile(q.sql, read="clickhouse", write="clickhouse", pretty=True)[0] + ";"
+        q.sql + ";"
         for q in (
             compiler.counts_query(),
             compiler.all_ids_query(),

@@ -575,3 +575,27 @@ def test_hostile_values_are_plain_data(ch: Client, settings: Settings, hostile: 
 def table_rows(ch: Client, db: str) -> list[tuple[str, int]]:
     query = "SELECT name, total_rows FROM system.tables WHERE database = {db:String} ORDER BY name"
     return [tuple(row) for row in ch.query(query, parameters={"db": db}).result_rows]
+
+
+STRICT_WINDOW_FUNNEL = [
+    # (events as (step-like, ms), Bard's strict level, windowFunnel 'strict_order''s level)
+    pytest.param([(A, 0), (B, 10), (C, 20)], 3, 3, id="nothing-between"),
+    pytest.param([(A, 0), (("click", "X"), 5), (B, 10), (C, 20)], 1, 1, id="another-event-between-stops-both"),
+    # windowFunnel lets an event of some step lie between two steps; Bard's strict order lets nothing.
+    pytest.param([(A, 0), (B, 10), (A, 15), (C, 20)], 2, 3, id="an-event-of-a-step-between-stops-bard-only"),
+]
+
+
+@pytest.mark.parametrize(("events", "bard", "window_funnel"), STRICT_WINDOW_FUNNEL)
+def test_strict_beside_window_funnel_strict_order(
+    ch: Client, settings: Settings, events: list[tuple[tuple[str, str], int]], bard: int, window_funnel: int
+) -> None:
+    """The benchmark's comparison for strict order (``bench/funnel_engine.py``): ClickHouse's nearest mode,
+    over every conversion event of the session, agrees where nothing but events of no step lies between steps."""
+    target = session()
+    rows = [EventRow(target.session_id, BASE_MS + offset, *step) for step, offset in events]
+    insert_rows(ch, database(settings), [target], rows)
+    definition = msgspec.structs.replace(funnel(A, B, C), order="strict")
+    assert window_funnel_levels(ch, database(settings), definition) == {window_funnel: 1}
+    result = assert_agrees(ch, database(settings), definition, [target], rows)
+    assert [s.completed for s in result.steps] == [1] * bard + [0] * (3 - bard)

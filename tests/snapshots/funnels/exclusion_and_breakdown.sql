@@ -104,32 +104,46 @@ WITH entered AS (
     USING (session_id)
 )
 SELECT
-  countIf(level >= 0),
-  countIf(level < 0),
-  countIf(level >= 1),
-  countIf(level >= 2),
-  countIf(level >= 3),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (d2, ok2),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (s2, ok2),
-  groupArrayIf(s2, level >= 2) AS h2,
+  v0,
+  v1,
+  v2,
+  v3,
+  v4,
+  v5,
+  v6,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (d3, ok3),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (s3, ok3),
-  groupArrayIf(s3, level >= 3) AS h3,
+  v8,
+  v9,
   arrayMin(h3) AS lo3,
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
-  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]),
-  sumMap(
-    [bucket],
-    [toUInt64(level >= 0)],
-    [toUInt64(level >= 1)],
-    [toUInt64(level >= 2)],
-    [toUInt64(level >= 3)]
-  )
-FROM levels;
+  v11,
+  v12
+FROM (
+  SELECT
+    countIf(level >= 0) AS v0,
+    countIf(level < 0) AS v1,
+    countIf(level >= 1) AS v2,
+    countIf(level >= 2) AS v3,
+    countIf(level >= 3) AS v4,
+    quantilesExactInclusiveIf(0.5, 0.9)(d2, ok2) AS v5,
+    quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v6,
+    groupArrayIf(s2, level >= 2) AS h2,
+    quantilesExactInclusiveIf(0.5, 0.9)(d3, ok3) AS v8,
+    quantilesExactInclusiveIf(0.5, 0.9)(s3, ok3) AS v9,
+    groupArrayIf(s3, level >= 3) AS h3,
+    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]) AS v11,
+    sumMap(
+      [bucket],
+      [toUInt64(level >= 0)],
+      [toUInt64(level >= 1)],
+      [toUInt64(level >= 2)],
+      [toUInt64(level >= 3)]
+    ) AS v12
+  FROM levels
+) AS summary;
 
 WITH entered AS (
   SELECT
@@ -237,38 +251,58 @@ WITH entered AS (
     USING (session_id)
 )
 SELECT
-  countIf(level >= 0),
-  countIf(level < 0),
-  countIf(level >= 1),
-  countIf(level >= 2),
-  countIf(level >= 3),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (d2, ok2),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (s2, ok2),
-  groupArrayIf(s2, level >= 2) AS h2,
+  v0,
+  v1,
+  v2,
+  v3,
+  v4,
+  v5,
+  v6,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (d3, ok3),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (s3, ok3),
-  groupArrayIf(s3, level >= 3) AS h3,
+  v8,
+  v9,
   arrayMin(h3) AS lo3,
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
-  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]),
-  sumMap(
-    [bucket],
-    [toUInt64(level >= 0)],
-    [toUInt64(level >= 1)],
-    [toUInt64(level >= 2)],
-    [toUInt64(level >= 3)]
-  ),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 3)),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level = 2))
-FROM levels;
+  v11,
+  v12,
+  v13,
+  v14,
+  v15,
+  v16,
+  v17,
+  v18
+FROM (
+  SELECT
+    countIf(level >= 0) AS v0,
+    countIf(level < 0) AS v1,
+    countIf(level >= 1) AS v2,
+    countIf(level >= 2) AS v3,
+    countIf(level >= 3) AS v4,
+    quantilesExactInclusiveIf(0.5, 0.9)(d2, ok2) AS v5,
+    quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v6,
+    groupArrayIf(s2, level >= 2) AS h2,
+    quantilesExactInclusiveIf(0.5, 0.9)(d3, ok3) AS v8,
+    quantilesExactInclusiveIf(0.5, 0.9)(s3, ok3) AS v9,
+    groupArrayIf(s3, level >= 3) AS h3,
+    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]) AS v11,
+    sumMap(
+      [bucket],
+      [toUInt64(level >= 0)],
+      [toUInt64(level >= 1)],
+      [toUInt64(level >= 2)],
+      [toUInt64(level >= 3)]
+    ) AS v12,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v13,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v14,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)) AS v15,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)) AS v16,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 3)) AS v17,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 2)) AS v18
+  FROM levels
+) AS summary;
 
 WITH entered AS (
   SELECT

@@ -61,11 +61,18 @@ WITH entered AS (
     USING (session_id)
 )
 SELECT
-  countIf(level >= 0),
-  countIf(level < 0),
-  countIf(level >= 1),
-  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 1)])
-FROM levels;
+  v0,
+  v1,
+  v2,
+  v3
+FROM (
+  SELECT
+    countIf(level >= 0) AS v0,
+    countIf(level < 0) AS v1,
+    countIf(level >= 1) AS v2,
+    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 1)]) AS v3
+  FROM levels
+) AS summary;
 
 WITH entered AS (
   SELECT
@@ -130,13 +137,22 @@ WITH entered AS (
     USING (session_id)
 )
 SELECT
-  countIf(level >= 0),
-  countIf(level < 0),
-  countIf(level >= 1),
-  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 1)]),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level = 0))
-FROM levels;
+  v0,
+  v1,
+  v2,
+  v3,
+  v4,
+  v5
+FROM (
+  SELECT
+    countIf(level >= 0) AS v0,
+    countIf(level < 0) AS v1,
+    countIf(level >= 1) AS v2,
+    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 1)]) AS v3,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v4,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v5
+  FROM levels
+) AS summary;
 
 WITH entered AS (
   SELECT

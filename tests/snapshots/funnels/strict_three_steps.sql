@@ -54,67 +54,87 @@ WITH entered AS (
             FROM (
               SELECT
                 *,
-                arrayFilter(i -> has(e1, u[i]), arrayEnumerate(u)) AS c1,
-                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(e2, u[p + 1]) THEN p + 1 ELSE 0 END, c1, c1) AS c2,
-                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(e3, u[p + 1]) THEN p + 1 ELSE 0 END, c1, c2) AS c3
+                arrayMap(x -> indexOf(u, x), a1) AS c1,
+                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at2, p + 1) THEN p + 1 ELSE 0 END, a1, c1) AS c2,
+                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at3, p + 1) THEN p + 1 ELSE 0 END, a1, c2) AS c3
               FROM (
                 SELECT
-                  session_id,
-                  groupArrayIf(t, (
-                    kind = {p1: String} AND label = {p2: String}
-                  )) AS e1,
-                  groupArrayIf(t, (
-                    kind = {p3: String} AND label = {p4: String}
-                  )) AS e2,
-                  groupArrayIf(t, (
-                    kind = {p5: String} AND label = {p6: String}
-                  )) AS e3,
-                  arrayDistinct(arraySort(groupArray(t))) AS u
+                  *,
+                  arraySort(arrayDistinct(e1)) AS a1,
+                  arrayMap(x -> indexOf(u, x), e2) AS at2,
+                  arrayMap(x -> indexOf(u, x), e3) AS at3
                 FROM (
                   SELECT
                     session_id,
-                    toUnixTimestamp64Milli(ts) AS t,
-                    kind,
-                    label
-                  FROM bard.conversion_events
-                  WHERE
-                    session_id IN (
-                      SELECT
-                        session_id
-                      FROM entered
-                    )
-                ) AS matching
-                GROUP BY
-                  session_id
-              ) AS layer1
-            ) AS layer2
-          ) AS layer3
-        ) AS layer4
-      ) AS layer5
+                    groupArrayIf(t, (
+                      kind = {p1: String} AND label = {p2: String}
+                    )) AS e1,
+                    groupArrayIf(t, (
+                      kind = {p3: String} AND label = {p4: String}
+                    )) AS e2,
+                    groupArrayIf(t, (
+                      kind = {p5: String} AND label = {p6: String}
+                    )) AS e3,
+                    arrayDistinct(arraySort(groupArray(t))) AS u
+                  FROM (
+                    SELECT
+                      session_id,
+                      toUnixTimestamp64Milli(ts) AS t,
+                      kind,
+                      label
+                    FROM bard.conversion_events
+                    WHERE
+                      session_id IN (
+                        SELECT
+                          session_id
+                        FROM entered
+                      )
+                  ) AS matching
+                  GROUP BY
+                    session_id
+                ) AS layer1
+              ) AS layer2
+            ) AS layer3
+          ) AS layer4
+        ) AS layer5
+      ) AS layer6
     ) AS chain
   ) AS reached
     USING (session_id)
 )
 SELECT
-  countIf(level >= 0),
-  countIf(level < 0),
-  countIf(level >= 1),
-  countIf(level >= 2),
-  countIf(level >= 3),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (d2, ok2),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (s2, ok2),
-  groupArrayIf(s2, level >= 2) AS h2,
+  v0,
+  v1,
+  v2,
+  v3,
+  v4,
+  v5,
+  v6,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (d3, ok3),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (s3, ok3),
-  groupArrayIf(s3, level >= 3) AS h3,
+  v8,
+  v9,
   arrayMin(h3) AS lo3,
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
-  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)])
-FROM levels;
+  v11
+FROM (
+  SELECT
+    countIf(level >= 0) AS v0,
+    countIf(level < 0) AS v1,
+    countIf(level >= 1) AS v2,
+    countIf(level >= 2) AS v3,
+    countIf(level >= 3) AS v4,
+    quantilesExactInclusiveIf(0.5, 0.9)(d2, ok2) AS v5,
+    quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v6,
+    groupArrayIf(s2, level >= 2) AS h2,
+    quantilesExactInclusiveIf(0.5, 0.9)(d3, ok3) AS v8,
+    quantilesExactInclusiveIf(0.5, 0.9)(s3, ok3) AS v9,
+    groupArrayIf(s3, level >= 3) AS h3,
+    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]) AS v11
+  FROM levels
+) AS summary;
 
 WITH entered AS (
   SELECT
@@ -172,73 +192,99 @@ WITH entered AS (
             FROM (
               SELECT
                 *,
-                arrayFilter(i -> has(e1, u[i]), arrayEnumerate(u)) AS c1,
-                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(e2, u[p + 1]) THEN p + 1 ELSE 0 END, c1, c1) AS c2,
-                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(e3, u[p + 1]) THEN p + 1 ELSE 0 END, c1, c2) AS c3
+                arrayMap(x -> indexOf(u, x), a1) AS c1,
+                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at2, p + 1) THEN p + 1 ELSE 0 END, a1, c1) AS c2,
+                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at3, p + 1) THEN p + 1 ELSE 0 END, a1, c2) AS c3
               FROM (
                 SELECT
-                  session_id,
-                  groupArrayIf(t, (
-                    kind = {p1: String} AND label = {p2: String}
-                  )) AS e1,
-                  groupArrayIf(t, (
-                    kind = {p3: String} AND label = {p4: String}
-                  )) AS e2,
-                  groupArrayIf(t, (
-                    kind = {p5: String} AND label = {p6: String}
-                  )) AS e3,
-                  arrayDistinct(arraySort(groupArray(t))) AS u
+                  *,
+                  arraySort(arrayDistinct(e1)) AS a1,
+                  arrayMap(x -> indexOf(u, x), e2) AS at2,
+                  arrayMap(x -> indexOf(u, x), e3) AS at3
                 FROM (
                   SELECT
                     session_id,
-                    toUnixTimestamp64Milli(ts) AS t,
-                    kind,
-                    label
-                  FROM bard.conversion_events
-                  WHERE
-                    session_id IN (
-                      SELECT
-                        session_id
-                      FROM entered
-                    )
-                ) AS matching
-                GROUP BY
-                  session_id
-              ) AS layer1
-            ) AS layer2
-          ) AS layer3
-        ) AS layer4
-      ) AS layer5
+                    groupArrayIf(t, (
+                      kind = {p1: String} AND label = {p2: String}
+                    )) AS e1,
+                    groupArrayIf(t, (
+                      kind = {p3: String} AND label = {p4: String}
+                    )) AS e2,
+                    groupArrayIf(t, (
+                      kind = {p5: String} AND label = {p6: String}
+                    )) AS e3,
+                    arrayDistinct(arraySort(groupArray(t))) AS u
+                  FROM (
+                    SELECT
+                      session_id,
+                      toUnixTimestamp64Milli(ts) AS t,
+                      kind,
+                      label
+                    FROM bard.conversion_events
+                    WHERE
+                      session_id IN (
+                        SELECT
+                          session_id
+                        FROM entered
+                      )
+                  ) AS matching
+                  GROUP BY
+                    session_id
+                ) AS layer1
+              ) AS layer2
+            ) AS layer3
+          ) AS layer4
+        ) AS layer5
+      ) AS layer6
     ) AS chain
   ) AS reached
     USING (session_id)
 )
 SELECT
-  countIf(level >= 0),
-  countIf(level < 0),
-  countIf(level >= 1),
-  countIf(level >= 2),
-  countIf(level >= 3),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (d2, ok2),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (s2, ok2),
-  groupArrayIf(s2, level >= 2) AS h2,
+  v0,
+  v1,
+  v2,
+  v3,
+  v4,
+  v5,
+  v6,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (d3, ok3),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (s3, ok3),
-  groupArrayIf(s3, level >= 3) AS h3,
+  v8,
+  v9,
   arrayMin(h3) AS lo3,
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
-  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 3)),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level = 2))
-FROM levels;
+  v11,
+  v12,
+  v13,
+  v14,
+  v15,
+  v16,
+  v17
+FROM (
+  SELECT
+    countIf(level >= 0) AS v0,
+    countIf(level < 0) AS v1,
+    countIf(level >= 1) AS v2,
+    countIf(level >= 2) AS v3,
+    countIf(level >= 3) AS v4,
+    quantilesExactInclusiveIf(0.5, 0.9)(d2, ok2) AS v5,
+    quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v6,
+    groupArrayIf(s2, level >= 2) AS h2,
+    quantilesExactInclusiveIf(0.5, 0.9)(d3, ok3) AS v8,
+    quantilesExactInclusiveIf(0.5, 0.9)(s3, ok3) AS v9,
+    groupArrayIf(s3, level >= 3) AS h3,
+    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]) AS v11,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v12,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v13,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)) AS v14,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)) AS v15,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 3)) AS v16,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 2)) AS v17
+  FROM levels
+) AS summary;
 
 WITH entered AS (
   SELECT
@@ -297,43 +343,50 @@ WITH entered AS (
             FROM (
               SELECT
                 *,
-                arrayFilter(i -> has(e1, u[i]), arrayEnumerate(u)) AS c1,
-                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(e2, u[p + 1]) THEN p + 1 ELSE 0 END, c1, c1) AS c2,
-                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(e3, u[p + 1]) THEN p + 1 ELSE 0 END, c1, c2) AS c3
+                arrayMap(x -> indexOf(u, x), a1) AS c1,
+                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at2, p + 1) THEN p + 1 ELSE 0 END, a1, c1) AS c2,
+                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at3, p + 1) THEN p + 1 ELSE 0 END, a1, c2) AS c3
               FROM (
                 SELECT
-                  session_id,
-                  groupArrayIf(t, (
-                    kind = {p4: String} AND label = {p5: String}
-                  )) AS e1,
-                  groupArrayIf(t, (
-                    kind = {p6: String} AND label = {p7: String}
-                  )) AS e2,
-                  groupArrayIf(t, (
-                    kind = {p8: String} AND label = {p9: String}
-                  )) AS e3,
-                  arrayDistinct(arraySort(groupArray(t))) AS u
+                  *,
+                  arraySort(arrayDistinct(e1)) AS a1,
+                  arrayMap(x -> indexOf(u, x), e2) AS at2,
+                  arrayMap(x -> indexOf(u, x), e3) AS at3
                 FROM (
                   SELECT
                     session_id,
-                    toUnixTimestamp64Milli(ts) AS t,
-                    kind,
-                    label
-                  FROM bard.conversion_events
-                  WHERE
-                    session_id IN (
-                      SELECT
-                        session_id
-                      FROM entered
-                    )
-                ) AS matching
-                GROUP BY
-                  session_id
-              ) AS layer1
-            ) AS layer2
-          ) AS layer3
-        ) AS layer4
-      ) AS layer5
+                    groupArrayIf(t, (
+                      kind = {p4: String} AND label = {p5: String}
+                    )) AS e1,
+                    groupArrayIf(t, (
+                      kind = {p6: String} AND label = {p7: String}
+                    )) AS e2,
+                    groupArrayIf(t, (
+                      kind = {p8: String} AND label = {p9: String}
+                    )) AS e3,
+                    arrayDistinct(arraySort(groupArray(t))) AS u
+                  FROM (
+                    SELECT
+                      session_id,
+                      toUnixTimestamp64Milli(ts) AS t,
+                      kind,
+                      label
+                    FROM bard.conversion_events
+                    WHERE
+                      session_id IN (
+                        SELECT
+                          session_id
+                        FROM entered
+                      )
+                  ) AS matching
+                  GROUP BY
+                    session_id
+                ) AS layer1
+              ) AS layer2
+            ) AS layer3
+          ) AS layer4
+        ) AS layer5
+      ) AS layer6
     ) AS chain
   ) AS reached
     USING (session_id)

@@ -46,65 +46,81 @@ WITH entered AS (
             FROM (
               SELECT
                 *,
-                arrayFilter(i -> has(e1, u[i]), arrayEnumerate(u)) AS c1,
+                arrayMap(x -> indexOf(u, x), a1) AS c1,
                 arrayMap(
                   (s, p) -> CASE
-                    WHEN p <> 0 AND has(e2, u[p + 1]) AND u[p + 1] <= u[s] + w
+                    WHEN p <> 0 AND has(at2, p + 1) AND e2[indexOf(at2, p + 1)] <= s + w
                     THEN p + 1
                     ELSE 0
                   END,
-                  c1,
+                  a1,
                   c1
                 ) AS c2
               FROM (
                 SELECT
-                  session_id,
-                  {p5: Int64} AS w,
-                  groupArrayIf(t, (
-                    kind = {p1: String} AND label = {p2: String}
-                  )) AS e1,
-                  groupArrayIf(t, (
-                    kind = {p3: String} AND label = {p4: String}
-                  )) AS e2,
-                  arrayDistinct(arraySort(groupArray(t))) AS u
+                  *,
+                  arraySort(arrayDistinct(e1)) AS a1,
+                  arrayMap(x -> indexOf(u, x), e2) AS at2
                 FROM (
                   SELECT
                     session_id,
-                    toUnixTimestamp64Milli(ts) AS t,
-                    kind,
-                    label
-                  FROM bard.conversion_events
-                  WHERE
-                    session_id IN (
-                      SELECT
-                        session_id
-                      FROM entered
-                    )
-                ) AS matching
-                GROUP BY
-                  session_id
-              ) AS layer1
-            ) AS layer2
-          ) AS layer3
-        ) AS layer4
-      ) AS layer5
+                    {p5: Int64} AS w,
+                    groupArrayIf(t, (
+                      kind = {p1: String} AND label = {p2: String}
+                    )) AS e1,
+                    groupArrayIf(t, (
+                      kind = {p3: String} AND label = {p4: String}
+                    )) AS e2,
+                    arrayDistinct(arraySort(groupArray(t))) AS u
+                  FROM (
+                    SELECT
+                      session_id,
+                      toUnixTimestamp64Milli(ts) AS t,
+                      kind,
+                      label
+                    FROM bard.conversion_events
+                    WHERE
+                      session_id IN (
+                        SELECT
+                          session_id
+                        FROM entered
+                      )
+                  ) AS matching
+                  GROUP BY
+                    session_id
+                ) AS layer1
+              ) AS layer2
+            ) AS layer3
+          ) AS layer4
+        ) AS layer5
+      ) AS layer6
     ) AS chain
   ) AS reached
     USING (session_id)
 )
 SELECT
-  countIf(level >= 0),
-  countIf(level < 0),
-  countIf(level >= 1),
-  countIf(level >= 2),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (d2, ok2),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (s2, ok2),
-  groupArrayIf(s2, level >= 2) AS h2,
+  v0,
+  v1,
+  v2,
+  v3,
+  v4,
+  v5,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
-  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 2)])
-FROM levels;
+  v7
+FROM (
+  SELECT
+    countIf(level >= 0) AS v0,
+    countIf(level < 0) AS v1,
+    countIf(level >= 1) AS v2,
+    countIf(level >= 2) AS v3,
+    quantilesExactInclusiveIf(0.5, 0.9)(d2, ok2) AS v4,
+    quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v5,
+    groupArrayIf(s2, level >= 2) AS h2,
+    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 2)]) AS v7
+  FROM levels
+) AS summary;
 
 WITH entered AS (
   SELECT
@@ -154,69 +170,89 @@ WITH entered AS (
             FROM (
               SELECT
                 *,
-                arrayFilter(i -> has(e1, u[i]), arrayEnumerate(u)) AS c1,
+                arrayMap(x -> indexOf(u, x), a1) AS c1,
                 arrayMap(
                   (s, p) -> CASE
-                    WHEN p <> 0 AND has(e2, u[p + 1]) AND u[p + 1] <= u[s] + w
+                    WHEN p <> 0 AND has(at2, p + 1) AND e2[indexOf(at2, p + 1)] <= s + w
                     THEN p + 1
                     ELSE 0
                   END,
-                  c1,
+                  a1,
                   c1
                 ) AS c2
               FROM (
                 SELECT
-                  session_id,
-                  {p5: Int64} AS w,
-                  groupArrayIf(t, (
-                    kind = {p1: String} AND label = {p2: String}
-                  )) AS e1,
-                  groupArrayIf(t, (
-                    kind = {p3: String} AND label = {p4: String}
-                  )) AS e2,
-                  arrayDistinct(arraySort(groupArray(t))) AS u
+                  *,
+                  arraySort(arrayDistinct(e1)) AS a1,
+                  arrayMap(x -> indexOf(u, x), e2) AS at2
                 FROM (
                   SELECT
                     session_id,
-                    toUnixTimestamp64Milli(ts) AS t,
-                    kind,
-                    label
-                  FROM bard.conversion_events
-                  WHERE
-                    session_id IN (
-                      SELECT
-                        session_id
-                      FROM entered
-                    )
-                ) AS matching
-                GROUP BY
-                  session_id
-              ) AS layer1
-            ) AS layer2
-          ) AS layer3
-        ) AS layer4
-      ) AS layer5
+                    {p5: Int64} AS w,
+                    groupArrayIf(t, (
+                      kind = {p1: String} AND label = {p2: String}
+                    )) AS e1,
+                    groupArrayIf(t, (
+                      kind = {p3: String} AND label = {p4: String}
+                    )) AS e2,
+                    arrayDistinct(arraySort(groupArray(t))) AS u
+                  FROM (
+                    SELECT
+                      session_id,
+                      toUnixTimestamp64Milli(ts) AS t,
+                      kind,
+                      label
+                    FROM bard.conversion_events
+                    WHERE
+                      session_id IN (
+                        SELECT
+                          session_id
+                        FROM entered
+                      )
+                  ) AS matching
+                  GROUP BY
+                    session_id
+                ) AS layer1
+              ) AS layer2
+            ) AS layer3
+          ) AS layer4
+        ) AS layer5
+      ) AS layer6
     ) AS chain
   ) AS reached
     USING (session_id)
 )
 SELECT
-  countIf(level >= 0),
-  countIf(level < 0),
-  countIf(level >= 1),
-  countIf(level >= 2),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (d2, ok2),
-  quantilesExactInclusiveIf(0.5, 0.9) AS (s2, ok2),
-  groupArrayIf(s2, level >= 2) AS h2,
+  v0,
+  v1,
+  v2,
+  v3,
+  v4,
+  v5,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
-  sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 2)]),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)),
-  arraySort(x -> toString(x), groupArrayIf(session_id, level = 1))
-FROM levels;
+  v7,
+  v8,
+  v9,
+  v10,
+  v11
+FROM (
+  SELECT
+    countIf(level >= 0) AS v0,
+    countIf(level < 0) AS v1,
+    countIf(level >= 1) AS v2,
+    countIf(level >= 2) AS v3,
+    quantilesExactInclusiveIf(0.5, 0.9)(d2, ok2) AS v4,
+    quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v5,
+    groupArrayIf(s2, level >= 2) AS h2,
+    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 2)]) AS v7,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v8,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v9,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)) AS v10,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)) AS v11
+  FROM levels
+) AS summary;
 
 WITH entered AS (
   SELECT
@@ -267,48 +303,54 @@ WITH entered AS (
             FROM (
               SELECT
                 *,
-                arrayFilter(i -> has(e1, u[i]), arrayEnumerate(u)) AS c1,
+                arrayMap(x -> indexOf(u, x), a1) AS c1,
                 arrayMap(
                   (s, p) -> CASE
-                    WHEN p <> 0 AND has(e2, u[p + 1]) AND u[p + 1] <= u[s] + w
+                    WHEN p <> 0 AND has(at2, p + 1) AND e2[indexOf(at2, p + 1)] <= s + w
                     THEN p + 1
                     ELSE 0
                   END,
-                  c1,
+                  a1,
                   c1
                 ) AS c2
               FROM (
                 SELECT
-                  session_id,
-                  {p8: Int64} AS w,
-                  groupArrayIf(t, (
-                    kind = {p4: String} AND label = {p5: String}
-                  )) AS e1,
-                  groupArrayIf(t, (
-                    kind = {p6: String} AND label = {p7: String}
-                  )) AS e2,
-                  arrayDistinct(arraySort(groupArray(t))) AS u
+                  *,
+                  arraySort(arrayDistinct(e1)) AS a1,
+                  arrayMap(x -> indexOf(u, x), e2) AS at2
                 FROM (
                   SELECT
                     session_id,
-                    toUnixTimestamp64Milli(ts) AS t,
-                    kind,
-                    label
-                  FROM bard.conversion_events
-                  WHERE
-                    session_id IN (
-                      SELECT
-                        session_id
-                      FROM entered
-                    )
-                ) AS matching
-                GROUP BY
-                  session_id
-              ) AS layer1
-            ) AS layer2
-          ) AS layer3
-        ) AS layer4
-      ) AS layer5
+                    {p8: Int64} AS w,
+                    groupArrayIf(t, (
+                      kind = {p4: String} AND label = {p5: String}
+                    )) AS e1,
+                    groupArrayIf(t, (
+                      kind = {p6: String} AND label = {p7: String}
+                    )) AS e2,
+                    arrayDistinct(arraySort(groupArray(t))) AS u
+                  FROM (
+                    SELECT
+                      session_id,
+                      toUnixTimestamp64Milli(ts) AS t,
+                      kind,
+                      label
+                    FROM bard.conversion_events
+                    WHERE
+                      session_id IN (
+                        SELECT
+                          session_id
+                        FROM entered
+                      )
+                  ) AS matching
+                  GROUP BY
+                    session_id
+                ) AS layer1
+              ) AS layer2
+            ) AS layer3
+          ) AS layer4
+        ) AS layer5
+      ) AS layer6
     ) AS chain
   ) AS reached
     USING (session_id)
