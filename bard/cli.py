@@ -14,6 +14,7 @@ import click
 
 from bard.logs import configure_logging
 from bard.metrics_directory import shared_metrics_directory
+from bard.serving import uvicorn_options
 from bard.settings import Settings, SettingsError, with_secrets
 from deploy.healthcheck import healthcheck
 
@@ -78,10 +79,7 @@ def agent_api(workers: int | None) -> None:
             host=settings.host,
             port=settings.agent_api_port,
             workers=workers,
-            log_level=settings.log_level.lower(),
-            access_log=False,
-            log_config=None,  # uvicorn's loggers reach Bard's handler (bard.logs)
-            proxy_headers=False,  # the client address is bard.client_address's to decide (BARD_TRUSTED_PROXIES)
+            **uvicorn_options(settings),
         )
 
 
@@ -94,8 +92,7 @@ def replayer_api() -> None:
 
     settings = _settings()
     _logging(settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.replayer_api_port,
-                log_level=settings.log_level.lower(), access_log=False, log_config=None, proxy_headers=False)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.replayer_api_port, **uvicorn_options(settings))
 
 
 @main.command("session-ender")

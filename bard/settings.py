@@ -89,6 +89,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # `bard consumer` serves no API, so it answers /metrics on a port of its own (0: none). Under `bard up` the
     # consumer's metrics are on both APIs' /metrics instead.
     consumer_metrics_port: int = 3005
+    # How long an HTTP connection may sit idle between requests before the server closes it. bardrr sends when it
+    # has 10 events, so a reader's batches come seconds to minutes apart; at uvicorn's 5 s each opened a new
+    # connection, for more CPU and latency (BENCHMARKS.md, "Keep-alive"). 75 s, nginx's default, outlasts a
+    # load balancer's idle timeout (AWS ALB: 60 s), so the balancer never reuses a connection Bard is closing.
+    keep_alive_seconds: int = 75
     log_level: str = "INFO"
     # "text", or "json" for one JSON object per line (bard.logs).
     log_format: str = "text"
@@ -102,7 +107,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for name in ("jwt_ttl_seconds", "max_body_bytes", "max_idle_default_ms", "max_idle_max_ms",
                      "authenticate_rate_per_minute", "login_rate_per_minute", "agent_store_workers",
                      "agent_message_bytes",
-                     "ender_batch_size", "consumer_batch_rows"):
+                     "ender_batch_size", "consumer_batch_rows", "keep_alive_seconds"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{env_name(name)} must be positive, got {getattr(self, name)}")
         if self.max_idle_default_ms > self.max_idle_max_ms:

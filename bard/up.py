@@ -33,6 +33,7 @@ from starlette.applications import Starlette
 from agent_api.app import create_app as create_agent_app
 from bard import demo_shop, postgres
 from bard.broker import declare_topology
+from bard.serving import uvicorn_options
 from bard.settings import Settings, SettingsError, env_name, split_origins
 from bard.workers import AgentWorkers
 from clickhouse.client import client_for, create_client
@@ -151,9 +152,7 @@ async def _run_parts(settings: Settings, stop: asyncio.Event, parts: contextlib.
     workers = AgentWorkers(settings, agent_sock, settings.agent_api_workers) if settings.agent_api_workers else None
 
     running = [
-        # proxy_headers off: which address a request came from is bard.client_address's rule alone.
-        _Server(uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on",
-                               log_config=None, proxy_headers=False))
+        _Server(uvicorn.Config(app, lifespan="on", **uvicorn_options(settings)))
         for _, app, _ in servers
     ]
     tasks = [

@@ -42,6 +42,7 @@ from multiprocessing.synchronize import Event
 import uvicorn
 
 from bard.metrics import forget_process
+from bard.serving import uvicorn_options
 from bard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,7 @@ def _serve(settings: Settings, sock: socket.socket, ready: Event, parent: int) -
     from bard.logs import configure_logging
 
     configure_logging(settings)
-    config = uvicorn.Config(create_app(settings), log_level=settings.log_level.lower(), access_log=False,
-                            lifespan="on", log_config=None, proxy_headers=False)  # bard.client_address decides
+    config = uvicorn.Config(create_app(settings), lifespan="on", **uvicorn_options(settings))
     _WorkerServer(config, ready).run(sockets=[sock])
 
 

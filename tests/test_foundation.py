@@ -42,6 +42,8 @@ def test_server_mode_from_url() -> None:
         pytest.param({"BARD_AMQP_QUEUE_TYPE": "stream"}, "BARD_AMQP_QUEUE_TYPE", id="queue-type"),
         pytest.param({"BARD_AGENT_STORE_WORKERS": "0"}, "BARD_AGENT_STORE_WORKERS", id="no-store-workers"),
         pytest.param({"BARD_AGENT_MESSAGE_BYTES": "-1"}, "BARD_AGENT_MESSAGE_BYTES", id="message-bytes"),
+        pytest.param({"BARD_KEEP_ALIVE_SECONDS": "0"}, "BARD_KEEP_ALIVE_SECONDS", id="no-keep-alive"),
+        pytest.param({"BARD_KEEP_ALIVE_SECONDS": "soon"}, "BARD_KEEP_ALIVE_SECONDS", id="keep-alive-not-int"),
     ],
 )
 def test_bad_settings_name_the_variable(environ: dict[str, str], message: str) -> None:

@@ -262,3 +262,38 @@ async def test_a_client_that_sends_the_whole_oversized_body_before_reading_reads
         assert status_line == b"HTTP/1.1 413 Request Entity Too Large", answer[:300]
         assert b'"error":"body_too_large"' in rest, rest[-300:]
     assert bard.stop() == 0, bard.log()
+
+
+def idle_connection_closed_after(port: int, seconds: float) -> bool:
+    """One keep-alive request, then ``seconds`` of silence: whether the server has closed the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        sock.settimeout(seconds)
+        try:
+            rest = sock.recv(65536)  # the body's bytes, if any came after the head
+            while rest:
+                rest = sock.recv(65536)
+        except TimeoutError:
+            return False  # still open
+        return True
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+async def test_idle_connections_are_kept_as_long_as_the_setting_says_on_both_apis(tmp_path: Path) -> None:
+    """BARD_KEEP_ALIVE_SECONDS reaches every server of bard up: the agent API's workers and the replayer API."""
+    bard = Bard(tmp_path, BARD_KEEP_ALIVE_SECONDS="1")
+    try:
+        bard.start()
+        async with httpx.AsyncClient(timeout=30) as http:
+            await wait_until_healthy(bard, http)
+        for port in (bard.agent_port, bard.replayer_port):
+            assert await asyncio.to_thread(idle_connection_closed_after, port, 3.0), port
+    finally:
+        bard.kill()
+        await bard.drop_services()
