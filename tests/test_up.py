@@ -285,15 +285,11 @@ def idle_connection_closed_after(port: int, seconds: float) -> bool:
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.rabbitmq
-async def test_idle_connections_are_kept_as_long_as_the_setting_says_on_both_apis(tmp_path: Path) -> None:
+async def test_idle_connections_are_kept_as_long_as_the_setting_says_on_both_apis(bard: Bard) -> None:
     """BARD_KEEP_ALIVE_SECONDS reaches every server of bard up: the agent API's workers and the replayer API."""
-    bard = Bard(tmp_path, BARD_KEEP_ALIVE_SECONDS="1")
-    try:
-        bard.start()
-        async with httpx.AsyncClient(timeout=30) as http:
-            await wait_until_healthy(bard, http)
-        for port in (bard.agent_port, bard.replayer_port):
-            assert await asyncio.to_thread(idle_connection_closed_after, port, 3.0), port
-    finally:
-        bard.kill()
-        await bard.drop_services()
+    bard.env["BARD_KEEP_ALIVE_SECONDS"] = "1"
+    bard.start()
+    async with httpx.AsyncClient(timeout=30) as http:
+        await wait_until_healthy(bard, http)
+    for port in (bard.agent_port, bard.replayer_port):
+        assert await asyncio.to_thread(idle_connection_closed_after, port, 3.0), port
