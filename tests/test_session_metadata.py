@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,8 +30,9 @@ from bard.settings import Settings
 from clickhouse import migrations as clickhouse_migrations
 from clickhouse.client import create_client
 from clickhouse.schema import MIGRATIONS as CLICKHOUSE_MIGRATIONS
+from replayer_api import sessions as replayer_sessions
 from session_ender.ender import MoveStep, SessionEnder
-from session_ender.merge import ActiveSegment, EndedSession, merge_segment
+from session_ender.merge import COLUMNS, ActiveSegment, EndedSession, merge_segment
 from tests import bardrr_events as bardrr
 from tests.conftest import PG_SERVER
 from tests.replayer_support import open_api
@@ -659,3 +661,30 @@ async def test_migration_7_adds_an_empty_country_to_sessions_with_metadata_and_a
     finally:
         old_ch.command(f"DROP DATABASE IF EXISTS {database} SYNC")
         old_ch.close()
+
+
+# --- one list of details, every layer -------------------------------------------------------------------------
+
+SPAN = {"session_id", "app_name", "started_at", "ended_at", "event_count", "error_count", "segments",
+        "segment_event_counts", "segment_error_counts", "version"}
+
+
+@pytest.mark.clickhouse
+@pytest.mark.postgres
+async def test_every_layer_names_the_same_session_details(ch: Client, pg_pool: asyncpg.Pool) -> None:
+    """The session's details are written out in each layer they cross (PostgreSQL's active row, the ender's two
+    structs and its column list, ClickHouse's table, the replayer's row): a detail added to one and forgotten in
+    another fails here, not in a user's empty column."""
+    table = {name for name, *_ in ch.query("DESCRIBE TABLE sessions").result_rows} - {"duration_ms", "date"}
+    details = table - SPAN
+    per_segment = {name for name in details if name.startswith("segment_")}
+    assert details and per_segment  # the table has both kinds
+    assert set(EndedSession.__struct_fields__) == table
+    assert set(COLUMNS) == table
+    read = set(replayer_sessions.METADATA)
+    assert read == details - per_segment
+    assert read <= {f.name for f in dataclass_fields(replayer_sessions.Session)}
+    assert read <= set(ActiveSegment.__struct_fields__)
+    active = {r["column_name"] for r in await pg_pool.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'active_sessions'")}
+    assert read <= active, read - active
