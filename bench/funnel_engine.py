@@ -25,6 +25,8 @@ Methods:
 - ``window_funnel_strict``: ClickHouse's nearest to ``strict``, ``windowFunnel(..., 'strict_order')`` over every
   conversion event of the same entered sessions (levels only; events of other steps do not stop its chains).
 - ``interleaved_strict``: ``strict`` and ``window_funnel_strict``, alternately.
+- ``interleaved_window_entered``: ``ordered_window`` and ``windowFunnel(window)`` over the same entered sessions
+  (the engine's filters), alternately.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ STEPS = (
 )
 METHODS = ("engine", "window_funnel", "engine_all_ids", "engine_page", "window_funnel_entered", "interleaved",
            "ordered_window", "interleaved_window", "strict", "any", "exclusion", "breakdown", "steps30",
-           "window_funnel_strict", "interleaved_strict")
+           "window_funnel_strict", "interleaved_strict", "interleaved_window_entered")
 WINDOW_SECONDS = 1800
 
 
@@ -166,10 +168,10 @@ def measure(directory: str, method: str, repeat: int) -> None:
         windowed, windowed_parameters = plain_window_funnel_query(WINDOW_SECONDS * 1000)
         interleave(client, variant("ordered_window"), windowed, windowed_parameters, repeat)
         return
-    if method == "interleaved_strict":
-        strict = variant("strict")
-        query = FunnelCompiler(strict, DATABASE).window_funnel_levels()
-        interleave(client, strict, query.sql, query.parameters, repeat)
+    if method in ("interleaved_strict", "interleaved_window_entered"):
+        shape = variant("strict" if method == "interleaved_strict" else "ordered_window")
+        query = FunnelCompiler(shape, DATABASE).window_funnel_levels()
+        interleave(client, shape, query.sql, query.parameters, repeat)
         return
     shaped = variant(method) if method not in (*METHODS[:6], "window_funnel_strict") else definition
     client.query("SELECT 1")
@@ -285,7 +287,7 @@ def main() -> None:
         if "engine" in results and "window_funnel" in results:
             ratio = results["engine"]["median"] / results["window_funnel"]["median"]
             print(f"ratio of medians, engine / plain windowFunnel: {ratio:.2f}")
-        for name in ("interleaved", "interleaved_window", "interleaved_strict"):
+        for name in ("interleaved", "interleaved_window", "interleaved_strict", "interleaved_window_entered"):
             if name in results:
                 r = results[name]
                 print(
