@@ -45,7 +45,7 @@ from clickhouse.client import create_client
 from replayer_api.dashboard import BUILT_IN
 from tests import bardrr_events as bardrr
 from tests.bard_process import free_port
-from tests.dashboard_stack import CHROMIUM, CHROMIUM_ARGS
+from tests.dashboard_stack import chromium
 from tests.replayer_support import at
 
 DATABASE = funnel_engine.DATABASE
@@ -165,8 +165,6 @@ def main() -> None:
         return
     if not (BUILT_IN / "index.html").is_file():
         sys.exit("build the dashboard first: ./bardctl dashboard")
-    from playwright.sync_api import sync_playwright
-
     directory.mkdir(parents=True, exist_ok=True)
     # chDB opens a directory in one process at a time: generate in a child, then hand it to the server.
     subprocess.run([sys.executable, __file__, "--prepare", "--data", str(directory), "--sessions", str(args.sessions),
@@ -199,8 +197,7 @@ def main() -> None:
             "filters": [{"type": "app_name", "names": ["shop"]},
                         {"type": "started", "start": "2026-01-01", "end": "2026-12-31"}],
             "steps": [{"kind": s.kind, "label": s.label} for s in definition.steps]}).json()
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        with chromium() as browser:
             context = browser.new_context(viewport={"width": 1360, "height": 900})
             context.add_init_script(OBSERVER)
             page = context.new_page()
@@ -217,7 +214,6 @@ def main() -> None:
             for label, url, name in cases:
                 print(f"{label:<36} {summary(measure(page, url, name, args.repeat))}", flush=True)
             print(f"bundle: {raw / 1024:.0f} KB of scripts and styles, {zipped / 1024:.1f} KB gzipped")
-            browser.close()
     finally:
         server.terminate()
         server.wait(timeout=60)

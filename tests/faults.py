@@ -38,18 +38,13 @@ import httpx
 import msgspec
 
 from tests import bardrr_events as bardrr
+from tests.bard_process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
 BARD = VENV_BIN / "bard"
 PYTHON = VENV_BIN / "python"
 EVENTS_PER_BATCH = 10
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_open(port: int) -> bool:

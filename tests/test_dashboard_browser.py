@@ -11,12 +11,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests import bardrr_events as bardrr
 from tests.dashboard_stack import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     DEAD_LABEL,
     DESCRIBED,
     LONG_END_SCROLL,
@@ -26,6 +24,7 @@ from tests.dashboard_stack import (
     UNNAMED_CONTROLS,
     Stack,
     Watch,
+    chromium,
     described,
     external_host,
     screenshot,
@@ -46,10 +45,8 @@ COLUMN = {name: i + 1 for i, name in enumerate(
 @pytest.fixture(scope="module")
 def browser(stack: Stack) -> Iterator[Browser]:
     """After the stack (so torn down before it: sync Playwright runs an event loop of its own)."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 class Visit:

@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from bard import demo_pages, demo_shop
 from tests.bard_process import Bard, free_port
-from tests.dashboard_stack import CHROMIUM, CHROMIUM_ARGS, screenshot, wait_for
+from tests.dashboard_stack import chromium, screenshot, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.clickhouse, pytest.mark.browser,
               pytest.mark.slow]
@@ -51,10 +51,8 @@ def bard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bard]:
 
 @pytest.fixture(scope="module")
 def browser(bard: Bard) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def shop_url(bard: Bard) -> str:

@@ -25,7 +25,7 @@ import pytest
 from bard import instrument
 from bard.demo_shop import SOURCES as DEMO_SOURCES
 from tests.bard_process import BARD, Bard
-from tests.dashboard_stack import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, screenshot, wait_for
+from tests.dashboard_stack import ARTIFACTS, chromium, screenshot, wait_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "instrument"
 ENDPOINT = "http://127.0.0.1:3001"
@@ -330,8 +330,6 @@ def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 @pytest.mark.browser
 @pytest.mark.slow
 def test_an_instrumented_vite_app_builds_with_npm_and_records_a_session(tmp_path: Path, bard: Bard) -> None:
-    from playwright.sync_api import sync_playwright
-
     root = app(tmp_path, "vite")
     endpoint = f"http://127.0.0.1:{bard.agent_port}"
     done = run(str(root), "--endpoint", endpoint, "--app-name", "Instrumented Vite", "--write")
@@ -346,8 +344,7 @@ def test_an_instrumented_vite_app_builds_with_npm_and_records_a_session(tmp_path
     server, url = serve(root / "dist")
     token = (bard.data_dir / "dashboard_token").read_text().strip()
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        with chromium() as browser:
             page = browser.new_page()
             problems: list[str] = []
             page.on("pageerror", lambda error: problems.append(str(error)))
@@ -375,7 +372,6 @@ def test_an_instrumented_vite_app_builds_with_npm_and_records_a_session(tmp_path
                 wait_for(recorded, "the app's session recorded", bard)
                 session = api.get(f"/v1/sessions/{session_id}").json()
                 events = api.get(f"/v1/sessions/{session_id}/events").json()
-            browser.close()
     finally:
         server.shutdown()
         server.server_close()
