@@ -722,6 +722,25 @@ def consumer_only(args: argparse.Namespace) -> None:
           f"peak RSS of this process {report['peak_rss_mb']} MB")
 
 
+def read_grouping(base: str) -> float | None:
+    """Batches stored per group (one PostgreSQL transaction each) from the agent API's ``/metrics``, which adds
+    up every worker process; None when it cannot be read."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    totals = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("bard_agent_api_batches_accepted_total", "bard_agent_api_groups_stored_total"):
+            totals[name] = float(value)
+    groups = totals.get("bard_agent_api_groups_stored_total")
+    return round(totals["bard_agent_api_batches_accepted_total"] / groups, 2) if groups else None
+
+
 def main() -> None:
     args = arguments()
     if args.readers and not args.up:
@@ -755,6 +774,7 @@ def main() -> None:
                           for name, share in shares_since(cpu_before, time.monotonic() - cpu_started).items()}
             load_end_ms = time.time() * 1000
             drain_s = asyncio.run(wait_drained(env["BARD_AMQP_URL"], env["BARD_AMQP_QUEUE"], args.drain_timeout))
+            grouping = read_grouping(base)
             consumer_rss = peak_rss_mb(consumer.pid)
             worker_rss = [peak_rss_mb(pid) for pid in children(api.pid)]
             api_rss = max(worker_rss or [peak_rss_mb(api.pid)])
@@ -800,6 +820,7 @@ def main() -> None:
                                     "p99": round(quantile(values, 0.99), 2), "max": round(max(values), 2)}
                              for name, values in load.stages_ms.items()},
         "cpu_during_load": cpu_shares,
+        "batches_per_group": grouping,
         "bard_cpu_ms_per_batch": round(
             sum(v for k, v in cpu_shares.items() if k.startswith(BARD_PARTS)) * seconds / max(1, load.batches_sent)
             * 1000, 3),
@@ -851,6 +872,7 @@ def main() -> None:
         f"{name} {share:.2f}" for name, share in cpu_shares.items() if share >= 0.01))
     print(f"Bard's parts (agent API, consumer, RabbitMQ, PostgreSQL): {report['bard_cpu_ms_per_batch']} ms of CPU "
           "per batch")
+    print(f"grouping: {grouping} batches per PostgreSQL transaction (the agent API's /metrics, every process)")
     print(f"landed: {warehouse['landed']} events, {report['landed_per_s']:.0f} events/s; every accepted event "
           f"landed once: {report['every_accepted_event_landed_once']}; broken messages: {warehouse['broken']}")
     lag = warehouse["lag_ms"]
