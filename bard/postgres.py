@@ -144,6 +144,21 @@ async def ensure_database(url: str) -> None:
         await conn.close()
 
 
+async def drop_database(url: str) -> None:
+    """Drop the database named in ``url`` if it exists, ending its sessions (connecting to ``postgres`` to do so).
+    For throwaway databases: the tests' and the benchmarks'."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name:
+        return
+    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    try:
+        quoted = '"' + name.replace('"', '""') + '"'
+        await admin.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
 async def migrate(conn: asyncpg.Connection) -> list[int]:
     """Apply pending migrations under an advisory lock, so concurrent starts do not race."""
     applied = []

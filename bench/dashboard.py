@@ -40,6 +40,7 @@ import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bard import postgres
 from bench import funnel_engine
 from clickhouse.client import create_client
 from replayer_api.dashboard import BUILT_IN
@@ -217,17 +218,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=60)
-        asyncio.run(_drop(args.postgres, database))
-
-
-async def _drop(server: str, database: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(f"{server}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await conn.close()
+        asyncio.run(postgres.drop_database(f"{args.postgres}/{database}"))
 
 
 if __name__ == "__main__":

@@ -70,7 +70,6 @@ from typing import Any
 
 import aio_pika
 import aiohttp
-import asyncpg
 import httptools
 import msgspec
 
@@ -78,6 +77,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent_api.batches import parse_batch  # noqa: E402
+from bard import postgres  # noqa: E402
 from bard.broker import declare_topology  # noqa: E402
 from bard.settings import Settings  # noqa: E402
 from clickhouse.client import create_client  # noqa: E402
@@ -636,12 +636,7 @@ def read_warehouse(data_dir: Path) -> dict[str, Any]:
 
 
 async def drop_services(env: dict[str, str], postgres_server: str) -> None:
-    conn = await asyncpg.connect(f"{postgres_server}/postgres")
-    try:
-        name = env["BARD_POSTGRES_URL"].rsplit("/", 1)[1]
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await postgres.drop_database(env["BARD_POSTGRES_URL"])
     connection = await aio_pika.connect(env["BARD_AMQP_URL"])
     async with connection, connection.channel() as channel:
         await channel.queue_delete(env["BARD_AMQP_QUEUE"])

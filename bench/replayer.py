@@ -257,11 +257,7 @@ async def main() -> None:
               f"load average {os.getloadavg()}", flush=True)
         await measure(settings, args.repeat, args.sessions, args.only)
     finally:
-        admin = await asyncpg.connect(f"{args.postgres}/postgres")
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{pg_url.rsplit("/", 1)[1]}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await postgres.drop_database(pg_url)
 
 
 if __name__ == "__main__":

@@ -138,9 +138,7 @@ async def main() -> None:
                       f"in {seconds:.2f} s = {args.sessions / seconds:,.0f}/s, {cpu:.2f} s CPU", flush=True)
         finally:
             await pool.close()
-            admin = await asyncpg.connect(f"{args.postgres}/postgres")
-            await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            await admin.close()
+            await postgres.drop_database(pg_url)
     print(f"median {statistics.median(times):.2f} s ({statistics.median(cpus):.2f} s CPU) over {len(times)} "
           f"rounds, batch size {args.batch_size}, load average {os.getloadavg()[0]:.2f}")
 

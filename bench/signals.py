@@ -348,9 +348,7 @@ async def bench_ender(settings: Settings, ch: Any, ids: list[uuid.UUID], repeat:
               f"{median_of(added):.2f} s, ratio median x{median_of(ratios):.2f}", flush=True)
     finally:
         await pool.close()
-        admin = await asyncpg.connect(f"{pg_server}/postgres")
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        await admin.close()
+        await postgres.drop_database(pg_url)
 
 
 # --- main ------------------------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import uuid
 from pathlib import Path
 
 import aio_pika
-import asyncpg
 
+from bard import postgres
 from tests.conftest import AMQP_URL, PG_SERVER
 
 BARD = Path(sys.executable).with_name("bard")
@@ -90,11 +90,7 @@ class Bard:
         return json.loads(out.stdout)
 
     async def drop_services(self) -> None:
-        conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await postgres.drop_database(f"{PG_SERVER}/{self.database}")
         connection = await aio_pika.connect(AMQP_URL)
         async with connection, connection.channel() as channel:
             await channel.queue_delete(self.queue)

@@ -78,16 +78,9 @@ def pg_url() -> Iterator[str]:
         finally:
             await conn.close()
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
     asyncio.run(create())
     yield url
-    asyncio.run(drop())
+    asyncio.run(postgres.drop_database(url))
 
 
 @pytest.fixture

@@ -961,11 +961,7 @@ async def test_postgresql_migration_6_keeps_the_target_rows_and_rewrites_none(
         assert await postgres.migrate(conn) == []
     finally:
         await conn.close()
-        admin = await asyncpg.connect(f"{PG_SERVER}/postgres")
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await postgres.drop_database(url)
 
 
 # --- Batches stored together ----------------------------------------------------------------------------------
@@ -1159,3 +1155,32 @@ async def test_an_unroutable_message_is_refused_and_the_next_ones_still_confirme
     finally:
         await publisher.close()
     assert sorted(m.body for m in await queue.take_all()) == [b'{"n":%d}\n' % n for n in range(3)]
+
+
+@pytest.mark.postgres
+async def test_a_throwaway_database_is_created_once_and_dropped_with_its_sessions() -> None:
+    """bard.postgres.ensure_database and drop_database, which the tests and benchmarks use for their own databases:
+    a name that needs quoting, a second ensure that changes nothing, a drop while a session is still connected."""
+    url = f"{PG_SERVER}/bard_test_Quoted-{uuid.uuid4().hex[:8]}"
+    await postgres.ensure_database(url)
+    await postgres.ensure_database(url)
+    held = await asyncpg.connect(url)
+    try:
+        await postgres.drop_database(url)
+        admin = await asyncpg.connect(f"{PG_SERVER}/postgres")
+        try:
+            assert await admin.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1",
+                                        url.rsplit("/", 1)[1]) == 0
+        finally:
+            await admin.close()
+        assert held.is_closed() or not await _answers(held)
+    finally:
+        await held.close()
+    await postgres.drop_database(url)  # gone already: nothing to do
+
+
+async def _answers(conn: asyncpg.Connection) -> bool:
+    try:
+        return await conn.fetchval("SELECT 1") == 1
+    except (asyncpg.PostgresError, ConnectionError, asyncpg.InterfaceError):
+        return False

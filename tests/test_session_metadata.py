@@ -550,11 +550,7 @@ async def test_the_postgresql_migration_keeps_active_sessions_and_new_batches_fi
         assert await end_everything(settings, pool, ch) == 2
     finally:
         await pool.close()
-        admin = await asyncpg.connect(f"{PG_SERVER}/postgres")
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await postgres.drop_database(url)
 
     filled = ended_row(ch, old)
     assert (filled["browser"], filled["device_type"], filled["entry_path"], filled["viewport_width"]) == (
