@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -142,6 +143,39 @@ def test_sign_in_wrong_token_and_sign_out(browser: Browser, stack: Stack) -> Non
     expect(page).to_have_url(re.compile(r"/login\?next=%2Ffunnels"))
     context.close()
     watch.check()
+
+
+def test_signing_out_while_a_request_is_answered_401_lands_on_the_plain_sign_in(browser: Browser, stack: Stack) -> None:
+    """A request of the page that the cleared cookie fails (401) while the sign-out is on its way must not send
+    the person to a sign-in that would bring them back (``/login?next=...``): held in order here, with routes, as
+    it happens by chance when the sign-out meets a request in flight."""
+    context = browser.new_context()
+    page = context.new_page()
+    watch = Watch(page, stack.url)
+    page.goto(stack.url + "/sessions")
+    sign_in(page, stack, stack.token)
+    expect(page.get_by_role("heading", name="Sessions")).to_be_visible()
+    held: dict[str, Any] = {}
+    page.route(re.compile(r"/v1/sessions(\?|$)"), lambda route: held.setdefault("list", route))
+    page.route("**/logout", lambda route: held.setdefault("logout", route))
+    page.goto(stack.url + "/sessions?app=shop")  # the page, its list held
+    deadline = time.monotonic() + 10
+    while "list" not in held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    # The sign-out (held). As its button does, but without Playwright's wait for the navigation it starts.
+    page.evaluate("document.querySelector('form.signout').requestSubmit()")
+    while "logout" not in held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert set(held) == {"list", "logout"}, held
+    watch.allow(401, "/v1/sessions")
+    held["list"].fulfill(status=401, content_type="application/json",
+                         body='{"error": "unauthorized", "message": "sign in"}')
+    page.wait_for_timeout(200)  # the page's answer to the 401 (it used to navigate to /login?next=...)
+    held["logout"].continue_()
+    expect(page).to_have_url(re.compile(r"/login$"))
+    expect(page.get_by_label("Dashboard token")).to_be_visible()
+    watch.check()
+    context.close()
 
 
 def test_session_list_filters_sorts_pages_and_keeps_its_state_in_the_url(visit: Visit) -> None:

@@ -1,3 +1,4 @@
+import { signOutStarted } from "./api";
 import { match, onLinkClick, useLocation } from "./router";
 import { SessionsPage } from "./pages/SessionsPage";
 import { SessionPage } from "./pages/SessionPage";
@@ -49,7 +50,7 @@ export function App() {
             Funnels
           </a>
         </nav>
-        <form method="post" action="/logout" class="signout">
+        <form method="post" action="/logout" class="signout" onSubmit={signOutStarted}>
           <button type="submit" class="link">Sign out</button>
         </form>
       </header>

@@ -8,9 +8,17 @@ export class ApiError extends Error {
   }
 }
 
+let signingOut = false;
+
+/** The person chose to sign out: a request that the cleared cookie now fails must not send them to a sign-in
+ * that brings them back here (it would race the sign-out's own navigation to /login, and could win). */
+export function signOutStarted(): void {
+  signingOut = true;
+}
+
 /** Sign in again when the cookie has expired, and come back here afterwards. */
 function toLogin(): never {
-  window.location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+  if (!signingOut) window.location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
   throw new ApiError(401, "signed out");
 }
 
