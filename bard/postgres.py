@@ -122,18 +122,27 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 )
 
 
-async def ensure_database(url: str) -> None:
-    """Create the database named in ``url`` if it does not exist (connecting to ``postgres`` to do so)."""
+def _administered(url: str) -> tuple[str, str, str] | None:
+    """For the database named in ``url``: the URL of the server's ``postgres`` database (where databases are
+    created and dropped), the name, and the name quoted as an identifier; None when ``url`` names none."""
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
     if not name:
+        return None
+    return urlunsplit(parts._replace(path="/postgres")), name, '"' + name.replace('"', '""') + '"'
+
+
+async def ensure_database(url: str) -> None:
+    """Create the database named in ``url`` if it does not exist (connecting to ``postgres`` to do so)."""
+    target = _administered(url)
+    if target is None:
         return
+    admin_url, name, quoted = target
     try:
         conn = await asyncpg.connect(url)
     except asyncpg.InvalidCatalogNameError:
-        admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+        admin = await asyncpg.connect(admin_url)
         try:
-            quoted = '"' + name.replace('"', '""') + '"'
             await admin.execute(f"CREATE DATABASE {quoted}")
             log.info("created PostgreSQL database %s", name)
         except asyncpg.DuplicateDatabaseError:
@@ -147,13 +156,12 @@ async def ensure_database(url: str) -> None:
 async def drop_database(url: str) -> None:
     """Drop the database named in ``url`` if it exists, ending its sessions (connecting to ``postgres`` to do so).
     For throwaway databases: the tests' and the benchmarks'."""
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name:
+    target = _administered(url)
+    if target is None:
         return
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    admin_url, _, quoted = target
+    admin = await asyncpg.connect(admin_url)
     try:
-        quoted = '"' + name.replace('"', '""') + '"'
         await admin.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
     finally:
         await admin.close()

@@ -202,8 +202,9 @@ def interleave(
     client: clickhouse_connect.driver.client.Client, definition: FunnelDefinition, plain: str,
     plain_parameters: dict[str, object], repeat: int,
 ) -> None:
-    """Engine and plain windowFunnel one after the other, ``repeat`` pairs: on a shared machine the ratio of
-    each pair is steadier than the ratio of two medians taken minutes apart."""
+    """The engine and a ``windowFunnel`` query (``plain``: unfiltered, or over the same entered sessions) one after
+    the other, ``repeat`` pairs: on a shared machine the ratio of each pair is steadier than the ratio of two
+    medians taken minutes apart."""
     engine_times, window_times, ratios = [], [], []
     for _ in range(repeat):
         started = time.perf_counter()

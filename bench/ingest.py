@@ -722,16 +722,15 @@ def read_grouping(base: str) -> float | None:
     up every worker process; None when it cannot be read."""
     import urllib.request
 
+    from prometheus_client.parser import text_string_to_metric_families
+
     try:
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:
             text = answer.read().decode()
     except OSError:
         return None
-    totals = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in ("bard_agent_api_batches_accepted_total", "bard_agent_api_groups_stored_total"):
-            totals[name] = float(value)
+    totals = {sample.name: sample.value for family in text_string_to_metric_families(text)
+              for sample in family.samples if not sample.labels}
     groups = totals.get("bard_agent_api_groups_stored_total")
     return round(totals["bard_agent_api_batches_accepted_total"] / groups, 2) if groups else None
 
