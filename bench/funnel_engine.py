@@ -46,6 +46,7 @@ import clickhouse_connect
 import clickhouse_connect.driver.client
 from sqlglot import exp
 
+from bench import machine
 from clickhouse.sql import QueryParameters, and_, call, column, number, or_, render, table
 from funnels import AllIds, AppNameFilter, FunnelDefinition, IdPage, StartedFilter, Step, evaluate_funnel
 from funnels.compiler import FunnelCompiler
@@ -266,6 +267,8 @@ def main() -> None:
         measure(args.dir, args.measure, args.repeat)
         return
 
+    # The VM's speed drifts within a day (bench/machine.py): said before and after, beside the figures.
+    print(f"machine speed before: {machine.describe(machine.speed())}", flush=True)
     fresh = not args.dir or not Path(args.dir).exists()
     directory = args.dir or tempfile.mkdtemp(prefix="bard-funnel-bench-")
     me = [sys.executable, "-m", "bench.funnel_engine", "--dir", directory]
@@ -295,6 +298,7 @@ def main() -> None:
                     f"{name} pairs: engine median {r['median']:.3f} s, windowFunnel median "
                     f"{r['window_funnel_median']:.3f} s, median ratio {r['ratio_median']:.2f}"
                 )
+        print(f"machine speed after: {machine.describe(machine.speed())}")
     finally:
         if not args.dir:
             shutil.rmtree(directory, ignore_errors=True)

@@ -85,6 +85,7 @@ from clickhouse.consumer import Consumer  # noqa: E402
 from tests import bardrr_events as bardrr  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
+import machine  # noqa: E402
 from cpu_split import shares_since, snapshot  # noqa: E402
 
 BARD = Path(sys.executable).with_name("bard")
@@ -701,7 +702,7 @@ def consumer_only(args: argparse.Namespace) -> None:
         finally:
             asyncio.run(drop_services(env, args.postgres))
     messages = max(1, published // EVENTS_PER_BATCH)
-    report = {"machine": {"cores": os.cpu_count(), "load_average_1m": os.getloadavg()[0]},
+    report = {"machine": {"cores": os.cpu_count(), "load_average_1m": os.getloadavg()[0], "speed": args.machine_speed},
               "published_events": published, "landed_events": run["landed"],
               "all_landed_once": run["landed"] == published, "wall_s": run["wall_s"],
               "landed_per_s": round(published / run["wall_s"], 1), "cpu_s": run["cpu_s"],
@@ -710,7 +711,8 @@ def consumer_only(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"machine: {os.cpu_count()} cores, load average {report['machine']['load_average_1m']:.2f}")
+    print(f"machine: {os.cpu_count()} cores, load average {report['machine']['load_average_1m']:.2f}; "
+          f"before the run: {machine.describe(args.machine_speed)}")
     print(f"consumer alone: {published} events ({messages} messages) landed in {run['wall_s']} s: "
           f"{report['landed_per_s']:.0f} events/s; CPU {run['cpu_s']} s ({report['cpu_us_per_message']} us per "
           f"message, chDB included); batches {run['batches']}; all landed once: {report['all_landed_once']}; "
@@ -737,6 +739,7 @@ def read_grouping(base: str) -> float | None:
 
 def main() -> None:
     args = arguments()
+    args.machine_speed = machine.speed()  # before Bard starts: the VM's own speed, which drifts (bench/machine.py)
     if args.readers and not args.up:
         raise SystemExit("--readers needs --up (the replayer API shares bard up's process)")
     if args.consumer_only:
@@ -784,7 +787,7 @@ def main() -> None:
 
     seconds = load.ended - load.started
     report = {
-        "machine": {"cores": os.cpu_count(), "load_average_1m": os.getloadavg()[0]},
+        "machine": {"cores": os.cpu_count(), "load_average_1m": os.getloadavg()[0], "speed": args.machine_speed},
         "settings": {k: v for k, v in vars(args).items() if k not in ("json", "postgres", "amqp", "dashboard_token")},
         "target_events_per_s": args.agents * args.rate,
         "load_seconds": round(seconds, 2),
@@ -833,7 +836,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"machine: {report['machine']['cores']} cores, load average {report['machine']['load_average_1m']:.2f}")
+    print(f"machine: {report['machine']['cores']} cores, load average {report['machine']['load_average_1m']:.2f}; "
+          f"before the run: {machine.describe(args.machine_speed)}")
     print(f"target {report['target_events_per_s']:.0f} events/s from {args.agents} agents for {seconds:.1f} s "
           + ("(bard up: one process)" if args.up else f"({args.workers} agent API workers)"))
     generator = report["generator_cpu"]
