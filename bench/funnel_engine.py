@@ -268,7 +268,7 @@ def main() -> None:
         return
 
     # The VM's speed drifts within a day (bench/machine.py): said before and after, beside the figures.
-    print(f"machine speed before: {machine.describe(machine.speed())}", flush=True)
+    print(f"machine speed before: {machine.describe(machine.measured_apart())}", flush=True)
     fresh = not args.dir or not Path(args.dir).exists()
     directory = args.dir or tempfile.mkdtemp(prefix="bard-funnel-bench-")
     me = [sys.executable, "-m", "bench.funnel_engine", "--dir", directory]
@@ -298,7 +298,7 @@ def main() -> None:
                     f"{name} pairs: engine median {r['median']:.3f} s, windowFunnel median "
                     f"{r['window_funnel_median']:.3f} s, median ratio {r['ratio_median']:.2f}"
                 )
-        print(f"machine speed after: {machine.describe(machine.speed())}")
+        print(f"machine speed after: {machine.describe(machine.measured_apart())}")
     finally:
         if not args.dir:
             shutil.rmtree(directory, ignore_errors=True)

@@ -691,7 +691,7 @@ async def consume_preloaded(args: argparse.Namespace, env: dict[str, str], publi
             "batches": {"by_size": consumer.stats.batches_by_size, "by_time": consumer.stats.batches_by_time}}
 
 
-def consumer_only(args: argparse.Namespace) -> None:
+def consumer_only(args: argparse.Namespace, speed: dict[str, Any]) -> None:
     suffix = uuid.uuid4().hex[:10]
     with tempfile.TemporaryDirectory(prefix="bard-bench-") as tmp:
         env = environment(args, Path(tmp), suffix, 0)
@@ -702,7 +702,7 @@ def consumer_only(args: argparse.Namespace) -> None:
         finally:
             asyncio.run(drop_services(env, args.postgres))
     messages = max(1, published // EVENTS_PER_BATCH)
-    report = {"machine": {"cores": os.cpu_count(), "load_average_1m": os.getloadavg()[0], "speed": args.machine_speed},
+    report = {"machine": {"cores": os.cpu_count(), "load_average_1m": os.getloadavg()[0], "speed": speed},
               "published_events": published, "landed_events": run["landed"],
               "all_landed_once": run["landed"] == published, "wall_s": run["wall_s"],
               "landed_per_s": round(published / run["wall_s"], 1), "cpu_s": run["cpu_s"],
@@ -712,7 +712,7 @@ def consumer_only(args: argparse.Namespace) -> None:
         print(json.dumps(report, indent=2))
         return
     print(f"machine: {os.cpu_count()} cores, load average {report['machine']['load_average_1m']:.2f}; "
-          f"before the run: {machine.describe(args.machine_speed)}")
+          f"before the run: {machine.describe(speed)}")
     print(f"consumer alone: {published} events ({messages} messages) landed in {run['wall_s']} s: "
           f"{report['landed_per_s']:.0f} events/s; CPU {run['cpu_s']} s ({report['cpu_us_per_message']} us per "
           f"message, chDB included); batches {run['batches']}; all landed once: {report['all_landed_once']}; "
@@ -739,11 +739,11 @@ def read_grouping(base: str) -> float | None:
 
 def main() -> None:
     args = arguments()
-    args.machine_speed = machine.speed()  # before Bard starts: the VM's own speed, which drifts (bench/machine.py)
     if args.readers and not args.up:
         raise SystemExit("--readers needs --up (the replayer API shares bard up's process)")
+    speed = machine.measured_apart()  # before Bard starts: the VM's own speed, which drifts (bench/machine.py)
     if args.consumer_only:
-        consumer_only(args)
+        consumer_only(args, speed)
         return
     suffix = uuid.uuid4().hex[:10]
     port = args.port or free_port()
@@ -787,7 +787,7 @@ def main() -> None:
 
     seconds = load.ended - load.started
     report = {
-        "machine": {"cores": os.cpu_count(), "load_average_1m": os.getloadavg()[0], "speed": args.machine_speed},
+        "machine": {"cores": os.cpu_count(), "load_average_1m": os.getloadavg()[0], "speed": speed},
         "settings": {k: v for k, v in vars(args).items() if k not in ("json", "postgres", "amqp", "dashboard_token")},
         "target_events_per_s": args.agents * args.rate,
         "load_seconds": round(seconds, 2),
@@ -837,7 +837,7 @@ def main() -> None:
         print(json.dumps(report, indent=2))
         return
     print(f"machine: {report['machine']['cores']} cores, load average {report['machine']['load_average_1m']:.2f}; "
-          f"before the run: {machine.describe(args.machine_speed)}")
+          f"before the run: {machine.describe(speed)}")
     print(f"target {report['target_events_per_s']:.0f} events/s from {args.agents} agents for {seconds:.1f} s "
           + ("(bard up: one process)" if args.up else f"({args.workers} agent API workers)"))
     generator = report["generator_cpu"]
