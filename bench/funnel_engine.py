@@ -62,7 +62,8 @@ STEPS = (
 )
 METHODS = ("engine", "window_funnel", "engine_all_ids", "engine_page", "window_funnel_entered", "interleaved",
            "ordered_window", "interleaved_window", "strict", "any", "exclusion", "breakdown", "steps30",
-           "window_funnel_strict", "interleaved_strict", "interleaved_window_entered")
+           "window_funnel_strict", "interleaved_strict", "interleaved_window_entered", "unfiltered",
+           "interleaved_unfiltered_window")
 WINDOW_SECONDS = 1800
 
 
@@ -93,6 +94,11 @@ def variant(name: str) -> FunnelDefinition:
         return replace(base, breakdown=Breakdown("browser", 10))
     if name == "steps30":
         return replace(base, steps=STEPS * 6)
+    # No session filter: every ended session enters, and the events skip the entered-set test (funnels.compiler).
+    if name == "unfiltered":
+        return replace(base, filters=())
+    if name == "unfiltered_window":
+        return replace(base, filters=(), window_seconds=WINDOW_SECONDS)
     raise SystemExit(f"unknown method {name}")
 
 
@@ -168,6 +174,10 @@ def measure(directory: str, method: str, repeat: int) -> None:
     if method == "interleaved_window":
         windowed, windowed_parameters = plain_window_funnel_query(WINDOW_SECONDS * 1000)
         interleave(client, variant("ordered_window"), windowed, windowed_parameters, repeat)
+        return
+    if method == "interleaved_unfiltered_window":
+        windowed, windowed_parameters = plain_window_funnel_query(WINDOW_SECONDS * 1000)
+        interleave(client, variant("unfiltered_window"), windowed, windowed_parameters, repeat)
         return
     if method in ("interleaved_strict", "interleaved_window_entered"):
         shape = variant("strict" if method == "interleaved_strict" else "ordered_window")
@@ -291,7 +301,8 @@ def main() -> None:
         if "engine" in results and "window_funnel" in results:
             ratio = results["engine"]["median"] / results["window_funnel"]["median"]
             print(f"ratio of medians, engine / plain windowFunnel: {ratio:.2f}")
-        for name in ("interleaved", "interleaved_window", "interleaved_strict", "interleaved_window_entered"):
+        for name in ("interleaved", "interleaved_window", "interleaved_strict", "interleaved_window_entered",
+                     "interleaved_unfiltered_window"):
             if name in results:
                 r = results[name]
                 print(

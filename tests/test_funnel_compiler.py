@@ -274,3 +274,19 @@ def test_a_page_prefix_is_shape_and_its_path_a_value() -> None:
     assert "startsWith(label, {p" in page("/blog/*") and "startsWith" not in page("/blog/")
     compiled = compile_funnel(FunnelDefinition(name="p", steps=(Step("page", "/b'log/*"),)), "b")
     assert "/b'log/" in compiled.parameters.values() and "log" not in compiled.sql
+
+
+@pytest.mark.parametrize("order", ["ordered", "strict", "any"])
+def test_events_are_tested_against_the_entered_set_only_under_a_filter(order: str) -> None:
+    """Without a session filter every ended session enters, so the events skip the per-event set test and the
+    join with ``entered`` alone keeps other sessions out (the behaviour: test_funnel_evaluation); with a filter
+    (the definition's or the request's) the test stays."""
+    test = "session_id IN (SELECT session_id FROM entered)"
+    bare = FunnelDefinition(name="f", steps=(Step("click", "a"), Step("click", "b")), order=order)
+    filtered = FunnelDefinition(name="f", steps=bare.steps, order=order, filters=(AppNameFilter(names=("shop",)),))
+    assert test not in FunnelCompiler(bare, "bard").counts_query().sql
+    assert test in FunnelCompiler(filtered, "bard").counts_query().sql
+    assert test in FunnelCompiler(bare, "bard", (StartedFilter(start=dt.date(2026, 2, 1)),)).counts_query().sql
+    for query in (FunnelCompiler(bare, "bard").all_ids_query(),
+                  FunnelCompiler(bare, "bard").step_sessions_query(1, "completed", 10, 0, None)):
+        assert test not in query.sql and "LEFT JOIN" in query.sql

@@ -104,21 +104,20 @@ SELECT
   v2,
   v3,
   v4,
-  v5,
+  v4,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
-  v7
+  v6
 FROM (
   SELECT
     countIf(level >= 0) AS v0,
     countIf(level < 0) AS v1,
     countIf(level >= 1) AS v2,
     countIf(level >= 2) AS v3,
-    quantilesExactInclusiveIf(0.5, 0.9)(d2, ok2) AS v4,
-    quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v5,
+    quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v4,
     groupArrayIf(s2, level >= 2) AS h2,
-    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 2)]) AS v7
+    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 2)]) AS v6
   FROM levels
 ) AS summary;
 
@@ -228,29 +227,28 @@ SELECT
   v2,
   v3,
   v4,
-  v5,
+  v4,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  v6,
   v7,
   v8,
   v9,
-  v10,
-  v11
+  v10
 FROM (
   SELECT
     countIf(level >= 0) AS v0,
     countIf(level < 0) AS v1,
     countIf(level >= 1) AS v2,
     countIf(level >= 2) AS v3,
-    quantilesExactInclusiveIf(0.5, 0.9)(d2, ok2) AS v4,
-    quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v5,
+    quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v4,
     groupArrayIf(s2, level >= 2) AS h2,
-    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 2)]) AS v7,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v8,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v9,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)) AS v10,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)) AS v11
+    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 2)]) AS v6,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v7,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v8,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)) AS v9,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)) AS v10
   FROM levels
 ) AS summary;
 

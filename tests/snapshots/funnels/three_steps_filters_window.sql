@@ -130,16 +130,16 @@ SELECT
   v3,
   v4,
   v5,
-  v6,
+  v5,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  v7,
   v8,
-  v9,
   arrayMin(h3) AS lo3,
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
-  v11
+  v10
 FROM (
   SELECT
     countIf(level >= 0) AS v0,
@@ -147,13 +147,12 @@ FROM (
     countIf(level >= 1) AS v2,
     countIf(level >= 2) AS v3,
     countIf(level >= 3) AS v4,
-    quantilesExactInclusiveIf(0.5, 0.9)(d2, ok2) AS v5,
-    quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v6,
+    quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v5,
     groupArrayIf(s2, level >= 2) AS h2,
-    quantilesExactInclusiveIf(0.5, 0.9)(d3, ok3) AS v8,
-    quantilesExactInclusiveIf(0.5, 0.9)(s3, ok3) AS v9,
+    quantilesExactInclusiveIf(0.5, 0.9)(d3, ok3) AS v7,
+    quantilesExactInclusiveIf(0.5, 0.9)(s3, ok3) AS v8,
     groupArrayIf(s3, level >= 3) AS h3,
-    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]) AS v11
+    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]) AS v10
   FROM levels
 ) AS summary;
 
@@ -289,22 +288,22 @@ SELECT
   v3,
   v4,
   v5,
-  v6,
+  v5,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  v7,
   v8,
-  v9,
   arrayMin(h3) AS lo3,
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
   arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
+  v10,
   v11,
   v12,
   v13,
   v14,
   v15,
-  v16,
-  v17
+  v16
 FROM (
   SELECT
     countIf(level >= 0) AS v0,
@@ -312,19 +311,18 @@ FROM (
     countIf(level >= 1) AS v2,
     countIf(level >= 2) AS v3,
     countIf(level >= 3) AS v4,
-    quantilesExactInclusiveIf(0.5, 0.9)(d2, ok2) AS v5,
-    quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v6,
+    quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v5,
     groupArrayIf(s2, level >= 2) AS h2,
-    quantilesExactInclusiveIf(0.5, 0.9)(d3, ok3) AS v8,
-    quantilesExactInclusiveIf(0.5, 0.9)(s3, ok3) AS v9,
+    quantilesExactInclusiveIf(0.5, 0.9)(d3, ok3) AS v7,
+    quantilesExactInclusiveIf(0.5, 0.9)(s3, ok3) AS v8,
     groupArrayIf(s3, level >= 3) AS h3,
-    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]) AS v11,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v12,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v13,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)) AS v14,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)) AS v15,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 3)) AS v16,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 2)) AS v17
+    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]) AS v10,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v11,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v12,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)) AS v13,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)) AS v14,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 3)) AS v15,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 2)) AS v16
   FROM levels
 ) AS summary;
 
