@@ -171,13 +171,10 @@ def measure(directory: str, method: str, repeat: int) -> None:
     if method == "interleaved":
         interleave(client, definition, plain, plain_parameters, repeat)
         return
-    if method == "interleaved_window":
+    if method in ("interleaved_window", "interleaved_unfiltered_window"):
         windowed, windowed_parameters = plain_window_funnel_query(WINDOW_SECONDS * 1000)
-        interleave(client, variant("ordered_window"), windowed, windowed_parameters, repeat)
-        return
-    if method == "interleaved_unfiltered_window":
-        windowed, windowed_parameters = plain_window_funnel_query(WINDOW_SECONDS * 1000)
-        interleave(client, variant("unfiltered_window"), windowed, windowed_parameters, repeat)
+        shape = variant("ordered_window" if method == "interleaved_window" else "unfiltered_window")
+        interleave(client, shape, windowed, windowed_parameters, repeat)
         return
     if method in ("interleaved_strict", "interleaved_window_entered"):
         shape = variant("strict" if method == "interleaved_strict" else "ordered_window")
