@@ -21,6 +21,7 @@ from funnels.compiler import CompiledQuery, FunnelCompiler
 from funnels.definition import FunnelDefinition, SessionFilter
 from funnels.errors import FunnelQueryFailed
 from funnels.results import (
+    HISTOGRAM_BINS,
     AllIds,
     FunnelResult,
     Histogram,
@@ -83,7 +84,10 @@ def read_summary(definition: FunnelDefinition, row: Sequence[Any]) -> tuple[Funn
     timing: list[tuple[list[float | None], list[float | None], Histogram | None]] = [([None, None], [None, None], None)]
     for k in range(1, n):
         from_previous, from_start = [_median(v) for v in next(values)], [_median(v) for v in next(values)]
-        lower, width, counts = int(next(values)), int(next(values)), [int(c) for c in next(values)]
+        lower, width, (bins, in_bins) = int(next(values)), int(next(values)), next(values)
+        counts = [0] * HISTOGRAM_BINS
+        for b, count in zip(bins, in_bins, strict=True):
+            counts[int(b)] = int(count)
         histogram = Histogram(lower_ms=lower, bin_ms=width, counts=counts) if completed[k] else None
         if not completed[k]:
             from_previous, from_start = [None, None], [None, None]

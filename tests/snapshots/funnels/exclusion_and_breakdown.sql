@@ -113,12 +113,20 @@ SELECT
   v5,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
-  arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  arrayReduce(
+    'sumMap',
+    [arrayMap(x -> intDiv(x - lo2, bw2), h2)],
+    [arrayWithConstant(LENGTH(h2), toUInt64(1))]
+  ),
   v7,
   v8,
   arrayMin(h3) AS lo3,
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
-  arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
+  arrayReduce(
+    'sumMap',
+    [arrayMap(x -> intDiv(x - lo3, bw3), h3)],
+    [arrayWithConstant(LENGTH(h3), toUInt64(1))]
+  ),
   v10,
   v11
 FROM (
@@ -259,12 +267,20 @@ SELECT
   v5,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
-  arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  arrayReduce(
+    'sumMap',
+    [arrayMap(x -> intDiv(x - lo2, bw2), h2)],
+    [arrayWithConstant(LENGTH(h2), toUInt64(1))]
+  ),
   v7,
   v8,
   arrayMin(h3) AS lo3,
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
-  arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
+  arrayReduce(
+    'sumMap',
+    [arrayMap(x -> intDiv(x - lo3, bw3), h3)],
+    [arrayWithConstant(LENGTH(h3), toUInt64(1))]
+  ),
   v10,
   v11,
   v12,

@@ -143,22 +143,38 @@ SELECT
   v7,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
-  arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  arrayReduce(
+    'sumMap',
+    [arrayMap(x -> intDiv(x - lo2, bw2), h2)],
+    [arrayWithConstant(LENGTH(h2), toUInt64(1))]
+  ),
   v9,
   v10,
   arrayMin(h3) AS lo3,
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
-  arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
+  arrayReduce(
+    'sumMap',
+    [arrayMap(x -> intDiv(x - lo3, bw3), h3)],
+    [arrayWithConstant(LENGTH(h3), toUInt64(1))]
+  ),
   v12,
   v13,
   arrayMin(h4) AS lo4,
   intDiv(arrayMax(h4) - lo4, 10) + 1 AS bw4,
-  arrayMap(b -> arrayCount(x -> intDiv(x - lo4, bw4) = b, h4), range(10)),
+  arrayReduce(
+    'sumMap',
+    [arrayMap(x -> intDiv(x - lo4, bw4), h4)],
+    [arrayWithConstant(LENGTH(h4), toUInt64(1))]
+  ),
   v15,
   v16,
   arrayMin(h5) AS lo5,
   intDiv(arrayMax(h5) - lo5, 10) + 1 AS bw5,
-  arrayMap(b -> arrayCount(x -> intDiv(x - lo5, bw5) = b, h5), range(10)),
+  arrayReduce(
+    'sumMap',
+    [arrayMap(x -> intDiv(x - lo5, bw5), h5)],
+    [arrayWithConstant(LENGTH(h5), toUInt64(1))]
+  ),
   v18
 FROM (
   SELECT
@@ -329,22 +345,38 @@ SELECT
   v7,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
-  arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  arrayReduce(
+    'sumMap',
+    [arrayMap(x -> intDiv(x - lo2, bw2), h2)],
+    [arrayWithConstant(LENGTH(h2), toUInt64(1))]
+  ),
   v9,
   v10,
   arrayMin(h3) AS lo3,
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
-  arrayMap(b -> arrayCount(x -> intDiv(x - lo3, bw3) = b, h3), range(10)),
+  arrayReduce(
+    'sumMap',
+    [arrayMap(x -> intDiv(x - lo3, bw3), h3)],
+    [arrayWithConstant(LENGTH(h3), toUInt64(1))]
+  ),
   v12,
   v13,
   arrayMin(h4) AS lo4,
   intDiv(arrayMax(h4) - lo4, 10) + 1 AS bw4,
-  arrayMap(b -> arrayCount(x -> intDiv(x - lo4, bw4) = b, h4), range(10)),
+  arrayReduce(
+    'sumMap',
+    [arrayMap(x -> intDiv(x - lo4, bw4), h4)],
+    [arrayWithConstant(LENGTH(h4), toUInt64(1))]
+  ),
   v15,
   v16,
   arrayMin(h5) AS lo5,
   intDiv(arrayMax(h5) - lo5, 10) + 1 AS bw5,
-  arrayMap(b -> arrayCount(x -> intDiv(x - lo5, bw5) = b, h5), range(10)),
+  arrayReduce(
+    'sumMap',
+    [arrayMap(x -> intDiv(x - lo5, bw5), h5)],
+    [arrayWithConstant(LENGTH(h5), toUInt64(1))]
+  ),
   v18,
   v19,
   v20,

@@ -107,7 +107,11 @@ SELECT
   v4,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
-  arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  arrayReduce(
+    'sumMap',
+    [arrayMap(x -> intDiv(x - lo2, bw2), h2)],
+    [arrayWithConstant(LENGTH(h2), toUInt64(1))]
+  ),
   v6
 FROM (
   SELECT
@@ -230,7 +234,11 @@ SELECT
   v4,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
-  arrayMap(b -> arrayCount(x -> intDiv(x - lo2, bw2) = b, h2), range(10)),
+  arrayReduce(
+    'sumMap',
+    [arrayMap(x -> intDiv(x - lo2, bw2), h2)],
+    [arrayWithConstant(LENGTH(h2), toUInt64(1))]
+  ),
   v6,
   v7,
   v8,
