@@ -47,7 +47,8 @@ Public interface:
 - :func:`evaluate_funnel` (client, database, definition, extra_filters=(), ids=NoIds()|AllIds()|IdPage(...))
   -> :class:`FunnelResult` (``entered``; per step :class:`StepResult`: ``completed``, ``dropped``, conversions,
   ``median_ms_from_previous``, ``completed_ids``, ``dropped_ids``). Blocking: call it off the event loop.
-  One query per call. Ids are ``uuid.UUID``, ordered by their text (``sorted(ids, key=str)``).
+  One query per call, compiled once for the same input (:func:`funnels.compiler.compiled` keeps the latest
+  256). Ids are ``uuid.UUID``, ordered by their text (``sorted(ids, key=str)``).
 - :func:`step_sessions` (one step's completed or dropped sessions, one page by offset or ``after`` cursor, for
   ``/v1`` listings: each a :class:`ReachedSession` with its ``session_id``, ``level`` and ``reached_at_ms``, the
   moments it reached steps 1..level).

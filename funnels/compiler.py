@@ -63,7 +63,9 @@ window (tested): both take the deepest chain over every step-1 event. It differs
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -584,6 +586,74 @@ def _check_page(limit: int, offset: int, after: uuid.UUID | None) -> None:
         raise InvalidFunnel("after", "must be a session id")
     if after is not None and offset:
         raise InvalidFunnel("offset", "give either an offset or a cursor (after), not both")
+
+
+QueryKind = Literal["counts_query", "all_ids_query", "page_ids_query", "step_sessions_query", "window_funnel_levels"]
+
+COMPILED_QUERIES_KEPT = 256
+"""How many compiled queries :func:`compiled` keeps (least recently used out first): a few KB of text each."""
+
+
+class _CompiledQueries:
+    """The compiled queries of recent evaluations, keyed by the exact encoding of what they were compiled from.
+
+    A funnel is evaluated again and again as it is looked at (its results, each page of a step's sessions), and
+    compiling costs more than the query's own planning: ~7 ms for a 5-step windowed funnel (building and
+    rendering the sqlglot tree), against ~150 ms for the query over 10 M events (BENCHMARKS.md). The key is the
+    MessagePack of the definition, the extra filters and the arguments, which keeps types apart (``1``, ``1.0``
+    and ``True``; a date and a datetime; JSON would write infinity as null), so only an input equal in type and
+    value meets a compiled query; what was compiled was validated first, and an input that fails validation
+    raises and is never kept."""
+
+    def __init__(self, kept: int) -> None:
+        self.kept = kept
+        self.hits = 0
+        self.misses = 0
+        self._queries: OrderedDict[bytes, CompiledQuery] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, kind: QueryKind, definition: FunnelDefinition, database: str,
+            extra_filters: Sequence[SessionFilter], arguments: tuple[Any, ...]) -> CompiledQuery:
+        try:
+            key = msgspec.msgpack.encode([kind, database, definition, list(extra_filters), list(arguments)])
+        except (TypeError, msgspec.EncodeError):
+            key = None  # something MessagePack cannot hold: compile it every time
+        if key is not None:
+            with self._lock:
+                query = self._queries.get(key)
+                if query is not None:
+                    self._queries.move_to_end(key)
+                    self.hits += 1
+                    # A dict of its own for each caller: nothing a caller does reaches the kept query.
+                    return CompiledQuery(sql=query.sql, parameters=dict(query.parameters))
+        query = getattr(FunnelCompiler(definition, database, extra_filters), kind)(*arguments)
+        if key is not None:
+            with self._lock:
+                self.misses += 1
+                self._queries[key] = CompiledQuery(sql=query.sql, parameters=dict(query.parameters))
+                while len(self._queries) > self.kept:
+                    self._queries.popitem(last=False)
+        return query
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queries.clear()
+            self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._queries)
+
+
+COMPILED = _CompiledQueries(COMPILED_QUERIES_KEPT)
+
+
+def compiled(
+    kind: QueryKind, definition: FunnelDefinition, database: str, extra_filters: Sequence[SessionFilter] = (),
+    *arguments: Any,
+) -> CompiledQuery:
+    """``FunnelCompiler(definition, database, extra_filters).<kind>(*arguments)``, compiled once for the same
+    input (:class:`_CompiledQueries`). Raises :class:`~funnels.errors.InvalidFunnel` as the compiler does."""
+    return COMPILED.get(kind, definition, database, extra_filters, arguments)
 
 
 def compile_funnel(

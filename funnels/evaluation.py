@@ -1,6 +1,7 @@
 """Running compiled funnels on a clickhouse-connect client and shaping the answer.
 
-Execution lives here, compilation in :mod:`funnels.compiler`. Every call blocks (chDB and the HTTP client alike),
+Execution lives here, compilation in :mod:`funnels.compiler` (through :func:`funnels.compiler.compiled`,
+which keeps the queries of recent evaluations). Every call blocks (chDB and the HTTP client alike),
 so async callers use ``asyncio.to_thread``; with chDB, one client serialises its calls.
 """
 
@@ -17,7 +18,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from funnels.compiler import CompiledQuery, FunnelCompiler
+from funnels.compiler import CompiledQuery, compiled
 from funnels.definition import FunnelDefinition, SessionFilter
 from funnels.errors import FunnelQueryFailed
 from funnels.results import (
@@ -57,13 +58,12 @@ def evaluate_funnel(
 
     One query in every case; with ids, counts and ids come from the same query and always agree.
     """
-    compiler = FunnelCompiler(definition, database, extra_filters)
     if isinstance(ids, AllIds):
-        query = compiler.all_ids_query()
+        query = compiled("all_ids_query", definition, database, extra_filters)
     elif isinstance(ids, IdPage) and ids.limit != 0:
-        query = compiler.page_ids_query(ids.limit, ids.offset, ids.after)
+        query = compiled("page_ids_query", definition, database, extra_filters, ids.limit, ids.offset, ids.after)
     else:
-        query = compiler.counts_query()
+        query = compiled("counts_query", definition, database, extra_filters)
     row = _run(client, query)[0]
     summary, id_lists = read_summary(definition, row)
     n = len(definition.steps)
@@ -145,9 +145,8 @@ def step_sessions(
     ``str(id)``, each with its level and the moments it reached its steps; ``after`` is a cursor (the last id of
     the previous page) used instead of ``offset``. ``breakdown_value`` keeps the sessions of one breakdown value,
     ``breakdown_other`` (the top values, :func:`funnels.results.top_values`) those of the "other" row."""
-    query = FunnelCompiler(definition, database, extra_filters).step_sessions_query(
-        step_number, outcome, limit, offset, after, breakdown_value, breakdown_other
-    )
+    query = compiled("step_sessions_query", definition, database, extra_filters,
+                     step_number, outcome, limit, offset, after, breakdown_value, breakdown_other)
     return [
         ReachedSession(session_id=session_id, level=int(level), reached_at_ms=[int(t) for t in reached_at])
         for session_id, level, reached_at in _run(client, query)
@@ -158,7 +157,7 @@ def window_funnel_levels(
     client: Client, database: str, definition: FunnelDefinition, extra_filters: Sequence[SessionFilter] = ()
 ) -> dict[int, int]:
     """Sessions per level by ClickHouse's ``windowFunnel`` (for comparison; see :mod:`funnels.compiler`)."""
-    query = FunnelCompiler(definition, database, extra_filters).window_funnel_levels()
+    query = compiled("window_funnel_levels", definition, database, extra_filters)
     return {int(level): int(count) for level, count in _run(client, query)}
 
 

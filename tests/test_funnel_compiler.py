@@ -290,3 +290,108 @@ def test_events_are_tested_against_the_entered_set_only_under_a_filter(order: st
     for query in (FunnelCompiler(bare, "bard").all_ids_query(),
                   FunnelCompiler(bare, "bard").step_sessions_query(1, "completed", 10, 0, None)):
         assert test not in query.sql and "LEFT JOIN" in query.sql
+
+
+# --- compiled queries kept for the next evaluation (funnels.compiler.compiled) -----------------------------------
+
+QUERY_KINDS: list[tuple[str, tuple[Any, ...]]] = [
+    ("counts_query", ()),
+    ("all_ids_query", ()),
+    ("page_ids_query", (100, 0, None)),
+    ("page_ids_query", (10, 0, uuid.UUID(int=7))),
+    ("step_sessions_query", (2, "dropped", 50, 0, None, None, None)),
+    ("window_funnel_levels", ()),
+]
+
+
+@pytest.fixture
+def kept() -> Any:
+    from funnels.compiler import COMPILED
+
+    COMPILED.clear()
+    yield COMPILED
+    COMPILED.clear()
+
+
+@pytest.mark.parametrize(("kind", "arguments"), QUERY_KINDS, ids=[f"{k}{len(a)}" for k, a in QUERY_KINDS])
+def test_a_kept_query_is_the_query_compiled_afresh(kept: Any, kind: str, arguments: tuple[Any, ...]) -> None:
+    from funnels.compiler import compiled
+
+    shape = definition(["a", "b", "c"], window=600)
+    extra = (DurationFilter(max_ms=60_000),)
+    fresh = getattr(FunnelCompiler(shape, "bard", extra), kind)(*arguments)
+    first = compiled(kind, shape, "bard", extra, *arguments)  # type: ignore[arg-type]
+    again = compiled(kind, shape, "bard", extra, *arguments)  # type: ignore[arg-type]
+    assert (kept.misses, kept.hits) == (1, 1)
+    assert first == fresh and again == fresh
+
+
+def test_each_caller_gets_its_own_parameters(kept: Any) -> None:
+    from funnels.compiler import compiled
+
+    shape = definition(["a", "b"])
+    first = compiled("counts_query", shape, "bard")
+    first.parameters["p0"] = "tampered"
+    first.parameters.clear()
+    assert compiled("counts_query", shape, "bard") == FunnelCompiler(shape, "bard").counts_query()
+
+
+def test_other_values_are_other_entries_with_the_same_text(kept: Any) -> None:
+    from funnels.compiler import compiled
+
+    one = compiled("counts_query", definition(["a", "b"]), "bard")
+    other = compiled("counts_query", definition(["a", "z"]), "bard")
+    elsewhere = compiled("counts_query", definition(["a", "b"]), "other_db")
+    later = compiled("counts_query", definition(["a", "b"]), "bard", (DurationFilter(min_ms=5),))
+    assert (kept.misses, kept.hits, len(kept)) == (4, 0, 4)
+    assert one.sql == other.sql and one.parameters != other.parameters
+    assert "other_db." in elsewhere.sql and "other_db." not in one.sql
+    assert later.sql != one.sql
+
+
+@pytest.mark.parametrize(
+    ("kind", "good", "bad", "field"),
+    [
+        ("page_ids_query", (1, 0, None), (True, 0, None), "limit"),
+        ("page_ids_query", (5, 0, None), (5, False, None), "offset"),
+        ("step_sessions_query", (1, "completed", 10, 0, None), (True, "completed", 10, 0, None), "step"),
+    ],
+    ids=["limit-true-after-1", "offset-false-after-0", "step-true-after-1"],
+)
+def test_an_argument_equal_in_value_but_not_in_type_is_still_refused(
+    kept: Any, kind: str, good: tuple[Any, ...], bad: tuple[Any, ...], field: str
+) -> None:
+    from funnels.compiler import compiled
+
+    shape = definition(["a", "b"])
+    compiled(kind, shape, "bard", (), *good)  # type: ignore[arg-type]
+    with pytest.raises(InvalidFunnel) as refused:
+        compiled(kind, shape, "bard", (), *bad)  # type: ignore[arg-type]
+    assert refused.value.path == field
+    assert len(kept) == 1
+
+
+def test_a_definition_equal_in_value_but_not_in_type_is_still_refused(kept: Any) -> None:
+    from funnels.compiler import compiled
+
+    compiled("counts_query", definition(["a", "b"], window=1), "bard")
+    with pytest.raises(InvalidFunnel) as refused:
+        compiled("counts_query", definition(["a", "b"], window=True), "bard")  # type: ignore[arg-type]
+    assert refused.value.path == "window_seconds"
+    assert len(kept) == 1
+
+
+def test_the_least_recently_used_query_goes_first() -> None:
+    from funnels.compiler import _CompiledQueries
+
+    queries = _CompiledQueries(2)
+    a, b, c = (definition([label, "x"]) for label in "abc")
+    queries.get("counts_query", a, "bard", (), ())
+    queries.get("counts_query", b, "bard", (), ())
+    queries.get("counts_query", a, "bard", (), ())  # a is now the most recent
+    queries.get("counts_query", c, "bard", (), ())  # b goes
+    assert len(queries) == 2 and (queries.misses, queries.hits) == (3, 1)
+    queries.get("counts_query", a, "bard", (), ())
+    assert queries.hits == 2
+    queries.get("counts_query", b, "bard", (), ())
+    assert queries.misses == 4
