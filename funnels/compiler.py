@@ -598,8 +598,8 @@ class _CompiledQueries:
     """The compiled queries of recent evaluations, keyed by the exact encoding of what they were compiled from.
 
     A funnel is evaluated again and again as it is looked at (its results, each page of a step's sessions), and
-    compiling costs more than the query's own planning: ~7 ms for a 5-step windowed funnel (building and
-    rendering the sqlglot tree), against ~150 ms for the query over 10 M events (BENCHMARKS.md). The key is the
+    compiling a 5-step windowed funnel takes ~5-7 ms (building and rendering the sqlglot tree), beside ~150 ms
+    for its query over 10 M events (BENCHMARKS.md, ``--methods compile``). The key is the
     MessagePack of the definition, the extra filters and the arguments, which keeps types apart (``1``, ``1.0``
     and ``True``; a date and a datetime; JSON would write infinity as null), so only an input equal in type and
     value meets a compiled query; what was compiled was validated first, and an input that fails validation
@@ -614,8 +614,9 @@ class _CompiledQueries:
 
     def get(self, kind: QueryKind, definition: FunnelDefinition, database: str,
             extra_filters: Sequence[SessionFilter], arguments: tuple[Any, ...]) -> CompiledQuery:
+        filters = tuple(extra_filters)
         try:
-            key = msgspec.msgpack.encode([kind, database, definition, list(extra_filters), list(arguments)])
+            key = msgspec.msgpack.encode([kind, database, definition, filters, arguments])
         except (TypeError, msgspec.EncodeError):
             key = None  # something MessagePack cannot hold: compile it every time
         if key is not None:
@@ -626,7 +627,7 @@ class _CompiledQueries:
                     self.hits += 1
                     # A dict of its own for each caller: nothing a caller does reaches the kept query.
                     return CompiledQuery(sql=query.sql, parameters=dict(query.parameters))
-        query = getattr(FunnelCompiler(definition, database, extra_filters), kind)(*arguments)
+        query = getattr(FunnelCompiler(definition, database, filters), kind)(*arguments)
         if key is not None:
             with self._lock:
                 self.misses += 1

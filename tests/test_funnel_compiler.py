@@ -395,3 +395,16 @@ def test_the_least_recently_used_query_goes_first() -> None:
     assert queries.hits == 2
     queries.get("counts_query", b, "bard", (), ())
     assert queries.misses == 4
+
+
+def test_an_input_without_an_exact_encoding_is_compiled_every_time(kept: Any) -> None:
+    from msgspec.structs import replace
+
+    from funnels.compiler import compiled
+
+    shape = replace(definition(["a", "b"]), breakdown=Breakdown("browser"))
+    afresh = FunnelCompiler(shape, "bard").step_sessions_query(1, "completed", 10, 0, None, None, ["x"])
+    # An iterator of the other values: the compiler takes any iterable, MessagePack none.
+    got = compiled("step_sessions_query", shape, "bard", (), 1, "completed", 10, 0, None, None, iter(["x"]))
+    assert got == afresh
+    assert (len(kept), kept.hits, kept.misses) == (0, 0, 0)
