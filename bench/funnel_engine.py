@@ -33,6 +33,11 @@ Methods:
   enters), plain and with the window beside plain ``windowFunnel(window)``.
 - ``compile``: building and rendering the counts query of the windowed funnel afresh, against taking it from
   the compiled queries kept (no database work; ``answer`` is the text's length).
+- ``parts``, ``parts_unfiltered``: where the windowed funnel's time goes (with the benchmark's filters, and
+  without them): its counts query cut after each stage (the grouping into per-step arrays; the chain, depths
+  and best anchor; the join with the entered sessions and the counts; the whole query), each cut built from
+  the compiler's own pieces and timed beside plain ``windowFunnel(window)`` in rounds, wall-clock and CPU time
+  (``getrusage``: chDB's threads are this process's), so the share of the two cores each stage keeps busy shows.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ import clickhouse_connect.driver.client
 from sqlglot import exp
 
 from bench import machine
-from clickhouse.sql import QueryParameters, and_, call, column, number, or_, render, table
+from clickhouse.sql import QueryParameters, and_, call, column, fragment, number, or_, render, table
 from funnels import AllIds, AppNameFilter, FunnelDefinition, IdPage, StartedFilter, Step, evaluate_funnel
 from funnels.compiler import COMPILED, FunnelCompiler, compiled
 from funnels.evaluation import window_funnel_levels
@@ -69,7 +74,7 @@ STEPS = (
 METHODS = ("engine", "window_funnel", "engine_all_ids", "engine_page", "window_funnel_entered", "interleaved",
            "ordered_window", "interleaved_window", "strict", "any", "exclusion", "breakdown", "steps30",
            "window_funnel_strict", "interleaved_strict", "interleaved_window_entered", "unfiltered",
-           "interleaved_unfiltered_window", "compile")
+           "interleaved_unfiltered_window", "compile", "parts", "parts_unfiltered")
 WINDOW_SECONDS = 1800
 
 
@@ -185,6 +190,11 @@ def measure(directory: str, method: str, repeat: int) -> None:
     if method == "compile":
         measure_compile(variant("ordered_window"), repeat)
         return
+    if method in ("parts", "parts_unfiltered"):
+        windowed, windowed_parameters = plain_window_funnel_query(WINDOW_SECONDS * 1000)
+        shape = variant("ordered_window" if method == "parts" else "unfiltered_window")
+        measure_parts(client, shape, windowed, windowed_parameters, repeat)
+        return
     if method in ("interleaved_strict", "interleaved_window_entered"):
         shape = variant("strict" if method == "interleaved_strict" else "ordered_window")
         query = FunnelCompiler(shape, DATABASE).window_funnel_levels()
@@ -231,6 +241,60 @@ def measure_compile(definition: FunnelDefinition, repeat: int) -> None:
     print(json.dumps({"method": "compile", "times": fresh_times, "median": statistics.median(fresh_times),
                       "kept_median": statistics.median(kept_times), "peak_rss_mib": 0, "peak_rss_increase_mib": 0,
                       "answer": length}))
+
+
+def part_queries(definition: FunnelDefinition) -> dict[str, tuple[str, dict[str, object]]]:
+    """The counts query of ``definition`` cut after each stage, in the order the query runs them. Each cut ends
+    in a small aggregate over what the stage made and reads the last step's moment, as the whole query does
+    (a cut that leaves the moments unread lets ClickHouse plan the chain differently, and slower)."""
+    n = len(definition.steps)
+
+    def with_entered(compiler: FunnelCompiler, tree: exp.Select) -> tuple[str, dict[str, object]]:
+        query = compiler.render(tree.with_("entered", as_=compiler.entered_sessions(), copy=False))
+        return query.sql, query.parameters
+
+    cuts: dict[str, tuple[str, dict[str, object]]] = {}
+    compiler = FunnelCompiler(definition, DATABASE)
+    grouping = compiler.session_chain().find(exp.Group)
+    assert grouping is not None and isinstance(grouping.parent, exp.Select)
+    cuts["group"] = with_entered(compiler, exp.select(fragment("count()"), fragment("sum(length(e1))")).from_(
+        grouping.parent.subquery("grouped", copy=False), copy=False))
+    compiler = FunnelCompiler(definition, DATABASE)
+    cuts["chain"] = with_entered(compiler, exp.select(*map(fragment, ("level", "count()", f"sum(t{n})"))).from_(
+        compiler.session_chain().subquery("chain", copy=False), copy=False).group_by("level", copy=False))
+    compiler = FunnelCompiler(definition, DATABASE)
+    counts = exp.select(*map(fragment, ("countIf(level >= 0)", f"countIf(level >= {n})", f"sum(t{n})"))).from_(
+        "levels", copy=False)
+    query = compiler.render(compiler._with_levels(counts))
+    cuts["join"] = (query.sql, query.parameters)
+    query = FunnelCompiler(definition, DATABASE).counts_query()
+    cuts["whole"] = (query.sql, query.parameters)
+    return cuts
+
+
+def measure_parts(
+    client: clickhouse_connect.driver.client.Client, definition: FunnelDefinition, plain: str,
+    plain_parameters: dict[str, object], repeat: int,
+) -> None:
+    """Each cut of :func:`part_queries` and plain ``windowFunnel`` in rounds: medians of wall and CPU time."""
+    queries = {"windowFunnel": (plain, plain_parameters), **part_queries(definition)}
+    walls: dict[str, list[float]] = {name: [] for name in queries}
+    cpus: dict[str, list[float]] = {name: [] for name in queries}
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    for _ in range(max(repeat, 9)):
+        for name, (sql, parameters) in queries.items():
+            cpu_started, started = cpu(), time.perf_counter()
+            client.query(sql, parameters=parameters)
+            walls[name].append(time.perf_counter() - started)
+            cpus[name].append(cpu() - cpu_started)
+    parts = {name: {"wall": statistics.median(walls[name]), "cpu": statistics.median(cpus[name])} for name in queries}
+    print(json.dumps({"method": "parts", "times": walls["whole"], "median": parts["whole"]["wall"],
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "peak_rss_increase_mib": 0, "answer": "see parts", "parts": parts}))
 
 
 def interleave(
@@ -333,6 +397,14 @@ def main() -> None:
                     f"{name} pairs: engine median {r['median']:.3f} s, windowFunnel median "
                     f"{r['window_funnel_median']:.3f} s, median ratio {r['ratio_median']:.2f}"
                 )
+        for name in ("parts", "parts_unfiltered"):
+            if name in results:
+                parts = results[name]["parts"]
+                plain = parts["windowFunnel"]["wall"]
+                print(f"{name}: stage, wall (x plain windowFunnel(window)), CPU, cores busy")
+                for stage, r in parts.items():
+                    print(f"  {stage:12} {r['wall']:.3f} s ({r['wall'] / plain:.2f}x)  CPU {r['cpu']:.3f} s  "
+                          f"{r['cpu'] / r['wall']:.2f}")
         if "compile" in results:
             r = results["compile"]
             print(f"compile: afresh median {r['median'] * 1000:.2f} ms, kept {r['kept_median'] * 1000:.3f} ms")
