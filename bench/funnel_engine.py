@@ -243,10 +243,12 @@ def measure_compile(definition: FunnelDefinition, repeat: int) -> None:
                       "answer": length}))
 
 
-def part_queries(definition: FunnelDefinition) -> dict[str, tuple[str, dict[str, object]]]:
-    """The counts query of ``definition`` cut after each stage, in the order the query runs them. Each cut ends
-    in a small aggregate over what the stage made and reads the last step's moment, as the whole query does
-    (a cut that leaves the moments unread lets ClickHouse plan the chain differently, and slower)."""
+def part_queries(definition: FunnelDefinition, database: str = DATABASE) -> dict[str, tuple[str, dict[str, object]]]:
+    """The counts query of ``definition`` cut after each stage, in the order the query runs them: ``group``
+    (sessions with a matching event, their step-1 events), ``chain`` (sessions per level), ``join`` (entered
+    sessions, those that completed every step), ``whole`` (the counts query). Each cut ends in a small aggregate
+    over what the stage made and reads the last step's moment, as the whole query does (a cut that leaves the
+    moments unread lets ClickHouse plan the chain differently, and slower)."""
     n = len(definition.steps)
 
     def with_entered(compiler: FunnelCompiler, tree: exp.Select) -> tuple[str, dict[str, object]]:
@@ -254,20 +256,20 @@ def part_queries(definition: FunnelDefinition) -> dict[str, tuple[str, dict[str,
         return query.sql, query.parameters
 
     cuts: dict[str, tuple[str, dict[str, object]]] = {}
-    compiler = FunnelCompiler(definition, DATABASE)
+    compiler = FunnelCompiler(definition, database)
     grouping = compiler.session_chain().find(exp.Group)
     assert grouping is not None and isinstance(grouping.parent, exp.Select)
     cuts["group"] = with_entered(compiler, exp.select(fragment("count()"), fragment("sum(length(e1))")).from_(
         grouping.parent.subquery("grouped", copy=False), copy=False))
-    compiler = FunnelCompiler(definition, DATABASE)
+    compiler = FunnelCompiler(definition, database)
     cuts["chain"] = with_entered(compiler, exp.select(*map(fragment, ("level", "count()", f"sum(t{n})"))).from_(
         compiler.session_chain().subquery("chain", copy=False), copy=False).group_by("level", copy=False))
-    compiler = FunnelCompiler(definition, DATABASE)
+    compiler = FunnelCompiler(definition, database)
     counts = exp.select(*map(fragment, ("countIf(level >= 0)", f"countIf(level >= {n})", f"sum(t{n})"))).from_(
         "levels", copy=False)
     query = compiler.render(compiler._with_levels(counts))
     cuts["join"] = (query.sql, query.parameters)
-    query = FunnelCompiler(definition, DATABASE).counts_query()
+    query = FunnelCompiler(definition, database).counts_query()
     cuts["whole"] = (query.sql, query.parameters)
     return cuts
 

@@ -606,3 +606,29 @@ def test_strict_beside_window_funnel_strict_order(
     assert window_funnel_levels(ch, database(settings), definition) == {window_funnel: 1}
     result = assert_agrees(ch, database(settings), definition, [target], rows)
     assert [s.completed for s in result.steps] == [1] * bard + [0] * (3 - bard)
+
+
+@pytest.mark.parametrize("filtered", [False, True], ids=["no-filter", "filters"])
+def test_the_benchmarks_cuts_count_what_the_reference_counts(ch: Client, settings: Settings, filtered: bool) -> None:
+    """``bench.funnel_engine``'s ``parts`` times the windowed counts query cut after each stage: each cut must
+    still run, and count what its stage made (checked against the reference), as the compiler changes."""
+    from bench.funnel_engine import part_queries
+
+    sessions, events = random_data(3, sessions=200, events=2_000)
+    db = database(settings)
+    insert_rows(ch, db, sessions, events)
+    filters = (AppNameFilter(names=("shop", "a'pp")),) if filtered else ()
+    definition = funnel(*RANDOM_STEPS[:4], window=3, filters=filters)
+    expected = evaluate_reference(definition, sessions, events)
+    cuts = {name: ch.query(sql, parameters=parameters).result_rows for name, (sql, parameters)
+            in part_queries(definition, db).items()}
+    entered = {s.session_id for s in sessions if not filtered or s.app_name in ("shop", "a'pp")}
+    steps = set(RANDOM_STEPS[:4])
+    with_events = {e.session_id for e in events if (e.kind, e.label) in steps and e.session_id in entered}
+    assert cuts["group"][0][0] == len(with_events)
+    assert cuts["group"][0][1] == sum(1 for e in events if (e.kind, e.label) == RANDOM_STEPS[0]
+                                      and e.session_id in with_events)
+    levels = {int(level): count for level, count, _ in cuts["chain"]}
+    assert sum(c for level, c in levels.items() if level >= 4) == expected.steps[3].completed
+    assert cuts["join"][0][:2] == (expected.entered, expected.steps[3].completed)
+    assert cuts["whole"][0][0] == expected.entered
