@@ -76,6 +76,11 @@ METHODS = ("engine", "window_funnel", "engine_all_ids", "engine_page", "window_f
            "window_funnel_strict", "interleaved_strict", "interleaved_window_entered", "unfiltered",
            "interleaved_unfiltered_window", "compile", "parts", "parts_unfiltered")
 WINDOW_SECONDS = 1800
+BESIDE_PLAIN_WINDOW_FUNNEL = {
+    "interleaved_window": "ordered_window", "interleaved_unfiltered_window": "unfiltered_window",
+    "parts": "ordered_window", "parts_unfiltered": "unfiltered_window",
+}
+"""The methods timed beside plain ``windowFunnel(window)``, and the shape of :func:`variant` each times."""
 
 
 def funnel() -> FunnelDefinition:
@@ -182,18 +187,14 @@ def measure(directory: str, method: str, repeat: int) -> None:
     if method == "interleaved":
         interleave(client, definition, plain, plain_parameters, repeat)
         return
-    if method in ("interleaved_window", "interleaved_unfiltered_window"):
+    if method in BESIDE_PLAIN_WINDOW_FUNNEL:
         windowed, windowed_parameters = plain_window_funnel_query(WINDOW_SECONDS * 1000)
-        shape = variant("ordered_window" if method == "interleaved_window" else "unfiltered_window")
-        interleave(client, shape, windowed, windowed_parameters, repeat)
+        shape = variant(BESIDE_PLAIN_WINDOW_FUNNEL[method])
+        beside = measure_parts if method.startswith("parts") else interleave
+        beside(client, shape, windowed, windowed_parameters, repeat)
         return
     if method == "compile":
         measure_compile(variant("ordered_window"), repeat)
-        return
-    if method in ("parts", "parts_unfiltered"):
-        windowed, windowed_parameters = plain_window_funnel_query(WINDOW_SECONDS * 1000)
-        shape = variant("ordered_window" if method == "parts" else "unfiltered_window")
-        measure_parts(client, shape, windowed, windowed_parameters, repeat)
         return
     if method in ("interleaved_strict", "interleaved_window_entered"):
         shape = variant("strict" if method == "interleaved_strict" else "ordered_window")
