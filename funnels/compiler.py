@@ -20,7 +20,7 @@ at the edge (:meth:`FunnelCompiler.render`). Its parts, in the order of the orig
    With a window, or strict: every step-1 event anchors a chain, as arrays over the anchors ``c_1 = sort(e_1)``,
    ``c_k = arrayMap((s, p) -> <step k after p, within s's window>, c_1, c_{k-1})`` (times; for strict,
    positions in ``u``, the session's sorted distinct moments, and step k must be at position p + 1); the depth
-   of each anchor's chain, the deepest (``arrayFirstIndex`` of the maximum: the earliest among equals), and
+   of each anchor's chain, the deepest (``indexOf`` the maximum: the earliest among equals), and
    ``t_k = c_k[best]``. Any order: every matching event anchors (without a window only the earliest), ``f_k``
    the earliest match of step k at or after it (within its window), and the moments the sorted matches of the
    deepest anchor. Exclusions are ``groupArrayIf`` arrays of their own, checked against the chosen chain's
@@ -31,7 +31,7 @@ at the edge (:meth:`FunnelCompiler.render`). Its parts, in the order of the orig
    Measured alternatives, slower on 10 M rows: sorted arrays with ``arrayFirstIndex`` (sorting costs more than
    a minimum), one sorted array of ``(t, step mask)`` folded with ``arrayFold``.
 4. The aggregation, over ``levels`` = ``entered LEFT JOIN`` the chain, one row per entered session (level 0
-   where nothing matched, -1 when excluded): counts, quantiles, histograms, the trend (``sumMap`` by day) and
+   where nothing matched, -1 when excluded): counts, quantiles, histograms, the trend (``countResample`` by day) and
    the breakdown (``sumMap`` by value) in one row (:meth:`FunnelCompiler.counts_query`); with id lists in the
    same query (:meth:`FunnelCompiler.all_ids_query`, :meth:`FunnelCompiler.page_ids_query`); or one page of a
    step's sessions (:meth:`FunnelCompiler.step_sessions_query`). Ids are ordered by their text, the order
@@ -447,7 +447,8 @@ class FunnelCompiler:
 
     @staticmethod
     def _best() -> list[exp.Expr]:
-        return [fragment("arrayMax(lv) AS level"), fragment("arrayFirstIndex(l -> l = arrayMax(lv), lv) AS best")]
+        # indexOf: the first anchor of the deepest chain (arrayFirstIndex(l -> l = arrayMax(lv), lv), no lambda).
+        return [fragment("arrayMax(lv) AS level"), fragment("indexOf(lv, arrayMax(lv)) AS best")]
 
     def _any_order_chain(self, n: int, windowed: bool) -> list[list[exp.Expr]]:
         """Every matching event anchors (without a window, the earliest alone: it sees everything); ``f_k[i]`` is the
@@ -475,11 +476,11 @@ class FunnelCompiler:
     def _summary(self, extra: Sequence[exp.Expr] = ()) -> exp.Select:
         """One row over ``levels`` (one row per entered session; level -1 for an excluded one): entered, excluded,
         completed for steps 1..n; for steps 2..n the quantiles (median, p90) of the ms from the previous step and
-        from step 1 and the histogram of the latter (lower bound, bin width, and the bins that hold a value with
-        their counts); the trend (days, entered, completed every step); with a breakdown, per value: entered and
-        completed for each step; then ``extra`` (aggregates over ``levels``). Two SELECTs: the bins are counted
-        over each step's times in the outer one, so the times themselves (one per session that reached the step)
-        never leave ClickHouse."""
+        from step 1 and the histogram of the latter (lower bound, bin width, the count in each bin); the trend (the
+        numbers of the days with a session, entered and completed every step on each); with a breakdown, per value:
+        entered and completed for each step; then ``extra`` (aggregates over ``levels``). Two SELECTs: the bins are
+        counted over each step's times in the outer one, so the times themselves (one per session that reached the
+        step) never leave ClickHouse."""
         n = len(self.definition.steps)
         inner: list[exp.Expr] = []
         outer: list[exp.Expr] = []
@@ -505,16 +506,21 @@ class FunnelCompiler:
             if k == 2:
                 outer.append(outer[-1].copy())
             inner.append(fragment(f"groupArrayIf(s{k}, level >= {k}) AS h{k}"))
-            # The bins (bin -> count, the bins with a value only) in one pass over the times: counting each bin
-            # with its own pass over them (arrayMap over range(bins) of arrayCount) runs in the query's one
-            # serial tail, and cost ~0.013 s of 0.17 s for 5 steps over 10 M events (BENCHMARKS.md).
+            # The count of every bin in one pass over the times, in the query's one serial tail. A bin per pass
+            # (arrayCount over range(bins)) cost ~0.013 s of 0.17 s for 5 steps over 10 M events; sumMap's
+            # (bin -> count) twice what countResample's array of counts costs (BENCHMARKS.md).
             outer += [
                 fragment(f"arrayMin(h{k}) AS lo{k}"),
                 fragment(f"intDiv(arrayMax(h{k}) - lo{k}, {bins}) + 1 AS bw{k}"),
-                fragment(f"arrayReduce('sumMap', [arrayMap(x -> intDiv(x - lo{k}, bw{k}), h{k})], "
-                         f"[arrayWithConstant(length(h{k}), toUInt64(1))])"),
+                fragment(f"arrayReduce('countResample(0, {bins}, 1)', arrayMap(x -> intDiv(x - lo{k}, bw{k}), h{k}))"),
             ]
-        kept(fragment(f"sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= {n})])"))
+        # The trend: entered and completed sessions per day, counted in an array indexed by the day's number (a
+        # Date is a UInt16: 65,536 counts, 512 KiB a state). sumMap's ordered map of Fields cost ~3x as much per
+        # session (BENCHMARKS.md). The outer SELECT keeps the days with a session: (day numbers, entered, completed).
+        inner += [fragment("countResampleIf(0, 65536, 1)(toUInt16(day), level >= 0) AS te"),
+                  fragment(f"countResampleIf(0, 65536, 1)(toUInt16(day), level >= {n}) AS tc")]
+        outer.append(fragment("(arrayFilter((i, e) -> e > 0, range(65536), te), arrayFilter(e -> e > 0, te), "
+                              "arrayFilter((c, e) -> e > 0, tc, te))"))
         if self.definition.breakdown is not None:
             reached = ", ".join(f"[toUInt64(level >= {k})]" for k in range(0, n + 1))
             kept(fragment(f"sumMap([bucket], {reached})"))

@@ -7,6 +7,7 @@ so async callers use ``asyncio.to_thread``; with chDB, one client serialises its
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import re
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 COUNTS_ONLY = NoIds()
 
 _ERROR_CODE = re.compile(r"Code: (\d+)")
+_EPOCH = dt.date(1970, 1, 1)
 
 
 def evaluate_funnel(
@@ -84,16 +86,15 @@ def read_summary(definition: FunnelDefinition, row: Sequence[Any]) -> tuple[Funn
     timing: list[tuple[list[float | None], list[float | None], Histogram | None]] = [([None, None], [None, None], None)]
     for k in range(1, n):
         from_previous, from_start = [_median(v) for v in next(values)], [_median(v) for v in next(values)]
-        lower, width, (bins, in_bins) = int(next(values)), int(next(values)), next(values)
-        counts = [0] * HISTOGRAM_BINS
-        for b, count in zip(bins, in_bins, strict=True):
-            counts[int(b)] = int(count)
+        lower, width, counts = int(next(values)), int(next(values)), [int(c) for c in next(values)]
+        assert len(counts) == HISTOGRAM_BINS
         histogram = Histogram(lower_ms=lower, bin_ms=width, counts=counts) if completed[k] else None
         if not completed[k]:
             from_previous, from_start = [None, None], [None, None]
         timing.append((from_previous, from_start, histogram))
     days, day_entered, day_completed = next(values)
-    per_day = {day: (int(e), int(c)) for day, e, c in zip(days, day_entered, day_completed, strict=True) if e}
+    per_day = {_EPOCH + dt.timedelta(days=int(day)): (int(e), int(c))
+               for day, e, c in zip(days, day_entered, day_completed, strict=True)}
     period, trend = trend_points(per_day)
     breakdown = None
     if definition.breakdown is not None:

@@ -113,22 +113,18 @@ SELECT
   v5,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
-  arrayReduce(
-    'sumMap',
-    [arrayMap(x -> intDiv(x - lo2, bw2), h2)],
-    [arrayWithConstant(LENGTH(h2), toUInt64(1))]
-  ),
+  arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo2, bw2), h2)),
   v7,
   v8,
   arrayMin(h3) AS lo3,
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
-  arrayReduce(
-    'sumMap',
-    [arrayMap(x -> intDiv(x - lo3, bw3), h3)],
-    [arrayWithConstant(LENGTH(h3), toUInt64(1))]
+  arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo3, bw3), h3)),
+  (
+    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter(e -> e > 0, te),
+    arrayFilter((c, e) -> e > 0, tc, te)
   ),
-  v10,
-  v11
+  v12
 FROM (
   SELECT
     countIf(level >= 0) AS v0,
@@ -141,14 +137,15 @@ FROM (
     quantilesExactInclusiveIf(0.5, 0.9)(d3, ok3) AS v7,
     quantilesExactInclusiveIf(0.5, 0.9)(s3, ok3) AS v8,
     groupArrayIf(s3, level >= 3) AS h3,
-    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]) AS v10,
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 0) AS te,
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 3) AS tc,
     sumMap(
       [bucket],
       [toUInt64(level >= 0)],
       [toUInt64(level >= 1)],
       [toUInt64(level >= 2)],
       [toUInt64(level >= 3)]
-    ) AS v11
+    ) AS v12
   FROM levels
 ) AS summary;
 
@@ -267,28 +264,24 @@ SELECT
   v5,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
-  arrayReduce(
-    'sumMap',
-    [arrayMap(x -> intDiv(x - lo2, bw2), h2)],
-    [arrayWithConstant(LENGTH(h2), toUInt64(1))]
-  ),
+  arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo2, bw2), h2)),
   v7,
   v8,
   arrayMin(h3) AS lo3,
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
-  arrayReduce(
-    'sumMap',
-    [arrayMap(x -> intDiv(x - lo3, bw3), h3)],
-    [arrayWithConstant(LENGTH(h3), toUInt64(1))]
+  arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo3, bw3), h3)),
+  (
+    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter(e -> e > 0, te),
+    arrayFilter((c, e) -> e > 0, tc, te)
   ),
-  v10,
-  v11,
   v12,
   v13,
   v14,
   v15,
   v16,
-  v17
+  v17,
+  v18
 FROM (
   SELECT
     countIf(level >= 0) AS v0,
@@ -301,20 +294,21 @@ FROM (
     quantilesExactInclusiveIf(0.5, 0.9)(d3, ok3) AS v7,
     quantilesExactInclusiveIf(0.5, 0.9)(s3, ok3) AS v8,
     groupArrayIf(s3, level >= 3) AS h3,
-    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 3)]) AS v10,
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 0) AS te,
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 3) AS tc,
     sumMap(
       [bucket],
       [toUInt64(level >= 0)],
       [toUInt64(level >= 1)],
       [toUInt64(level >= 2)],
       [toUInt64(level >= 3)]
-    ) AS v11,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v12,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v13,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)) AS v14,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)) AS v15,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 3)) AS v16,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 2)) AS v17
+    ) AS v12,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v13,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v14,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)) AS v15,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)) AS v16,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 3)) AS v17,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 2)) AS v18
   FROM levels
 ) AS summary;
 

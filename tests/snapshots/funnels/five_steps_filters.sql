@@ -143,39 +143,27 @@ SELECT
   v7,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
-  arrayReduce(
-    'sumMap',
-    [arrayMap(x -> intDiv(x - lo2, bw2), h2)],
-    [arrayWithConstant(LENGTH(h2), toUInt64(1))]
-  ),
+  arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo2, bw2), h2)),
   v9,
   v10,
   arrayMin(h3) AS lo3,
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
-  arrayReduce(
-    'sumMap',
-    [arrayMap(x -> intDiv(x - lo3, bw3), h3)],
-    [arrayWithConstant(LENGTH(h3), toUInt64(1))]
-  ),
+  arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo3, bw3), h3)),
   v12,
   v13,
   arrayMin(h4) AS lo4,
   intDiv(arrayMax(h4) - lo4, 10) + 1 AS bw4,
-  arrayReduce(
-    'sumMap',
-    [arrayMap(x -> intDiv(x - lo4, bw4), h4)],
-    [arrayWithConstant(LENGTH(h4), toUInt64(1))]
-  ),
+  arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo4, bw4), h4)),
   v15,
   v16,
   arrayMin(h5) AS lo5,
   intDiv(arrayMax(h5) - lo5, 10) + 1 AS bw5,
-  arrayReduce(
-    'sumMap',
-    [arrayMap(x -> intDiv(x - lo5, bw5), h5)],
-    [arrayWithConstant(LENGTH(h5), toUInt64(1))]
-  ),
-  v18
+  arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo5, bw5), h5)),
+  (
+    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter(e -> e > 0, te),
+    arrayFilter((c, e) -> e > 0, tc, te)
+  )
 FROM (
   SELECT
     countIf(level >= 0) AS v0,
@@ -196,7 +184,8 @@ FROM (
     quantilesExactInclusiveIf(0.5, 0.9)(d5, ok5) AS v15,
     quantilesExactInclusiveIf(0.5, 0.9)(s5, ok5) AS v16,
     groupArrayIf(s5, level >= 5) AS h5,
-    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 5)]) AS v18
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 0) AS te,
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 5) AS tc
   FROM levels
 ) AS summary;
 
@@ -345,40 +334,27 @@ SELECT
   v7,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
-  arrayReduce(
-    'sumMap',
-    [arrayMap(x -> intDiv(x - lo2, bw2), h2)],
-    [arrayWithConstant(LENGTH(h2), toUInt64(1))]
-  ),
+  arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo2, bw2), h2)),
   v9,
   v10,
   arrayMin(h3) AS lo3,
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
-  arrayReduce(
-    'sumMap',
-    [arrayMap(x -> intDiv(x - lo3, bw3), h3)],
-    [arrayWithConstant(LENGTH(h3), toUInt64(1))]
-  ),
+  arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo3, bw3), h3)),
   v12,
   v13,
   arrayMin(h4) AS lo4,
   intDiv(arrayMax(h4) - lo4, 10) + 1 AS bw4,
-  arrayReduce(
-    'sumMap',
-    [arrayMap(x -> intDiv(x - lo4, bw4), h4)],
-    [arrayWithConstant(LENGTH(h4), toUInt64(1))]
-  ),
+  arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo4, bw4), h4)),
   v15,
   v16,
   arrayMin(h5) AS lo5,
   intDiv(arrayMax(h5) - lo5, 10) + 1 AS bw5,
-  arrayReduce(
-    'sumMap',
-    [arrayMap(x -> intDiv(x - lo5, bw5), h5)],
-    [arrayWithConstant(LENGTH(h5), toUInt64(1))]
+  arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo5, bw5), h5)),
+  (
+    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter(e -> e > 0, te),
+    arrayFilter((c, e) -> e > 0, tc, te)
   ),
-  v18,
-  v19,
   v20,
   v21,
   v22,
@@ -387,7 +363,8 @@ SELECT
   v25,
   v26,
   v27,
-  v28
+  v28,
+  v29
 FROM (
   SELECT
     countIf(level >= 0) AS v0,
@@ -408,17 +385,18 @@ FROM (
     quantilesExactInclusiveIf(0.5, 0.9)(d5, ok5) AS v15,
     quantilesExactInclusiveIf(0.5, 0.9)(s5, ok5) AS v16,
     groupArrayIf(s5, level >= 5) AS h5,
-    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 5)]) AS v18,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v19,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v20,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)) AS v21,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)) AS v22,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 3)) AS v23,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 2)) AS v24,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 4)) AS v25,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 3)) AS v26,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 5)) AS v27,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 4)) AS v28
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 0) AS te,
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 5) AS tc,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v20,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v21,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)) AS v22,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)) AS v23,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 3)) AS v24,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 2)) AS v25,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 4)) AS v26,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 3)) AS v27,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 5)) AS v28,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 4)) AS v29
   FROM levels
 ) AS summary;
 

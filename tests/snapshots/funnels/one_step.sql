@@ -64,13 +64,18 @@ SELECT
   v0,
   v1,
   v2,
-  v3
+  (
+    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter(e -> e > 0, te),
+    arrayFilter((c, e) -> e > 0, tc, te)
+  )
 FROM (
   SELECT
     countIf(level >= 0) AS v0,
     countIf(level < 0) AS v1,
     countIf(level >= 1) AS v2,
-    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 1)]) AS v3
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 0) AS te,
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 1) AS tc
   FROM levels
 ) AS summary;
 
@@ -140,17 +145,22 @@ SELECT
   v0,
   v1,
   v2,
-  v3,
-  v4,
-  v5
+  (
+    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter(e -> e > 0, te),
+    arrayFilter((c, e) -> e > 0, tc, te)
+  ),
+  v5,
+  v6
 FROM (
   SELECT
     countIf(level >= 0) AS v0,
     countIf(level < 0) AS v1,
     countIf(level >= 1) AS v2,
-    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 1)]) AS v3,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v4,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v5
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 0) AS te,
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 1) AS tc,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v5,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v6
   FROM levels
 ) AS summary;
 

@@ -36,7 +36,7 @@ WITH entered AS (
           SELECT
             *,
             arrayMax(lv) AS level,
-            arrayFirstIndex(l -> l = arrayMax(lv), lv) AS best
+            indexOf(lv, arrayMax(lv)) AS best
           FROM (
             SELECT
               *,
@@ -107,12 +107,12 @@ SELECT
   v4,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
-  arrayReduce(
-    'sumMap',
-    [arrayMap(x -> intDiv(x - lo2, bw2), h2)],
-    [arrayWithConstant(LENGTH(h2), toUInt64(1))]
-  ),
-  v6
+  arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo2, bw2), h2)),
+  (
+    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter(e -> e > 0, te),
+    arrayFilter((c, e) -> e > 0, tc, te)
+  )
 FROM (
   SELECT
     countIf(level >= 0) AS v0,
@@ -121,7 +121,8 @@ FROM (
     countIf(level >= 2) AS v3,
     quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v4,
     groupArrayIf(s2, level >= 2) AS h2,
-    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 2)]) AS v6
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 0) AS te,
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 2) AS tc
   FROM levels
 ) AS summary;
 
@@ -163,7 +164,7 @@ WITH entered AS (
           SELECT
             *,
             arrayMax(lv) AS level,
-            arrayFirstIndex(l -> l = arrayMax(lv), lv) AS best
+            indexOf(lv, arrayMax(lv)) AS best
           FROM (
             SELECT
               *,
@@ -234,16 +235,16 @@ SELECT
   v4,
   arrayMin(h2) AS lo2,
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
-  arrayReduce(
-    'sumMap',
-    [arrayMap(x -> intDiv(x - lo2, bw2), h2)],
-    [arrayWithConstant(LENGTH(h2), toUInt64(1))]
+  arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo2, bw2), h2)),
+  (
+    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter(e -> e > 0, te),
+    arrayFilter((c, e) -> e > 0, tc, te)
   ),
-  v6,
-  v7,
   v8,
   v9,
-  v10
+  v10,
+  v11
 FROM (
   SELECT
     countIf(level >= 0) AS v0,
@@ -252,11 +253,12 @@ FROM (
     countIf(level >= 2) AS v3,
     quantilesExactInclusiveIf(0.5, 0.9)(s2, ok2) AS v4,
     groupArrayIf(s2, level >= 2) AS h2,
-    sumMap([day], [toUInt64(level >= 0)], [toUInt64(level >= 2)]) AS v6,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v7,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v8,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)) AS v9,
-    arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)) AS v10
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 0) AS te,
+    countResampleIf(0, 65536, 1)(toUInt16(day), level >= 2) AS tc,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 1)) AS v8,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 0)) AS v9,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level >= 2)) AS v10,
+    arraySort(x -> toString(x), groupArrayIf(session_id, level = 1)) AS v11
   FROM levels
 ) AS summary;
 
@@ -299,7 +301,7 @@ WITH entered AS (
           SELECT
             *,
             arrayMax(lv) AS level,
-            arrayFirstIndex(l -> l = arrayMax(lv), lv) AS best
+            indexOf(lv, arrayMax(lv)) AS best
           FROM (
             SELECT
               *,
