@@ -516,10 +516,12 @@ class FunnelCompiler:
             ]
         # The trend: entered and completed sessions per day, counted in an array indexed by the day's number (a
         # Date is a UInt16: 65,536 counts, 512 KiB a state). sumMap's ordered map of Fields cost ~3x as much per
-        # session (BENCHMARKS.md). The outer SELECT keeps the days with a session: (day numbers, entered, completed).
+        # session (BENCHMARKS.md). The outer SELECT keeps the days with a session: (positions in the array, the day's
+        # number + 1; entered; completed). arrayEnumerate, not range(65536): ClickHouse folds a constant array of
+        # 65,536 while it analyses the query, ~0.025 s each time.
         inner += [fragment("countResampleIf(0, 65536, 1)(toUInt16(day), level >= 0) AS te"),
                   fragment(f"countResampleIf(0, 65536, 1)(toUInt16(day), level >= {n}) AS tc")]
-        outer.append(fragment("(arrayFilter((i, e) -> e > 0, range(65536), te), arrayFilter(e -> e > 0, te), "
+        outer.append(fragment("(arrayFilter((i, e) -> e > 0, arrayEnumerate(te), te), arrayFilter(e -> e > 0, te), "
                               "arrayFilter((c, e) -> e > 0, tc, te))"))
         if self.definition.breakdown is not None:
             reached = ", ".join(f"[toUInt64(level >= {k})]" for k in range(0, n + 1))

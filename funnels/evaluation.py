@@ -92,9 +92,9 @@ def read_summary(definition: FunnelDefinition, row: Sequence[Any]) -> tuple[Funn
         if not completed[k]:
             from_previous, from_start = [None, None], [None, None]
         timing.append((from_previous, from_start, histogram))
-    days, day_entered, day_completed = next(values)
-    per_day = {_EPOCH + dt.timedelta(days=int(day)): (int(e), int(c))
-               for day, e, c in zip(days, day_entered, day_completed, strict=True)}
+    positions, day_entered, day_completed = next(values)  # a day's position is its number (since 1970) + 1
+    per_day = {_EPOCH + dt.timedelta(days=int(position) - 1): (int(e), int(c))
+               for position, e, c in zip(positions, day_entered, day_completed, strict=True)}
     period, trend = trend_points(per_day)
     breakdown = None
     if definition.breakdown is not None:

@@ -160,7 +160,7 @@ SELECT
   intDiv(arrayMax(h5) - lo5, 10) + 1 AS bw5,
   arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo5, bw5), h5)),
   (
-    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter((i, e) -> e > 0, arrayEnumerate(te), te),
     arrayFilter(e -> e > 0, te),
     arrayFilter((c, e) -> e > 0, tc, te)
   )
@@ -351,7 +351,7 @@ SELECT
   intDiv(arrayMax(h5) - lo5, 10) + 1 AS bw5,
   arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo5, bw5), h5)),
   (
-    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter((i, e) -> e > 0, arrayEnumerate(te), te),
     arrayFilter(e -> e > 0, te),
     arrayFilter((c, e) -> e > 0, tc, te)
   ),

@@ -65,7 +65,7 @@ SELECT
   v1,
   v2,
   (
-    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter((i, e) -> e > 0, arrayEnumerate(te), te),
     arrayFilter(e -> e > 0, te),
     arrayFilter((c, e) -> e > 0, tc, te)
   )
@@ -146,7 +146,7 @@ SELECT
   v1,
   v2,
   (
-    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter((i, e) -> e > 0, arrayEnumerate(te), te),
     arrayFilter(e -> e > 0, te),
     arrayFilter((c, e) -> e > 0, tc, te)
   ),

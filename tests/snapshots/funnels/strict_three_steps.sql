@@ -119,7 +119,7 @@ SELECT
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
   arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo3, bw3), h3)),
   (
-    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter((i, e) -> e > 0, arrayEnumerate(te), te),
     arrayFilter(e -> e > 0, te),
     arrayFilter((c, e) -> e > 0, tc, te)
   )
@@ -261,7 +261,7 @@ SELECT
   intDiv(arrayMax(h3) - lo3, 10) + 1 AS bw3,
   arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo3, bw3), h3)),
   (
-    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter((i, e) -> e > 0, arrayEnumerate(te), te),
     arrayFilter(e -> e > 0, te),
     arrayFilter((c, e) -> e > 0, tc, te)
   ),

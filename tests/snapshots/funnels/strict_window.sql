@@ -109,7 +109,7 @@ SELECT
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
   arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo2, bw2), h2)),
   (
-    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter((i, e) -> e > 0, arrayEnumerate(te), te),
     arrayFilter(e -> e > 0, te),
     arrayFilter((c, e) -> e > 0, tc, te)
   )
@@ -237,7 +237,7 @@ SELECT
   intDiv(arrayMax(h2) - lo2, 10) + 1 AS bw2,
   arrayReduce('countResample(0, 10, 1)', arrayMap(x -> intDiv(x - lo2, bw2), h2)),
   (
-    arrayFilter((i, e) -> e > 0, range(65536), te),
+    arrayFilter((i, e) -> e > 0, arrayEnumerate(te), te),
     arrayFilter(e -> e > 0, te),
     arrayFilter((c, e) -> e > 0, tc, te)
   ),
