@@ -263,8 +263,8 @@ def part_queries(definition: FunnelDefinition, database: str = DATABASE) -> dict
     cuts["group"] = with_entered(compiler, exp.select(fragment("count()"), fragment("sum(length(e1))")).from_(
         grouping.parent.subquery("grouped", copy=False), copy=False))
     compiler = FunnelCompiler(definition, database)
-    cuts["chain"] = with_entered(compiler, exp.select(*map(fragment, ("level", "count()", f"sum(t{n})"))).from_(
-        compiler.session_chain().subquery("chain", copy=False), copy=False).group_by("level", copy=False))
+    cuts["chain"] = with_entered(compiler, exp.select(*map(fragment, ("lvl", "count()", f"sum(t{n})"))).from_(
+        compiler.session_chain().subquery("chain", copy=False), copy=False).group_by("lvl", copy=False))
     compiler = FunnelCompiler(definition, database)
     counts = exp.select(*map(fragment, ("countIf(level >= 0)", f"countIf(level >= {n})", f"sum(t{n})"))).from_(
         "levels", copy=False)

@@ -24,96 +24,84 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
-      t1,
-      t2,
-      t3
+      toInt16(level) AS lvl,
+      moments[1] AS t1,
+      moments[2] AS t2,
+      moments[3] AS t3
     FROM (
       SELECT
         *,
-        0 AS excluded
+        arraySort(arrayFilter(x -> x <> 0, [f1[best], f2[best], f3[best]])) AS moments
       FROM (
         SELECT
           *,
-          moments[1] AS t1,
-          moments[2] AS t2,
-          moments[3] AS t3
+          arrayMax(lv) AS level,
+          indexOf(lv, arrayMax(lv)) AS best
         FROM (
           SELECT
             *,
-            arraySort(arrayFilter(x -> x <> 0, [f1[best], f2[best], f3[best]])) AS moments
+            arrayMap((q1, q2, q3) -> (
+              q1 <> 0
+            ) + (
+              q2 <> 0
+            ) + (
+              q3 <> 0
+            ), f1, f2, f3) AS lv
           FROM (
             SELECT
               *,
-              arrayMax(lv) AS level,
-              indexOf(lv, arrayMax(lv)) AS best
+              arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e1)), a) AS f1,
+              arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e2)), a) AS f2,
+              arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e3)), a) AS f3
             FROM (
               SELECT
                 *,
-                arrayMap((q1, q2, q3) -> (
-                  q1 <> 0
-                ) + (
-                  q2 <> 0
-                ) + (
-                  q3 <> 0
-                ), f1, f2, f3) AS lv
+                arraySort(arrayConcat(e1, e2, e3)) AS a
               FROM (
                 SELECT
-                  *,
-                  arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e1)), a) AS f1,
-                  arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e2)), a) AS f2,
-                  arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e3)), a) AS f3
+                  session_id,
+                  {p7: Int64} AS w,
+                  groupArrayIf(t, (
+                    kind = {p1: String} AND label = {p2: String}
+                  )) AS e1,
+                  groupArrayIf(t, (
+                    kind = {p3: String} AND label = {p4: String}
+                  )) AS e2,
+                  groupArrayIf(t, (
+                    kind = {p5: String} AND label = {p6: String}
+                  )) AS e3
                 FROM (
                   SELECT
-                    *,
-                    arraySort(arrayConcat(e1, e2, e3)) AS a
-                  FROM (
-                    SELECT
-                      session_id,
-                      {p7: Int64} AS w,
-                      groupArrayIf(t, (
+                    session_id,
+                    toUnixTimestamp64Milli(ts) AS t,
+                    kind,
+                    label
+                  FROM bard.conversion_events
+                  WHERE
+                    (
+                      (
                         kind = {p1: String} AND label = {p2: String}
-                      )) AS e1,
-                      groupArrayIf(t, (
+                      )
+                      OR (
                         kind = {p3: String} AND label = {p4: String}
-                      )) AS e2,
-                      groupArrayIf(t, (
+                      )
+                      OR (
                         kind = {p5: String} AND label = {p6: String}
-                      )) AS e3
-                    FROM (
+                      )
+                    )
+                    AND session_id IN (
                       SELECT
-                        session_id,
-                        toUnixTimestamp64Milli(ts) AS t,
-                        kind,
-                        label
-                      FROM bard.conversion_events
-                      WHERE
-                        (
-                          (
-                            kind = {p1: String} AND label = {p2: String}
-                          )
-                          OR (
-                            kind = {p3: String} AND label = {p4: String}
-                          )
-                          OR (
-                            kind = {p5: String} AND label = {p6: String}
-                          )
-                        )
-                        AND session_id IN (
-                          SELECT
-                            session_id
-                          FROM entered
-                        )
-                    ) AS matching
-                    GROUP BY
-                      session_id
-                  ) AS layer1
-                ) AS layer2
-              ) AS layer3
-            ) AS layer4
-          ) AS layer5
-        ) AS layer6
-      ) AS layer7
+                        session_id
+                      FROM entered
+                    )
+                ) AS matching
+                GROUP BY
+                  session_id
+              ) AS layer1
+            ) AS layer2
+          ) AS layer3
+        ) AS layer4
+      ) AS layer5
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -182,96 +170,84 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
-      t1,
-      t2,
-      t3
+      toInt16(level) AS lvl,
+      moments[1] AS t1,
+      moments[2] AS t2,
+      moments[3] AS t3
     FROM (
       SELECT
         *,
-        0 AS excluded
+        arraySort(arrayFilter(x -> x <> 0, [f1[best], f2[best], f3[best]])) AS moments
       FROM (
         SELECT
           *,
-          moments[1] AS t1,
-          moments[2] AS t2,
-          moments[3] AS t3
+          arrayMax(lv) AS level,
+          indexOf(lv, arrayMax(lv)) AS best
         FROM (
           SELECT
             *,
-            arraySort(arrayFilter(x -> x <> 0, [f1[best], f2[best], f3[best]])) AS moments
+            arrayMap((q1, q2, q3) -> (
+              q1 <> 0
+            ) + (
+              q2 <> 0
+            ) + (
+              q3 <> 0
+            ), f1, f2, f3) AS lv
           FROM (
             SELECT
               *,
-              arrayMax(lv) AS level,
-              indexOf(lv, arrayMax(lv)) AS best
+              arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e1)), a) AS f1,
+              arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e2)), a) AS f2,
+              arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e3)), a) AS f3
             FROM (
               SELECT
                 *,
-                arrayMap((q1, q2, q3) -> (
-                  q1 <> 0
-                ) + (
-                  q2 <> 0
-                ) + (
-                  q3 <> 0
-                ), f1, f2, f3) AS lv
+                arraySort(arrayConcat(e1, e2, e3)) AS a
               FROM (
                 SELECT
-                  *,
-                  arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e1)), a) AS f1,
-                  arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e2)), a) AS f2,
-                  arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e3)), a) AS f3
+                  session_id,
+                  {p7: Int64} AS w,
+                  groupArrayIf(t, (
+                    kind = {p1: String} AND label = {p2: String}
+                  )) AS e1,
+                  groupArrayIf(t, (
+                    kind = {p3: String} AND label = {p4: String}
+                  )) AS e2,
+                  groupArrayIf(t, (
+                    kind = {p5: String} AND label = {p6: String}
+                  )) AS e3
                 FROM (
                   SELECT
-                    *,
-                    arraySort(arrayConcat(e1, e2, e3)) AS a
-                  FROM (
-                    SELECT
-                      session_id,
-                      {p7: Int64} AS w,
-                      groupArrayIf(t, (
+                    session_id,
+                    toUnixTimestamp64Milli(ts) AS t,
+                    kind,
+                    label
+                  FROM bard.conversion_events
+                  WHERE
+                    (
+                      (
                         kind = {p1: String} AND label = {p2: String}
-                      )) AS e1,
-                      groupArrayIf(t, (
+                      )
+                      OR (
                         kind = {p3: String} AND label = {p4: String}
-                      )) AS e2,
-                      groupArrayIf(t, (
+                      )
+                      OR (
                         kind = {p5: String} AND label = {p6: String}
-                      )) AS e3
-                    FROM (
+                      )
+                    )
+                    AND session_id IN (
                       SELECT
-                        session_id,
-                        toUnixTimestamp64Milli(ts) AS t,
-                        kind,
-                        label
-                      FROM bard.conversion_events
-                      WHERE
-                        (
-                          (
-                            kind = {p1: String} AND label = {p2: String}
-                          )
-                          OR (
-                            kind = {p3: String} AND label = {p4: String}
-                          )
-                          OR (
-                            kind = {p5: String} AND label = {p6: String}
-                          )
-                        )
-                        AND session_id IN (
-                          SELECT
-                            session_id
-                          FROM entered
-                        )
-                    ) AS matching
-                    GROUP BY
-                      session_id
-                  ) AS layer1
-                ) AS layer2
-              ) AS layer3
-            ) AS layer4
-          ) AS layer5
-        ) AS layer6
-      ) AS layer7
+                        session_id
+                      FROM entered
+                    )
+                ) AS matching
+                GROUP BY
+                  session_id
+              ) AS layer1
+            ) AS layer2
+          ) AS layer3
+        ) AS layer4
+      ) AS layer5
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -353,96 +329,84 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
-      t1,
-      t2,
-      t3
+      toInt16(level) AS lvl,
+      moments[1] AS t1,
+      moments[2] AS t2,
+      moments[3] AS t3
     FROM (
       SELECT
         *,
-        0 AS excluded
+        arraySort(arrayFilter(x -> x <> 0, [f1[best], f2[best], f3[best]])) AS moments
       FROM (
         SELECT
           *,
-          moments[1] AS t1,
-          moments[2] AS t2,
-          moments[3] AS t3
+          arrayMax(lv) AS level,
+          indexOf(lv, arrayMax(lv)) AS best
         FROM (
           SELECT
             *,
-            arraySort(arrayFilter(x -> x <> 0, [f1[best], f2[best], f3[best]])) AS moments
+            arrayMap((q1, q2, q3) -> (
+              q1 <> 0
+            ) + (
+              q2 <> 0
+            ) + (
+              q3 <> 0
+            ), f1, f2, f3) AS lv
           FROM (
             SELECT
               *,
-              arrayMax(lv) AS level,
-              indexOf(lv, arrayMax(lv)) AS best
+              arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e1)), a) AS f1,
+              arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e2)), a) AS f2,
+              arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e3)), a) AS f3
             FROM (
               SELECT
                 *,
-                arrayMap((q1, q2, q3) -> (
-                  q1 <> 0
-                ) + (
-                  q2 <> 0
-                ) + (
-                  q3 <> 0
-                ), f1, f2, f3) AS lv
+                arraySort(arrayConcat(e1, e2, e3)) AS a
               FROM (
                 SELECT
-                  *,
-                  arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e1)), a) AS f1,
-                  arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e2)), a) AS f2,
-                  arrayMap(s -> arrayMin(arrayFilter(x -> x >= s AND x <= s + w, e3)), a) AS f3
+                  session_id,
+                  {p10: Int64} AS w,
+                  groupArrayIf(t, (
+                    kind = {p4: String} AND label = {p5: String}
+                  )) AS e1,
+                  groupArrayIf(t, (
+                    kind = {p6: String} AND label = {p7: String}
+                  )) AS e2,
+                  groupArrayIf(t, (
+                    kind = {p8: String} AND label = {p9: String}
+                  )) AS e3
                 FROM (
                   SELECT
-                    *,
-                    arraySort(arrayConcat(e1, e2, e3)) AS a
-                  FROM (
-                    SELECT
-                      session_id,
-                      {p10: Int64} AS w,
-                      groupArrayIf(t, (
+                    session_id,
+                    toUnixTimestamp64Milli(ts) AS t,
+                    kind,
+                    label
+                  FROM bard.conversion_events
+                  WHERE
+                    (
+                      (
                         kind = {p4: String} AND label = {p5: String}
-                      )) AS e1,
-                      groupArrayIf(t, (
+                      )
+                      OR (
                         kind = {p6: String} AND label = {p7: String}
-                      )) AS e2,
-                      groupArrayIf(t, (
+                      )
+                      OR (
                         kind = {p8: String} AND label = {p9: String}
-                      )) AS e3
-                    FROM (
+                      )
+                    )
+                    AND session_id IN (
                       SELECT
-                        session_id,
-                        toUnixTimestamp64Milli(ts) AS t,
-                        kind,
-                        label
-                      FROM bard.conversion_events
-                      WHERE
-                        (
-                          (
-                            kind = {p4: String} AND label = {p5: String}
-                          )
-                          OR (
-                            kind = {p6: String} AND label = {p7: String}
-                          )
-                          OR (
-                            kind = {p8: String} AND label = {p9: String}
-                          )
-                        )
-                        AND session_id IN (
-                          SELECT
-                            session_id
-                          FROM entered
-                        )
-                    ) AS matching
-                    GROUP BY
-                      session_id
-                  ) AS layer1
-                ) AS layer2
-              ) AS layer3
-            ) AS layer4
-          ) AS layer5
-        ) AS layer6
-      ) AS layer7
+                        session_id
+                      FROM entered
+                    )
+                ) AS matching
+                GROUP BY
+                  session_id
+              ) AS layer1
+            ) AS layer2
+          ) AS layer3
+        ) AS layer4
+      ) AS layer5
     ) AS chain
   ) AS reached
     USING (session_id)

@@ -26,79 +26,78 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      CASE
+        WHEN level >= 1
+        AND arrayExists(x -> x > t1 AND x < CASE WHEN level >= 3 THEN t3 ELSE 9223372036854775807 END, x1)
+        THEN -1
+        ELSE toInt16(level)
+      END AS lvl,
       t1,
       t2,
       t3
     FROM (
       SELECT
         *,
-        level >= 1
-        AND arrayExists(x -> x > t1 AND x < CASE WHEN level >= 3 THEN t3 ELSE 9223372036854775807 END, x1) AS excluded
+        r1 + r2 + r3 AS level
       FROM (
         SELECT
           *,
-          r1 + r2 + r3 AS level
+          arrayFilter(x -> x > t1, e2) AS f2,
+          r1 AND notEmpty(f2) AS r2,
+          arrayMin(f2) AS t2,
+          arrayFilter(x -> x > t2, e3) AS f3,
+          r2 AND notEmpty(f3) AS r3,
+          arrayMin(f3) AS t3
         FROM (
           SELECT
-            *,
-            arrayFilter(x -> x > t1, e2) AS f2,
-            r1 AND notEmpty(f2) AS r2,
-            arrayMin(f2) AS t2,
-            arrayFilter(x -> x > t2, e3) AS f3,
-            r2 AND notEmpty(f3) AS r3,
-            arrayMin(f3) AS t3
+            session_id,
+            groupArrayIf(t, (
+              kind = {p7: String} AND label = {p8: String}
+            )) AS x1,
+            countIf((
+              kind = {p1: String} AND label = {p2: String}
+            )) > 0 AS r1,
+            minIf(t, (
+              kind = {p1: String} AND label = {p2: String}
+            )) AS t1,
+            groupArrayIf(t, (
+              kind = {p3: String} AND label = {p4: String}
+            )) AS e2,
+            groupArrayIf(t, (
+              kind = {p5: String} AND label = {p6: String}
+            )) AS e3
           FROM (
             SELECT
               session_id,
-              groupArrayIf(t, (
-                kind = {p7: String} AND label = {p8: String}
-              )) AS x1,
-              countIf((
-                kind = {p1: String} AND label = {p2: String}
-              )) > 0 AS r1,
-              minIf(t, (
-                kind = {p1: String} AND label = {p2: String}
-              )) AS t1,
-              groupArrayIf(t, (
-                kind = {p3: String} AND label = {p4: String}
-              )) AS e2,
-              groupArrayIf(t, (
-                kind = {p5: String} AND label = {p6: String}
-              )) AS e3
-            FROM (
-              SELECT
-                session_id,
-                toUnixTimestamp64Milli(ts) AS t,
-                kind,
-                label
-              FROM bard.conversion_events
-              WHERE
+              toUnixTimestamp64Milli(ts) AS t,
+              kind,
+              label
+            FROM bard.conversion_events
+            WHERE
+              (
                 (
-                  (
-                    kind = {p1: String} AND label = {p2: String}
-                  )
-                  OR (
-                    kind = {p3: String} AND label = {p4: String}
-                  )
-                  OR (
-                    kind = {p5: String} AND label = {p6: String}
-                  )
-                  OR (
-                    kind = {p7: String} AND label = {p8: String}
-                  )
+                  kind = {p1: String} AND label = {p2: String}
                 )
-                AND session_id IN (
-                  SELECT
-                    session_id
-                  FROM entered
+                OR (
+                  kind = {p3: String} AND label = {p4: String}
                 )
-            ) AS matching
-            GROUP BY
-              session_id
-          ) AS layer1
-        ) AS layer2
-      ) AS layer3
+                OR (
+                  kind = {p5: String} AND label = {p6: String}
+                )
+                OR (
+                  kind = {p7: String} AND label = {p8: String}
+                )
+              )
+              AND session_id IN (
+                SELECT
+                  session_id
+                FROM entered
+              )
+          ) AS matching
+          GROUP BY
+            session_id
+        ) AS layer1
+      ) AS layer2
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -177,79 +176,78 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      CASE
+        WHEN level >= 1
+        AND arrayExists(x -> x > t1 AND x < CASE WHEN level >= 3 THEN t3 ELSE 9223372036854775807 END, x1)
+        THEN -1
+        ELSE toInt16(level)
+      END AS lvl,
       t1,
       t2,
       t3
     FROM (
       SELECT
         *,
-        level >= 1
-        AND arrayExists(x -> x > t1 AND x < CASE WHEN level >= 3 THEN t3 ELSE 9223372036854775807 END, x1) AS excluded
+        r1 + r2 + r3 AS level
       FROM (
         SELECT
           *,
-          r1 + r2 + r3 AS level
+          arrayFilter(x -> x > t1, e2) AS f2,
+          r1 AND notEmpty(f2) AS r2,
+          arrayMin(f2) AS t2,
+          arrayFilter(x -> x > t2, e3) AS f3,
+          r2 AND notEmpty(f3) AS r3,
+          arrayMin(f3) AS t3
         FROM (
           SELECT
-            *,
-            arrayFilter(x -> x > t1, e2) AS f2,
-            r1 AND notEmpty(f2) AS r2,
-            arrayMin(f2) AS t2,
-            arrayFilter(x -> x > t2, e3) AS f3,
-            r2 AND notEmpty(f3) AS r3,
-            arrayMin(f3) AS t3
+            session_id,
+            groupArrayIf(t, (
+              kind = {p7: String} AND label = {p8: String}
+            )) AS x1,
+            countIf((
+              kind = {p1: String} AND label = {p2: String}
+            )) > 0 AS r1,
+            minIf(t, (
+              kind = {p1: String} AND label = {p2: String}
+            )) AS t1,
+            groupArrayIf(t, (
+              kind = {p3: String} AND label = {p4: String}
+            )) AS e2,
+            groupArrayIf(t, (
+              kind = {p5: String} AND label = {p6: String}
+            )) AS e3
           FROM (
             SELECT
               session_id,
-              groupArrayIf(t, (
-                kind = {p7: String} AND label = {p8: String}
-              )) AS x1,
-              countIf((
-                kind = {p1: String} AND label = {p2: String}
-              )) > 0 AS r1,
-              minIf(t, (
-                kind = {p1: String} AND label = {p2: String}
-              )) AS t1,
-              groupArrayIf(t, (
-                kind = {p3: String} AND label = {p4: String}
-              )) AS e2,
-              groupArrayIf(t, (
-                kind = {p5: String} AND label = {p6: String}
-              )) AS e3
-            FROM (
-              SELECT
-                session_id,
-                toUnixTimestamp64Milli(ts) AS t,
-                kind,
-                label
-              FROM bard.conversion_events
-              WHERE
+              toUnixTimestamp64Milli(ts) AS t,
+              kind,
+              label
+            FROM bard.conversion_events
+            WHERE
+              (
                 (
-                  (
-                    kind = {p1: String} AND label = {p2: String}
-                  )
-                  OR (
-                    kind = {p3: String} AND label = {p4: String}
-                  )
-                  OR (
-                    kind = {p5: String} AND label = {p6: String}
-                  )
-                  OR (
-                    kind = {p7: String} AND label = {p8: String}
-                  )
+                  kind = {p1: String} AND label = {p2: String}
                 )
-                AND session_id IN (
-                  SELECT
-                    session_id
-                  FROM entered
+                OR (
+                  kind = {p3: String} AND label = {p4: String}
                 )
-            ) AS matching
-            GROUP BY
-              session_id
-          ) AS layer1
-        ) AS layer2
-      ) AS layer3
+                OR (
+                  kind = {p5: String} AND label = {p6: String}
+                )
+                OR (
+                  kind = {p7: String} AND label = {p8: String}
+                )
+              )
+              AND session_id IN (
+                SELECT
+                  session_id
+                FROM entered
+              )
+          ) AS matching
+          GROUP BY
+            session_id
+        ) AS layer1
+      ) AS layer2
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -341,79 +339,78 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      CASE
+        WHEN level >= 1
+        AND arrayExists(x -> x > t1 AND x < CASE WHEN level >= 3 THEN t3 ELSE 9223372036854775807 END, x1)
+        THEN -1
+        ELSE toInt16(level)
+      END AS lvl,
       t1,
       t2,
       t3
     FROM (
       SELECT
         *,
-        level >= 1
-        AND arrayExists(x -> x > t1 AND x < CASE WHEN level >= 3 THEN t3 ELSE 9223372036854775807 END, x1) AS excluded
+        r1 + r2 + r3 AS level
       FROM (
         SELECT
           *,
-          r1 + r2 + r3 AS level
+          arrayFilter(x -> x > t1, e2) AS f2,
+          r1 AND notEmpty(f2) AS r2,
+          arrayMin(f2) AS t2,
+          arrayFilter(x -> x > t2, e3) AS f3,
+          r2 AND notEmpty(f3) AS r3,
+          arrayMin(f3) AS t3
         FROM (
           SELECT
-            *,
-            arrayFilter(x -> x > t1, e2) AS f2,
-            r1 AND notEmpty(f2) AS r2,
-            arrayMin(f2) AS t2,
-            arrayFilter(x -> x > t2, e3) AS f3,
-            r2 AND notEmpty(f3) AS r3,
-            arrayMin(f3) AS t3
+            session_id,
+            groupArrayIf(t, (
+              kind = {p10: String} AND label = {p11: String}
+            )) AS x1,
+            countIf((
+              kind = {p4: String} AND label = {p5: String}
+            )) > 0 AS r1,
+            minIf(t, (
+              kind = {p4: String} AND label = {p5: String}
+            )) AS t1,
+            groupArrayIf(t, (
+              kind = {p6: String} AND label = {p7: String}
+            )) AS e2,
+            groupArrayIf(t, (
+              kind = {p8: String} AND label = {p9: String}
+            )) AS e3
           FROM (
             SELECT
               session_id,
-              groupArrayIf(t, (
-                kind = {p10: String} AND label = {p11: String}
-              )) AS x1,
-              countIf((
-                kind = {p4: String} AND label = {p5: String}
-              )) > 0 AS r1,
-              minIf(t, (
-                kind = {p4: String} AND label = {p5: String}
-              )) AS t1,
-              groupArrayIf(t, (
-                kind = {p6: String} AND label = {p7: String}
-              )) AS e2,
-              groupArrayIf(t, (
-                kind = {p8: String} AND label = {p9: String}
-              )) AS e3
-            FROM (
-              SELECT
-                session_id,
-                toUnixTimestamp64Milli(ts) AS t,
-                kind,
-                label
-              FROM bard.conversion_events
-              WHERE
+              toUnixTimestamp64Milli(ts) AS t,
+              kind,
+              label
+            FROM bard.conversion_events
+            WHERE
+              (
                 (
-                  (
-                    kind = {p4: String} AND label = {p5: String}
-                  )
-                  OR (
-                    kind = {p6: String} AND label = {p7: String}
-                  )
-                  OR (
-                    kind = {p8: String} AND label = {p9: String}
-                  )
-                  OR (
-                    kind = {p10: String} AND label = {p11: String}
-                  )
+                  kind = {p4: String} AND label = {p5: String}
                 )
-                AND session_id IN (
-                  SELECT
-                    session_id
-                  FROM entered
+                OR (
+                  kind = {p6: String} AND label = {p7: String}
                 )
-            ) AS matching
-            GROUP BY
-              session_id
-          ) AS layer1
-        ) AS layer2
-      ) AS layer3
+                OR (
+                  kind = {p8: String} AND label = {p9: String}
+                )
+                OR (
+                  kind = {p10: String} AND label = {p11: String}
+                )
+              )
+              AND session_id IN (
+                SELECT
+                  session_id
+                FROM entered
+              )
+          ) AS matching
+          GROUP BY
+            session_id
+        ) AS layer1
+      ) AS layer2
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -459,79 +456,78 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      CASE
+        WHEN level >= 1
+        AND arrayExists(x -> x > t1 AND x < CASE WHEN level >= 3 THEN t3 ELSE 9223372036854775807 END, x1)
+        THEN -1
+        ELSE toInt16(level)
+      END AS lvl,
       t1,
       t2,
       t3
     FROM (
       SELECT
         *,
-        level >= 1
-        AND arrayExists(x -> x > t1 AND x < CASE WHEN level >= 3 THEN t3 ELSE 9223372036854775807 END, x1) AS excluded
+        r1 + r2 + r3 AS level
       FROM (
         SELECT
           *,
-          r1 + r2 + r3 AS level
+          arrayFilter(x -> x > t1, e2) AS f2,
+          r1 AND notEmpty(f2) AS r2,
+          arrayMin(f2) AS t2,
+          arrayFilter(x -> x > t2, e3) AS f3,
+          r2 AND notEmpty(f3) AS r3,
+          arrayMin(f3) AS t3
         FROM (
           SELECT
-            *,
-            arrayFilter(x -> x > t1, e2) AS f2,
-            r1 AND notEmpty(f2) AS r2,
-            arrayMin(f2) AS t2,
-            arrayFilter(x -> x > t2, e3) AS f3,
-            r2 AND notEmpty(f3) AS r3,
-            arrayMin(f3) AS t3
+            session_id,
+            groupArrayIf(t, (
+              kind = {p11: String} AND label = {p12: String}
+            )) AS x1,
+            countIf((
+              kind = {p5: String} AND label = {p6: String}
+            )) > 0 AS r1,
+            minIf(t, (
+              kind = {p5: String} AND label = {p6: String}
+            )) AS t1,
+            groupArrayIf(t, (
+              kind = {p7: String} AND label = {p8: String}
+            )) AS e2,
+            groupArrayIf(t, (
+              kind = {p9: String} AND label = {p10: String}
+            )) AS e3
           FROM (
             SELECT
               session_id,
-              groupArrayIf(t, (
-                kind = {p11: String} AND label = {p12: String}
-              )) AS x1,
-              countIf((
-                kind = {p5: String} AND label = {p6: String}
-              )) > 0 AS r1,
-              minIf(t, (
-                kind = {p5: String} AND label = {p6: String}
-              )) AS t1,
-              groupArrayIf(t, (
-                kind = {p7: String} AND label = {p8: String}
-              )) AS e2,
-              groupArrayIf(t, (
-                kind = {p9: String} AND label = {p10: String}
-              )) AS e3
-            FROM (
-              SELECT
-                session_id,
-                toUnixTimestamp64Milli(ts) AS t,
-                kind,
-                label
-              FROM bard.conversion_events
-              WHERE
+              toUnixTimestamp64Milli(ts) AS t,
+              kind,
+              label
+            FROM bard.conversion_events
+            WHERE
+              (
                 (
-                  (
-                    kind = {p5: String} AND label = {p6: String}
-                  )
-                  OR (
-                    kind = {p7: String} AND label = {p8: String}
-                  )
-                  OR (
-                    kind = {p9: String} AND label = {p10: String}
-                  )
-                  OR (
-                    kind = {p11: String} AND label = {p12: String}
-                  )
+                  kind = {p5: String} AND label = {p6: String}
                 )
-                AND session_id IN (
-                  SELECT
-                    session_id
-                  FROM entered
+                OR (
+                  kind = {p7: String} AND label = {p8: String}
                 )
-            ) AS matching
-            GROUP BY
-              session_id
-          ) AS layer1
-        ) AS layer2
-      ) AS layer3
+                OR (
+                  kind = {p9: String} AND label = {p10: String}
+                )
+                OR (
+                  kind = {p11: String} AND label = {p12: String}
+                )
+              )
+              AND session_id IN (
+                SELECT
+                  session_id
+                FROM entered
+              )
+          ) AS matching
+          GROUP BY
+            session_id
+        ) AS layer1
+      ) AS layer2
     ) AS chain
   ) AS reached
     USING (session_id)

@@ -41,7 +41,7 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      toInt16(level) AS lvl,
       t1,
       t2,
       t3,
@@ -50,83 +50,78 @@ WITH entered AS (
     FROM (
       SELECT
         *,
-        0 AS excluded
+        r1 + r2 + r3 + r4 + r5 AS level
       FROM (
         SELECT
           *,
-          r1 + r2 + r3 + r4 + r5 AS level
+          arrayFilter(x -> x > t1, e2) AS f2,
+          r1 AND notEmpty(f2) AS r2,
+          arrayMin(f2) AS t2,
+          arrayFilter(x -> x > t2, e3) AS f3,
+          r2 AND notEmpty(f3) AS r3,
+          arrayMin(f3) AS t3,
+          arrayFilter(x -> x > t3, e4) AS f4,
+          r3 AND notEmpty(f4) AS r4,
+          arrayMin(f4) AS t4,
+          arrayFilter(x -> x > t4, e5) AS f5,
+          r4 AND notEmpty(f5) AS r5,
+          arrayMin(f5) AS t5
         FROM (
           SELECT
-            *,
-            arrayFilter(x -> x > t1, e2) AS f2,
-            r1 AND notEmpty(f2) AS r2,
-            arrayMin(f2) AS t2,
-            arrayFilter(x -> x > t2, e3) AS f3,
-            r2 AND notEmpty(f3) AS r3,
-            arrayMin(f3) AS t3,
-            arrayFilter(x -> x > t3, e4) AS f4,
-            r3 AND notEmpty(f4) AS r4,
-            arrayMin(f4) AS t4,
-            arrayFilter(x -> x > t4, e5) AS f5,
-            r4 AND notEmpty(f5) AS r5,
-            arrayMin(f5) AS t5
+            session_id,
+            countIf((
+              kind = {p6: String} AND label = {p7: String}
+            )) > 0 AS r1,
+            minIf(t, (
+              kind = {p6: String} AND label = {p7: String}
+            )) AS t1,
+            groupArrayIf(t, (
+              kind = {p8: String} AND label = {p9: String}
+            )) AS e2,
+            groupArrayIf(t, (
+              kind = {p10: String} AND label = {p11: String}
+            )) AS e3,
+            groupArrayIf(t, (
+              kind = {p12: String} AND label = {p13: String}
+            )) AS e4,
+            groupArrayIf(t, (
+              kind = {p14: String} AND label = {p15: String}
+            )) AS e5
           FROM (
             SELECT
               session_id,
-              countIf((
-                kind = {p6: String} AND label = {p7: String}
-              )) > 0 AS r1,
-              minIf(t, (
-                kind = {p6: String} AND label = {p7: String}
-              )) AS t1,
-              groupArrayIf(t, (
-                kind = {p8: String} AND label = {p9: String}
-              )) AS e2,
-              groupArrayIf(t, (
-                kind = {p10: String} AND label = {p11: String}
-              )) AS e3,
-              groupArrayIf(t, (
-                kind = {p12: String} AND label = {p13: String}
-              )) AS e4,
-              groupArrayIf(t, (
-                kind = {p14: String} AND label = {p15: String}
-              )) AS e5
-            FROM (
-              SELECT
-                session_id,
-                toUnixTimestamp64Milli(ts) AS t,
-                kind,
-                label
-              FROM bard.conversion_events
-              WHERE
+              toUnixTimestamp64Milli(ts) AS t,
+              kind,
+              label
+            FROM bard.conversion_events
+            WHERE
+              (
                 (
-                  (
-                    kind = {p6: String} AND label = {p7: String}
-                  )
-                  OR (
-                    kind = {p8: String} AND label = {p9: String}
-                  )
-                  OR (
-                    kind = {p10: String} AND label = {p11: String}
-                  )
-                  OR (
-                    kind = {p12: String} AND label = {p13: String}
-                  )
-                  OR (
-                    kind = {p14: String} AND label = {p15: String}
-                  )
+                  kind = {p6: String} AND label = {p7: String}
                 )
-                AND session_id IN (
-                  SELECT
-                    session_id
-                  FROM entered
+                OR (
+                  kind = {p8: String} AND label = {p9: String}
                 )
-            ) AS matching
-            GROUP BY
-              session_id
-          ) AS layer1
-        ) AS layer2
-      ) AS layer3
+                OR (
+                  kind = {p10: String} AND label = {p11: String}
+                )
+                OR (
+                  kind = {p12: String} AND label = {p13: String}
+                )
+                OR (
+                  kind = {p14: String} AND label = {p15: String}
+                )
+              )
+              AND session_id IN (
+                SELECT
+                  session_id
+                FROM entered
+              )
+          ) AS matching
+          GROUP BY
+            session_id
+        ) AS layer1
+      ) AS layer2
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -232,7 +227,7 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      toInt16(level) AS lvl,
       t1,
       t2,
       t3,
@@ -241,83 +236,78 @@ WITH entered AS (
     FROM (
       SELECT
         *,
-        0 AS excluded
+        r1 + r2 + r3 + r4 + r5 AS level
       FROM (
         SELECT
           *,
-          r1 + r2 + r3 + r4 + r5 AS level
+          arrayFilter(x -> x > t1, e2) AS f2,
+          r1 AND notEmpty(f2) AS r2,
+          arrayMin(f2) AS t2,
+          arrayFilter(x -> x > t2, e3) AS f3,
+          r2 AND notEmpty(f3) AS r3,
+          arrayMin(f3) AS t3,
+          arrayFilter(x -> x > t3, e4) AS f4,
+          r3 AND notEmpty(f4) AS r4,
+          arrayMin(f4) AS t4,
+          arrayFilter(x -> x > t4, e5) AS f5,
+          r4 AND notEmpty(f5) AS r5,
+          arrayMin(f5) AS t5
         FROM (
           SELECT
-            *,
-            arrayFilter(x -> x > t1, e2) AS f2,
-            r1 AND notEmpty(f2) AS r2,
-            arrayMin(f2) AS t2,
-            arrayFilter(x -> x > t2, e3) AS f3,
-            r2 AND notEmpty(f3) AS r3,
-            arrayMin(f3) AS t3,
-            arrayFilter(x -> x > t3, e4) AS f4,
-            r3 AND notEmpty(f4) AS r4,
-            arrayMin(f4) AS t4,
-            arrayFilter(x -> x > t4, e5) AS f5,
-            r4 AND notEmpty(f5) AS r5,
-            arrayMin(f5) AS t5
+            session_id,
+            countIf((
+              kind = {p6: String} AND label = {p7: String}
+            )) > 0 AS r1,
+            minIf(t, (
+              kind = {p6: String} AND label = {p7: String}
+            )) AS t1,
+            groupArrayIf(t, (
+              kind = {p8: String} AND label = {p9: String}
+            )) AS e2,
+            groupArrayIf(t, (
+              kind = {p10: String} AND label = {p11: String}
+            )) AS e3,
+            groupArrayIf(t, (
+              kind = {p12: String} AND label = {p13: String}
+            )) AS e4,
+            groupArrayIf(t, (
+              kind = {p14: String} AND label = {p15: String}
+            )) AS e5
           FROM (
             SELECT
               session_id,
-              countIf((
-                kind = {p6: String} AND label = {p7: String}
-              )) > 0 AS r1,
-              minIf(t, (
-                kind = {p6: String} AND label = {p7: String}
-              )) AS t1,
-              groupArrayIf(t, (
-                kind = {p8: String} AND label = {p9: String}
-              )) AS e2,
-              groupArrayIf(t, (
-                kind = {p10: String} AND label = {p11: String}
-              )) AS e3,
-              groupArrayIf(t, (
-                kind = {p12: String} AND label = {p13: String}
-              )) AS e4,
-              groupArrayIf(t, (
-                kind = {p14: String} AND label = {p15: String}
-              )) AS e5
-            FROM (
-              SELECT
-                session_id,
-                toUnixTimestamp64Milli(ts) AS t,
-                kind,
-                label
-              FROM bard.conversion_events
-              WHERE
+              toUnixTimestamp64Milli(ts) AS t,
+              kind,
+              label
+            FROM bard.conversion_events
+            WHERE
+              (
                 (
-                  (
-                    kind = {p6: String} AND label = {p7: String}
-                  )
-                  OR (
-                    kind = {p8: String} AND label = {p9: String}
-                  )
-                  OR (
-                    kind = {p10: String} AND label = {p11: String}
-                  )
-                  OR (
-                    kind = {p12: String} AND label = {p13: String}
-                  )
-                  OR (
-                    kind = {p14: String} AND label = {p15: String}
-                  )
+                  kind = {p6: String} AND label = {p7: String}
                 )
-                AND session_id IN (
-                  SELECT
-                    session_id
-                  FROM entered
+                OR (
+                  kind = {p8: String} AND label = {p9: String}
                 )
-            ) AS matching
-            GROUP BY
-              session_id
-          ) AS layer1
-        ) AS layer2
-      ) AS layer3
+                OR (
+                  kind = {p10: String} AND label = {p11: String}
+                )
+                OR (
+                  kind = {p12: String} AND label = {p13: String}
+                )
+                OR (
+                  kind = {p14: String} AND label = {p15: String}
+                )
+              )
+              AND session_id IN (
+                SELECT
+                  session_id
+                FROM entered
+              )
+          ) AS matching
+          GROUP BY
+            session_id
+        ) AS layer1
+      ) AS layer2
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -444,7 +434,7 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      toInt16(level) AS lvl,
       t1,
       t2,
       t3,
@@ -453,83 +443,78 @@ WITH entered AS (
     FROM (
       SELECT
         *,
-        0 AS excluded
+        r1 + r2 + r3 + r4 + r5 AS level
       FROM (
         SELECT
           *,
-          r1 + r2 + r3 + r4 + r5 AS level
+          arrayFilter(x -> x > t1, e2) AS f2,
+          r1 AND notEmpty(f2) AS r2,
+          arrayMin(f2) AS t2,
+          arrayFilter(x -> x > t2, e3) AS f3,
+          r2 AND notEmpty(f3) AS r3,
+          arrayMin(f3) AS t3,
+          arrayFilter(x -> x > t3, e4) AS f4,
+          r3 AND notEmpty(f4) AS r4,
+          arrayMin(f4) AS t4,
+          arrayFilter(x -> x > t4, e5) AS f5,
+          r4 AND notEmpty(f5) AS r5,
+          arrayMin(f5) AS t5
         FROM (
           SELECT
-            *,
-            arrayFilter(x -> x > t1, e2) AS f2,
-            r1 AND notEmpty(f2) AS r2,
-            arrayMin(f2) AS t2,
-            arrayFilter(x -> x > t2, e3) AS f3,
-            r2 AND notEmpty(f3) AS r3,
-            arrayMin(f3) AS t3,
-            arrayFilter(x -> x > t3, e4) AS f4,
-            r3 AND notEmpty(f4) AS r4,
-            arrayMin(f4) AS t4,
-            arrayFilter(x -> x > t4, e5) AS f5,
-            r4 AND notEmpty(f5) AS r5,
-            arrayMin(f5) AS t5
+            session_id,
+            countIf((
+              kind = {p9: String} AND label = {p10: String}
+            )) > 0 AS r1,
+            minIf(t, (
+              kind = {p9: String} AND label = {p10: String}
+            )) AS t1,
+            groupArrayIf(t, (
+              kind = {p11: String} AND label = {p12: String}
+            )) AS e2,
+            groupArrayIf(t, (
+              kind = {p13: String} AND label = {p14: String}
+            )) AS e3,
+            groupArrayIf(t, (
+              kind = {p15: String} AND label = {p16: String}
+            )) AS e4,
+            groupArrayIf(t, (
+              kind = {p17: String} AND label = {p18: String}
+            )) AS e5
           FROM (
             SELECT
               session_id,
-              countIf((
-                kind = {p9: String} AND label = {p10: String}
-              )) > 0 AS r1,
-              minIf(t, (
-                kind = {p9: String} AND label = {p10: String}
-              )) AS t1,
-              groupArrayIf(t, (
-                kind = {p11: String} AND label = {p12: String}
-              )) AS e2,
-              groupArrayIf(t, (
-                kind = {p13: String} AND label = {p14: String}
-              )) AS e3,
-              groupArrayIf(t, (
-                kind = {p15: String} AND label = {p16: String}
-              )) AS e4,
-              groupArrayIf(t, (
-                kind = {p17: String} AND label = {p18: String}
-              )) AS e5
-            FROM (
-              SELECT
-                session_id,
-                toUnixTimestamp64Milli(ts) AS t,
-                kind,
-                label
-              FROM bard.conversion_events
-              WHERE
+              toUnixTimestamp64Milli(ts) AS t,
+              kind,
+              label
+            FROM bard.conversion_events
+            WHERE
+              (
                 (
-                  (
-                    kind = {p9: String} AND label = {p10: String}
-                  )
-                  OR (
-                    kind = {p11: String} AND label = {p12: String}
-                  )
-                  OR (
-                    kind = {p13: String} AND label = {p14: String}
-                  )
-                  OR (
-                    kind = {p15: String} AND label = {p16: String}
-                  )
-                  OR (
-                    kind = {p17: String} AND label = {p18: String}
-                  )
+                  kind = {p9: String} AND label = {p10: String}
                 )
-                AND session_id IN (
-                  SELECT
-                    session_id
-                  FROM entered
+                OR (
+                  kind = {p11: String} AND label = {p12: String}
                 )
-            ) AS matching
-            GROUP BY
-              session_id
-          ) AS layer1
-        ) AS layer2
-      ) AS layer3
+                OR (
+                  kind = {p13: String} AND label = {p14: String}
+                )
+                OR (
+                  kind = {p15: String} AND label = {p16: String}
+                )
+                OR (
+                  kind = {p17: String} AND label = {p18: String}
+                )
+              )
+              AND session_id IN (
+                SELECT
+                  session_id
+                FROM entered
+              )
+          ) AS matching
+          GROUP BY
+            session_id
+        ) AS layer1
+      ) AS layer2
     ) AS chain
   ) AS reached
     USING (session_id)

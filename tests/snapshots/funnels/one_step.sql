@@ -16,46 +16,41 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      toInt16(level) AS lvl,
       t1
     FROM (
       SELECT
         *,
-        0 AS excluded
+        r1 AS level
       FROM (
         SELECT
-          *,
-          r1 AS level
+          session_id,
+          countIf((
+            kind = {p1: String} AND label = {p2: String}
+          )) > 0 AS r1,
+          minIf(t, (
+            kind = {p1: String} AND label = {p2: String}
+          )) AS t1
         FROM (
           SELECT
             session_id,
-            countIf((
+            toUnixTimestamp64Milli(ts) AS t,
+            kind,
+            label
+          FROM bard.conversion_events
+          WHERE
+            (
               kind = {p1: String} AND label = {p2: String}
-            )) > 0 AS r1,
-            minIf(t, (
-              kind = {p1: String} AND label = {p2: String}
-            )) AS t1
-          FROM (
-            SELECT
-              session_id,
-              toUnixTimestamp64Milli(ts) AS t,
-              kind,
-              label
-            FROM bard.conversion_events
-            WHERE
-              (
-                kind = {p1: String} AND label = {p2: String}
-              )
-              AND session_id IN (
-                SELECT
-                  session_id
-                FROM entered
-              )
-          ) AS matching
-          GROUP BY
-            session_id
-        ) AS layer1
-      ) AS layer2
+            )
+            AND session_id IN (
+              SELECT
+                session_id
+              FROM entered
+            )
+        ) AS matching
+        GROUP BY
+          session_id
+      ) AS layer1
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -97,46 +92,41 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      toInt16(level) AS lvl,
       t1
     FROM (
       SELECT
         *,
-        0 AS excluded
+        r1 AS level
       FROM (
         SELECT
-          *,
-          r1 AS level
+          session_id,
+          countIf((
+            kind = {p1: String} AND label = {p2: String}
+          )) > 0 AS r1,
+          minIf(t, (
+            kind = {p1: String} AND label = {p2: String}
+          )) AS t1
         FROM (
           SELECT
             session_id,
-            countIf((
+            toUnixTimestamp64Milli(ts) AS t,
+            kind,
+            label
+          FROM bard.conversion_events
+          WHERE
+            (
               kind = {p1: String} AND label = {p2: String}
-            )) > 0 AS r1,
-            minIf(t, (
-              kind = {p1: String} AND label = {p2: String}
-            )) AS t1
-          FROM (
-            SELECT
-              session_id,
-              toUnixTimestamp64Milli(ts) AS t,
-              kind,
-              label
-            FROM bard.conversion_events
-            WHERE
-              (
-                kind = {p1: String} AND label = {p2: String}
-              )
-              AND session_id IN (
-                SELECT
-                  session_id
-                FROM entered
-              )
-          ) AS matching
-          GROUP BY
-            session_id
-        ) AS layer1
-      ) AS layer2
+            )
+            AND session_id IN (
+              SELECT
+                session_id
+              FROM entered
+            )
+        ) AS matching
+        GROUP BY
+          session_id
+      ) AS layer1
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -183,46 +173,41 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
+      toInt16(level) AS lvl,
       t1
     FROM (
       SELECT
         *,
-        0 AS excluded
+        r1 AS level
       FROM (
         SELECT
-          *,
-          r1 AS level
+          session_id,
+          countIf((
+            kind = {p4: String} AND label = {p5: String}
+          )) > 0 AS r1,
+          minIf(t, (
+            kind = {p4: String} AND label = {p5: String}
+          )) AS t1
         FROM (
           SELECT
             session_id,
-            countIf((
+            toUnixTimestamp64Milli(ts) AS t,
+            kind,
+            label
+          FROM bard.conversion_events
+          WHERE
+            (
               kind = {p4: String} AND label = {p5: String}
-            )) > 0 AS r1,
-            minIf(t, (
-              kind = {p4: String} AND label = {p5: String}
-            )) AS t1
-          FROM (
-            SELECT
-              session_id,
-              toUnixTimestamp64Milli(ts) AS t,
-              kind,
-              label
-            FROM bard.conversion_events
-            WHERE
-              (
-                kind = {p4: String} AND label = {p5: String}
-              )
-              AND session_id IN (
-                SELECT
-                  session_id
-                FROM entered
-              )
-          ) AS matching
-          GROUP BY
-            session_id
-        ) AS layer1
-      ) AS layer2
+            )
+            AND session_id IN (
+              SELECT
+                session_id
+              FROM entered
+            )
+        ) AS matching
+        GROUP BY
+          session_id
+      ) AS layer1
     ) AS chain
   ) AS reached
     USING (session_id)

@@ -24,80 +24,68 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
-      t1,
-      t2,
-      t3
+      toInt16(level) AS lvl,
+      u[c1[best]] AS t1,
+      u[c2[best]] AS t2,
+      u[c3[best]] AS t3
     FROM (
       SELECT
         *,
-        0 AS excluded
+        arrayMax(lv) AS level,
+        indexOf(lv, arrayMax(lv)) AS best
       FROM (
         SELECT
           *,
-          u[c1[best]] AS t1,
-          u[c2[best]] AS t2,
-          u[c3[best]] AS t3
+          arrayMap((q2, q3) -> 1 + (
+            q2 <> 0
+          ) + (
+            q3 <> 0
+          ), c2, c3) AS lv
         FROM (
           SELECT
             *,
-            arrayMax(lv) AS level,
-            indexOf(lv, arrayMax(lv)) AS best
+            arrayMap(x -> indexOf(u, x), a1) AS c1,
+            arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at2, p + 1) THEN p + 1 ELSE 0 END, a1, c1) AS c2,
+            arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at3, p + 1) THEN p + 1 ELSE 0 END, a1, c2) AS c3
           FROM (
             SELECT
               *,
-              arrayMap((q2, q3) -> 1 + (
-                q2 <> 0
-              ) + (
-                q3 <> 0
-              ), c2, c3) AS lv
+              arraySort(arrayDistinct(e1)) AS a1,
+              arrayMap(x -> indexOf(u, x), e2) AS at2,
+              arrayMap(x -> indexOf(u, x), e3) AS at3
             FROM (
               SELECT
-                *,
-                arrayMap(x -> indexOf(u, x), a1) AS c1,
-                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at2, p + 1) THEN p + 1 ELSE 0 END, a1, c1) AS c2,
-                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at3, p + 1) THEN p + 1 ELSE 0 END, a1, c2) AS c3
+                session_id,
+                groupArrayIf(t, (
+                  kind = {p1: String} AND label = {p2: String}
+                )) AS e1,
+                groupArrayIf(t, (
+                  kind = {p3: String} AND label = {p4: String}
+                )) AS e2,
+                groupArrayIf(t, (
+                  kind = {p5: String} AND label = {p6: String}
+                )) AS e3,
+                arrayDistinct(arraySort(groupArray(t))) AS u
               FROM (
                 SELECT
-                  *,
-                  arraySort(arrayDistinct(e1)) AS a1,
-                  arrayMap(x -> indexOf(u, x), e2) AS at2,
-                  arrayMap(x -> indexOf(u, x), e3) AS at3
-                FROM (
-                  SELECT
-                    session_id,
-                    groupArrayIf(t, (
-                      kind = {p1: String} AND label = {p2: String}
-                    )) AS e1,
-                    groupArrayIf(t, (
-                      kind = {p3: String} AND label = {p4: String}
-                    )) AS e2,
-                    groupArrayIf(t, (
-                      kind = {p5: String} AND label = {p6: String}
-                    )) AS e3,
-                    arrayDistinct(arraySort(groupArray(t))) AS u
-                  FROM (
+                  session_id,
+                  toUnixTimestamp64Milli(ts) AS t,
+                  kind,
+                  label
+                FROM bard.conversion_events
+                WHERE
+                  session_id IN (
                     SELECT
-                      session_id,
-                      toUnixTimestamp64Milli(ts) AS t,
-                      kind,
-                      label
-                    FROM bard.conversion_events
-                    WHERE
-                      session_id IN (
-                        SELECT
-                          session_id
-                        FROM entered
-                      )
-                  ) AS matching
-                  GROUP BY
-                    session_id
-                ) AS layer1
-              ) AS layer2
-            ) AS layer3
-          ) AS layer4
-        ) AS layer5
-      ) AS layer6
+                      session_id
+                    FROM entered
+                  )
+              ) AS matching
+              GROUP BY
+                session_id
+            ) AS layer1
+          ) AS layer2
+        ) AS layer3
+      ) AS layer4
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -166,80 +154,68 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
-      t1,
-      t2,
-      t3
+      toInt16(level) AS lvl,
+      u[c1[best]] AS t1,
+      u[c2[best]] AS t2,
+      u[c3[best]] AS t3
     FROM (
       SELECT
         *,
-        0 AS excluded
+        arrayMax(lv) AS level,
+        indexOf(lv, arrayMax(lv)) AS best
       FROM (
         SELECT
           *,
-          u[c1[best]] AS t1,
-          u[c2[best]] AS t2,
-          u[c3[best]] AS t3
+          arrayMap((q2, q3) -> 1 + (
+            q2 <> 0
+          ) + (
+            q3 <> 0
+          ), c2, c3) AS lv
         FROM (
           SELECT
             *,
-            arrayMax(lv) AS level,
-            indexOf(lv, arrayMax(lv)) AS best
+            arrayMap(x -> indexOf(u, x), a1) AS c1,
+            arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at2, p + 1) THEN p + 1 ELSE 0 END, a1, c1) AS c2,
+            arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at3, p + 1) THEN p + 1 ELSE 0 END, a1, c2) AS c3
           FROM (
             SELECT
               *,
-              arrayMap((q2, q3) -> 1 + (
-                q2 <> 0
-              ) + (
-                q3 <> 0
-              ), c2, c3) AS lv
+              arraySort(arrayDistinct(e1)) AS a1,
+              arrayMap(x -> indexOf(u, x), e2) AS at2,
+              arrayMap(x -> indexOf(u, x), e3) AS at3
             FROM (
               SELECT
-                *,
-                arrayMap(x -> indexOf(u, x), a1) AS c1,
-                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at2, p + 1) THEN p + 1 ELSE 0 END, a1, c1) AS c2,
-                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at3, p + 1) THEN p + 1 ELSE 0 END, a1, c2) AS c3
+                session_id,
+                groupArrayIf(t, (
+                  kind = {p1: String} AND label = {p2: String}
+                )) AS e1,
+                groupArrayIf(t, (
+                  kind = {p3: String} AND label = {p4: String}
+                )) AS e2,
+                groupArrayIf(t, (
+                  kind = {p5: String} AND label = {p6: String}
+                )) AS e3,
+                arrayDistinct(arraySort(groupArray(t))) AS u
               FROM (
                 SELECT
-                  *,
-                  arraySort(arrayDistinct(e1)) AS a1,
-                  arrayMap(x -> indexOf(u, x), e2) AS at2,
-                  arrayMap(x -> indexOf(u, x), e3) AS at3
-                FROM (
-                  SELECT
-                    session_id,
-                    groupArrayIf(t, (
-                      kind = {p1: String} AND label = {p2: String}
-                    )) AS e1,
-                    groupArrayIf(t, (
-                      kind = {p3: String} AND label = {p4: String}
-                    )) AS e2,
-                    groupArrayIf(t, (
-                      kind = {p5: String} AND label = {p6: String}
-                    )) AS e3,
-                    arrayDistinct(arraySort(groupArray(t))) AS u
-                  FROM (
+                  session_id,
+                  toUnixTimestamp64Milli(ts) AS t,
+                  kind,
+                  label
+                FROM bard.conversion_events
+                WHERE
+                  session_id IN (
                     SELECT
-                      session_id,
-                      toUnixTimestamp64Milli(ts) AS t,
-                      kind,
-                      label
-                    FROM bard.conversion_events
-                    WHERE
-                      session_id IN (
-                        SELECT
-                          session_id
-                        FROM entered
-                      )
-                  ) AS matching
-                  GROUP BY
-                    session_id
-                ) AS layer1
-              ) AS layer2
-            ) AS layer3
-          ) AS layer4
-        ) AS layer5
-      ) AS layer6
+                      session_id
+                    FROM entered
+                  )
+              ) AS matching
+              GROUP BY
+                session_id
+            ) AS layer1
+          ) AS layer2
+        ) AS layer3
+      ) AS layer4
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -321,80 +297,68 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
-      t1,
-      t2,
-      t3
+      toInt16(level) AS lvl,
+      u[c1[best]] AS t1,
+      u[c2[best]] AS t2,
+      u[c3[best]] AS t3
     FROM (
       SELECT
         *,
-        0 AS excluded
+        arrayMax(lv) AS level,
+        indexOf(lv, arrayMax(lv)) AS best
       FROM (
         SELECT
           *,
-          u[c1[best]] AS t1,
-          u[c2[best]] AS t2,
-          u[c3[best]] AS t3
+          arrayMap((q2, q3) -> 1 + (
+            q2 <> 0
+          ) + (
+            q3 <> 0
+          ), c2, c3) AS lv
         FROM (
           SELECT
             *,
-            arrayMax(lv) AS level,
-            indexOf(lv, arrayMax(lv)) AS best
+            arrayMap(x -> indexOf(u, x), a1) AS c1,
+            arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at2, p + 1) THEN p + 1 ELSE 0 END, a1, c1) AS c2,
+            arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at3, p + 1) THEN p + 1 ELSE 0 END, a1, c2) AS c3
           FROM (
             SELECT
               *,
-              arrayMap((q2, q3) -> 1 + (
-                q2 <> 0
-              ) + (
-                q3 <> 0
-              ), c2, c3) AS lv
+              arraySort(arrayDistinct(e1)) AS a1,
+              arrayMap(x -> indexOf(u, x), e2) AS at2,
+              arrayMap(x -> indexOf(u, x), e3) AS at3
             FROM (
               SELECT
-                *,
-                arrayMap(x -> indexOf(u, x), a1) AS c1,
-                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at2, p + 1) THEN p + 1 ELSE 0 END, a1, c1) AS c2,
-                arrayMap((s, p) -> CASE WHEN p <> 0 AND has(at3, p + 1) THEN p + 1 ELSE 0 END, a1, c2) AS c3
+                session_id,
+                groupArrayIf(t, (
+                  kind = {p4: String} AND label = {p5: String}
+                )) AS e1,
+                groupArrayIf(t, (
+                  kind = {p6: String} AND label = {p7: String}
+                )) AS e2,
+                groupArrayIf(t, (
+                  kind = {p8: String} AND label = {p9: String}
+                )) AS e3,
+                arrayDistinct(arraySort(groupArray(t))) AS u
               FROM (
                 SELECT
-                  *,
-                  arraySort(arrayDistinct(e1)) AS a1,
-                  arrayMap(x -> indexOf(u, x), e2) AS at2,
-                  arrayMap(x -> indexOf(u, x), e3) AS at3
-                FROM (
-                  SELECT
-                    session_id,
-                    groupArrayIf(t, (
-                      kind = {p4: String} AND label = {p5: String}
-                    )) AS e1,
-                    groupArrayIf(t, (
-                      kind = {p6: String} AND label = {p7: String}
-                    )) AS e2,
-                    groupArrayIf(t, (
-                      kind = {p8: String} AND label = {p9: String}
-                    )) AS e3,
-                    arrayDistinct(arraySort(groupArray(t))) AS u
-                  FROM (
+                  session_id,
+                  toUnixTimestamp64Milli(ts) AS t,
+                  kind,
+                  label
+                FROM bard.conversion_events
+                WHERE
+                  session_id IN (
                     SELECT
-                      session_id,
-                      toUnixTimestamp64Milli(ts) AS t,
-                      kind,
-                      label
-                    FROM bard.conversion_events
-                    WHERE
-                      session_id IN (
-                        SELECT
-                          session_id
-                        FROM entered
-                      )
-                  ) AS matching
-                  GROUP BY
-                    session_id
-                ) AS layer1
-              ) AS layer2
-            ) AS layer3
-          ) AS layer4
-        ) AS layer5
-      ) AS layer6
+                      session_id
+                    FROM entered
+                  )
+              ) AS matching
+              GROUP BY
+                session_id
+            ) AS layer1
+          ) AS layer2
+        ) AS layer3
+      ) AS layer4
     ) AS chain
   ) AS reached
     USING (session_id)

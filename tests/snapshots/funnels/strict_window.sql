@@ -20,80 +20,69 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
-      t1,
-      t2
+      toInt16(level) AS lvl,
+      u[c1[best]] AS t1,
+      u[c2[best]] AS t2
     FROM (
       SELECT
         *,
-        0 AS excluded
+        arrayMax(lv) AS level,
+        indexOf(lv, arrayMax(lv)) AS best
       FROM (
         SELECT
           *,
-          u[c1[best]] AS t1,
-          u[c2[best]] AS t2
+          arrayMap(q2 -> 1 + (
+            q2 <> 0
+          ), c2) AS lv
         FROM (
           SELECT
             *,
-            arrayMax(lv) AS level,
-            indexOf(lv, arrayMax(lv)) AS best
+            arrayMap(x -> indexOf(u, x), a1) AS c1,
+            arrayMap(
+              (s, p) -> CASE
+                WHEN p <> 0 AND has(at2, p + 1) AND e2[indexOf(at2, p + 1)] <= s + w
+                THEN p + 1
+                ELSE 0
+              END,
+              a1,
+              c1
+            ) AS c2
           FROM (
             SELECT
               *,
-              arrayMap(q2 -> 1 + (
-                q2 <> 0
-              ), c2) AS lv
+              arraySort(arrayDistinct(e1)) AS a1,
+              arrayMap(x -> indexOf(u, x), e2) AS at2
             FROM (
               SELECT
-                *,
-                arrayMap(x -> indexOf(u, x), a1) AS c1,
-                arrayMap(
-                  (s, p) -> CASE
-                    WHEN p <> 0 AND has(at2, p + 1) AND e2[indexOf(at2, p + 1)] <= s + w
-                    THEN p + 1
-                    ELSE 0
-                  END,
-                  a1,
-                  c1
-                ) AS c2
+                session_id,
+                {p5: Int64} AS w,
+                groupArrayIf(t, (
+                  kind = {p1: String} AND label = {p2: String}
+                )) AS e1,
+                groupArrayIf(t, (
+                  kind = {p3: String} AND label = {p4: String}
+                )) AS e2,
+                arrayDistinct(arraySort(groupArray(t))) AS u
               FROM (
                 SELECT
-                  *,
-                  arraySort(arrayDistinct(e1)) AS a1,
-                  arrayMap(x -> indexOf(u, x), e2) AS at2
-                FROM (
-                  SELECT
-                    session_id,
-                    {p5: Int64} AS w,
-                    groupArrayIf(t, (
-                      kind = {p1: String} AND label = {p2: String}
-                    )) AS e1,
-                    groupArrayIf(t, (
-                      kind = {p3: String} AND label = {p4: String}
-                    )) AS e2,
-                    arrayDistinct(arraySort(groupArray(t))) AS u
-                  FROM (
+                  session_id,
+                  toUnixTimestamp64Milli(ts) AS t,
+                  kind,
+                  label
+                FROM bard.conversion_events
+                WHERE
+                  session_id IN (
                     SELECT
-                      session_id,
-                      toUnixTimestamp64Milli(ts) AS t,
-                      kind,
-                      label
-                    FROM bard.conversion_events
-                    WHERE
-                      session_id IN (
-                        SELECT
-                          session_id
-                        FROM entered
-                      )
-                  ) AS matching
-                  GROUP BY
-                    session_id
-                ) AS layer1
-              ) AS layer2
-            ) AS layer3
-          ) AS layer4
-        ) AS layer5
-      ) AS layer6
+                      session_id
+                    FROM entered
+                  )
+              ) AS matching
+              GROUP BY
+                session_id
+            ) AS layer1
+          ) AS layer2
+        ) AS layer3
+      ) AS layer4
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -148,80 +137,69 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
-      t1,
-      t2
+      toInt16(level) AS lvl,
+      u[c1[best]] AS t1,
+      u[c2[best]] AS t2
     FROM (
       SELECT
         *,
-        0 AS excluded
+        arrayMax(lv) AS level,
+        indexOf(lv, arrayMax(lv)) AS best
       FROM (
         SELECT
           *,
-          u[c1[best]] AS t1,
-          u[c2[best]] AS t2
+          arrayMap(q2 -> 1 + (
+            q2 <> 0
+          ), c2) AS lv
         FROM (
           SELECT
             *,
-            arrayMax(lv) AS level,
-            indexOf(lv, arrayMax(lv)) AS best
+            arrayMap(x -> indexOf(u, x), a1) AS c1,
+            arrayMap(
+              (s, p) -> CASE
+                WHEN p <> 0 AND has(at2, p + 1) AND e2[indexOf(at2, p + 1)] <= s + w
+                THEN p + 1
+                ELSE 0
+              END,
+              a1,
+              c1
+            ) AS c2
           FROM (
             SELECT
               *,
-              arrayMap(q2 -> 1 + (
-                q2 <> 0
-              ), c2) AS lv
+              arraySort(arrayDistinct(e1)) AS a1,
+              arrayMap(x -> indexOf(u, x), e2) AS at2
             FROM (
               SELECT
-                *,
-                arrayMap(x -> indexOf(u, x), a1) AS c1,
-                arrayMap(
-                  (s, p) -> CASE
-                    WHEN p <> 0 AND has(at2, p + 1) AND e2[indexOf(at2, p + 1)] <= s + w
-                    THEN p + 1
-                    ELSE 0
-                  END,
-                  a1,
-                  c1
-                ) AS c2
+                session_id,
+                {p5: Int64} AS w,
+                groupArrayIf(t, (
+                  kind = {p1: String} AND label = {p2: String}
+                )) AS e1,
+                groupArrayIf(t, (
+                  kind = {p3: String} AND label = {p4: String}
+                )) AS e2,
+                arrayDistinct(arraySort(groupArray(t))) AS u
               FROM (
                 SELECT
-                  *,
-                  arraySort(arrayDistinct(e1)) AS a1,
-                  arrayMap(x -> indexOf(u, x), e2) AS at2
-                FROM (
-                  SELECT
-                    session_id,
-                    {p5: Int64} AS w,
-                    groupArrayIf(t, (
-                      kind = {p1: String} AND label = {p2: String}
-                    )) AS e1,
-                    groupArrayIf(t, (
-                      kind = {p3: String} AND label = {p4: String}
-                    )) AS e2,
-                    arrayDistinct(arraySort(groupArray(t))) AS u
-                  FROM (
+                  session_id,
+                  toUnixTimestamp64Milli(ts) AS t,
+                  kind,
+                  label
+                FROM bard.conversion_events
+                WHERE
+                  session_id IN (
                     SELECT
-                      session_id,
-                      toUnixTimestamp64Milli(ts) AS t,
-                      kind,
-                      label
-                    FROM bard.conversion_events
-                    WHERE
-                      session_id IN (
-                        SELECT
-                          session_id
-                        FROM entered
-                      )
-                  ) AS matching
-                  GROUP BY
-                    session_id
-                ) AS layer1
-              ) AS layer2
-            ) AS layer3
-          ) AS layer4
-        ) AS layer5
-      ) AS layer6
+                      session_id
+                    FROM entered
+                  )
+              ) AS matching
+              GROUP BY
+                session_id
+            ) AS layer1
+          ) AS layer2
+        ) AS layer3
+      ) AS layer4
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -285,80 +263,69 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
-      t1,
-      t2
+      toInt16(level) AS lvl,
+      u[c1[best]] AS t1,
+      u[c2[best]] AS t2
     FROM (
       SELECT
         *,
-        0 AS excluded
+        arrayMax(lv) AS level,
+        indexOf(lv, arrayMax(lv)) AS best
       FROM (
         SELECT
           *,
-          u[c1[best]] AS t1,
-          u[c2[best]] AS t2
+          arrayMap(q2 -> 1 + (
+            q2 <> 0
+          ), c2) AS lv
         FROM (
           SELECT
             *,
-            arrayMax(lv) AS level,
-            indexOf(lv, arrayMax(lv)) AS best
+            arrayMap(x -> indexOf(u, x), a1) AS c1,
+            arrayMap(
+              (s, p) -> CASE
+                WHEN p <> 0 AND has(at2, p + 1) AND e2[indexOf(at2, p + 1)] <= s + w
+                THEN p + 1
+                ELSE 0
+              END,
+              a1,
+              c1
+            ) AS c2
           FROM (
             SELECT
               *,
-              arrayMap(q2 -> 1 + (
-                q2 <> 0
-              ), c2) AS lv
+              arraySort(arrayDistinct(e1)) AS a1,
+              arrayMap(x -> indexOf(u, x), e2) AS at2
             FROM (
               SELECT
-                *,
-                arrayMap(x -> indexOf(u, x), a1) AS c1,
-                arrayMap(
-                  (s, p) -> CASE
-                    WHEN p <> 0 AND has(at2, p + 1) AND e2[indexOf(at2, p + 1)] <= s + w
-                    THEN p + 1
-                    ELSE 0
-                  END,
-                  a1,
-                  c1
-                ) AS c2
+                session_id,
+                {p8: Int64} AS w,
+                groupArrayIf(t, (
+                  kind = {p4: String} AND label = {p5: String}
+                )) AS e1,
+                groupArrayIf(t, (
+                  kind = {p6: String} AND label = {p7: String}
+                )) AS e2,
+                arrayDistinct(arraySort(groupArray(t))) AS u
               FROM (
                 SELECT
-                  *,
-                  arraySort(arrayDistinct(e1)) AS a1,
-                  arrayMap(x -> indexOf(u, x), e2) AS at2
-                FROM (
-                  SELECT
-                    session_id,
-                    {p8: Int64} AS w,
-                    groupArrayIf(t, (
-                      kind = {p4: String} AND label = {p5: String}
-                    )) AS e1,
-                    groupArrayIf(t, (
-                      kind = {p6: String} AND label = {p7: String}
-                    )) AS e2,
-                    arrayDistinct(arraySort(groupArray(t))) AS u
-                  FROM (
+                  session_id,
+                  toUnixTimestamp64Milli(ts) AS t,
+                  kind,
+                  label
+                FROM bard.conversion_events
+                WHERE
+                  session_id IN (
                     SELECT
-                      session_id,
-                      toUnixTimestamp64Milli(ts) AS t,
-                      kind,
-                      label
-                    FROM bard.conversion_events
-                    WHERE
-                      session_id IN (
-                        SELECT
-                          session_id
-                        FROM entered
-                      )
-                  ) AS matching
-                  GROUP BY
-                    session_id
-                ) AS layer1
-              ) AS layer2
-            ) AS layer3
-          ) AS layer4
-        ) AS layer5
-      ) AS layer6
+                      session_id
+                    FROM entered
+                  )
+              ) AS matching
+              GROUP BY
+                session_id
+            ) AS layer1
+          ) AS layer2
+        ) AS layer3
+      ) AS layer4
     ) AS chain
   ) AS reached
     USING (session_id)

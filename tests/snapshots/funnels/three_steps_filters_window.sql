@@ -33,92 +33,80 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
-      t1,
-      t2,
-      t3
+      toInt16(level) AS lvl,
+      c1[best] AS t1,
+      c2[best] AS t2,
+      c3[best] AS t3
     FROM (
       SELECT
         *,
-        0 AS excluded
+        arrayMax(lv) AS level,
+        indexOf(lv, arrayMax(lv)) AS best
       FROM (
         SELECT
           *,
-          c1[best] AS t1,
-          c2[best] AS t2,
-          c3[best] AS t3
+          arrayMap((q2, q3) -> 1 + (
+            q2 <> 0
+          ) + (
+            q3 <> 0
+          ), c2, c3) AS lv
         FROM (
           SELECT
             *,
-            arrayMax(lv) AS level,
-            indexOf(lv, arrayMax(lv)) AS best
+            arraySort(e1) AS c1,
+            arrayMap(
+              (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e2)) END,
+              c1,
+              c1
+            ) AS c2,
+            arrayMap(
+              (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e3)) END,
+              c1,
+              c2
+            ) AS c3
           FROM (
             SELECT
-              *,
-              arrayMap((q2, q3) -> 1 + (
-                q2 <> 0
-              ) + (
-                q3 <> 0
-              ), c2, c3) AS lv
+              session_id,
+              {p12: Int64} AS w,
+              groupArrayIf(t, (
+                kind = {p6: String} AND label = {p7: String}
+              )) AS e1,
+              groupArrayIf(t, (
+                kind = {p8: String} AND label = {p9: String}
+              )) AS e2,
+              groupArrayIf(t, (
+                kind = {p10: String} AND label = {p11: String}
+              )) AS e3
             FROM (
               SELECT
-                *,
-                arraySort(e1) AS c1,
-                arrayMap(
-                  (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e2)) END,
-                  c1,
-                  c1
-                ) AS c2,
-                arrayMap(
-                  (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e3)) END,
-                  c1,
-                  c2
-                ) AS c3
-              FROM (
-                SELECT
-                  session_id,
-                  {p12: Int64} AS w,
-                  groupArrayIf(t, (
+                session_id,
+                toUnixTimestamp64Milli(ts) AS t,
+                kind,
+                label
+              FROM bard.conversion_events
+              WHERE
+                (
+                  (
                     kind = {p6: String} AND label = {p7: String}
-                  )) AS e1,
-                  groupArrayIf(t, (
+                  )
+                  OR (
                     kind = {p8: String} AND label = {p9: String}
-                  )) AS e2,
-                  groupArrayIf(t, (
+                  )
+                  OR (
                     kind = {p10: String} AND label = {p11: String}
-                  )) AS e3
-                FROM (
+                  )
+                )
+                AND session_id IN (
                   SELECT
-                    session_id,
-                    toUnixTimestamp64Milli(ts) AS t,
-                    kind,
-                    label
-                  FROM bard.conversion_events
-                  WHERE
-                    (
-                      (
-                        kind = {p6: String} AND label = {p7: String}
-                      )
-                      OR (
-                        kind = {p8: String} AND label = {p9: String}
-                      )
-                      OR (
-                        kind = {p10: String} AND label = {p11: String}
-                      )
-                    )
-                    AND session_id IN (
-                      SELECT
-                        session_id
-                      FROM entered
-                    )
-                ) AS matching
-                GROUP BY
-                  session_id
-              ) AS layer1
-            ) AS layer2
-          ) AS layer3
-        ) AS layer4
-      ) AS layer5
+                    session_id
+                  FROM entered
+                )
+            ) AS matching
+            GROUP BY
+              session_id
+          ) AS layer1
+        ) AS layer2
+      ) AS layer3
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -196,92 +184,80 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
-      t1,
-      t2,
-      t3
+      toInt16(level) AS lvl,
+      c1[best] AS t1,
+      c2[best] AS t2,
+      c3[best] AS t3
     FROM (
       SELECT
         *,
-        0 AS excluded
+        arrayMax(lv) AS level,
+        indexOf(lv, arrayMax(lv)) AS best
       FROM (
         SELECT
           *,
-          c1[best] AS t1,
-          c2[best] AS t2,
-          c3[best] AS t3
+          arrayMap((q2, q3) -> 1 + (
+            q2 <> 0
+          ) + (
+            q3 <> 0
+          ), c2, c3) AS lv
         FROM (
           SELECT
             *,
-            arrayMax(lv) AS level,
-            indexOf(lv, arrayMax(lv)) AS best
+            arraySort(e1) AS c1,
+            arrayMap(
+              (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e2)) END,
+              c1,
+              c1
+            ) AS c2,
+            arrayMap(
+              (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e3)) END,
+              c1,
+              c2
+            ) AS c3
           FROM (
             SELECT
-              *,
-              arrayMap((q2, q3) -> 1 + (
-                q2 <> 0
-              ) + (
-                q3 <> 0
-              ), c2, c3) AS lv
+              session_id,
+              {p12: Int64} AS w,
+              groupArrayIf(t, (
+                kind = {p6: String} AND label = {p7: String}
+              )) AS e1,
+              groupArrayIf(t, (
+                kind = {p8: String} AND label = {p9: String}
+              )) AS e2,
+              groupArrayIf(t, (
+                kind = {p10: String} AND label = {p11: String}
+              )) AS e3
             FROM (
               SELECT
-                *,
-                arraySort(e1) AS c1,
-                arrayMap(
-                  (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e2)) END,
-                  c1,
-                  c1
-                ) AS c2,
-                arrayMap(
-                  (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e3)) END,
-                  c1,
-                  c2
-                ) AS c3
-              FROM (
-                SELECT
-                  session_id,
-                  {p12: Int64} AS w,
-                  groupArrayIf(t, (
+                session_id,
+                toUnixTimestamp64Milli(ts) AS t,
+                kind,
+                label
+              FROM bard.conversion_events
+              WHERE
+                (
+                  (
                     kind = {p6: String} AND label = {p7: String}
-                  )) AS e1,
-                  groupArrayIf(t, (
+                  )
+                  OR (
                     kind = {p8: String} AND label = {p9: String}
-                  )) AS e2,
-                  groupArrayIf(t, (
+                  )
+                  OR (
                     kind = {p10: String} AND label = {p11: String}
-                  )) AS e3
-                FROM (
+                  )
+                )
+                AND session_id IN (
                   SELECT
-                    session_id,
-                    toUnixTimestamp64Milli(ts) AS t,
-                    kind,
-                    label
-                  FROM bard.conversion_events
-                  WHERE
-                    (
-                      (
-                        kind = {p6: String} AND label = {p7: String}
-                      )
-                      OR (
-                        kind = {p8: String} AND label = {p9: String}
-                      )
-                      OR (
-                        kind = {p10: String} AND label = {p11: String}
-                      )
-                    )
-                    AND session_id IN (
-                      SELECT
-                        session_id
-                      FROM entered
-                    )
-                ) AS matching
-                GROUP BY
-                  session_id
-              ) AS layer1
-            ) AS layer2
-          ) AS layer3
-        ) AS layer4
-      ) AS layer5
+                    session_id
+                  FROM entered
+                )
+            ) AS matching
+            GROUP BY
+              session_id
+          ) AS layer1
+        ) AS layer2
+      ) AS layer3
     ) AS chain
   ) AS reached
     USING (session_id)
@@ -372,92 +348,80 @@ WITH entered AS (
   LEFT JOIN (
     SELECT
       session_id,
-      CASE WHEN excluded THEN -1 ELSE toInt16(level) END AS lvl,
-      t1,
-      t2,
-      t3
+      toInt16(level) AS lvl,
+      c1[best] AS t1,
+      c2[best] AS t2,
+      c3[best] AS t3
     FROM (
       SELECT
         *,
-        0 AS excluded
+        arrayMax(lv) AS level,
+        indexOf(lv, arrayMax(lv)) AS best
       FROM (
         SELECT
           *,
-          c1[best] AS t1,
-          c2[best] AS t2,
-          c3[best] AS t3
+          arrayMap((q2, q3) -> 1 + (
+            q2 <> 0
+          ) + (
+            q3 <> 0
+          ), c2, c3) AS lv
         FROM (
           SELECT
             *,
-            arrayMax(lv) AS level,
-            indexOf(lv, arrayMax(lv)) AS best
+            arraySort(e1) AS c1,
+            arrayMap(
+              (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e2)) END,
+              c1,
+              c1
+            ) AS c2,
+            arrayMap(
+              (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e3)) END,
+              c1,
+              c2
+            ) AS c3
           FROM (
             SELECT
-              *,
-              arrayMap((q2, q3) -> 1 + (
-                q2 <> 0
-              ) + (
-                q3 <> 0
-              ), c2, c3) AS lv
+              session_id,
+              {p15: Int64} AS w,
+              groupArrayIf(t, (
+                kind = {p9: String} AND label = {p10: String}
+              )) AS e1,
+              groupArrayIf(t, (
+                kind = {p11: String} AND label = {p12: String}
+              )) AS e2,
+              groupArrayIf(t, (
+                kind = {p13: String} AND label = {p14: String}
+              )) AS e3
             FROM (
               SELECT
-                *,
-                arraySort(e1) AS c1,
-                arrayMap(
-                  (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e2)) END,
-                  c1,
-                  c1
-                ) AS c2,
-                arrayMap(
-                  (s, p) -> CASE WHEN p = 0 THEN 0 ELSE arrayMin(arrayFilter(x -> x > p AND x <= s + w, e3)) END,
-                  c1,
-                  c2
-                ) AS c3
-              FROM (
-                SELECT
-                  session_id,
-                  {p15: Int64} AS w,
-                  groupArrayIf(t, (
+                session_id,
+                toUnixTimestamp64Milli(ts) AS t,
+                kind,
+                label
+              FROM bard.conversion_events
+              WHERE
+                (
+                  (
                     kind = {p9: String} AND label = {p10: String}
-                  )) AS e1,
-                  groupArrayIf(t, (
+                  )
+                  OR (
                     kind = {p11: String} AND label = {p12: String}
-                  )) AS e2,
-                  groupArrayIf(t, (
+                  )
+                  OR (
                     kind = {p13: String} AND label = {p14: String}
-                  )) AS e3
-                FROM (
+                  )
+                )
+                AND session_id IN (
                   SELECT
-                    session_id,
-                    toUnixTimestamp64Milli(ts) AS t,
-                    kind,
-                    label
-                  FROM bard.conversion_events
-                  WHERE
-                    (
-                      (
-                        kind = {p9: String} AND label = {p10: String}
-                      )
-                      OR (
-                        kind = {p11: String} AND label = {p12: String}
-                      )
-                      OR (
-                        kind = {p13: String} AND label = {p14: String}
-                      )
-                    )
-                    AND session_id IN (
-                      SELECT
-                        session_id
-                      FROM entered
-                    )
-                ) AS matching
-                GROUP BY
-                  session_id
-              ) AS layer1
-            ) AS layer2
-          ) AS layer3
-        ) AS layer4
-      ) AS layer5
+                    session_id
+                  FROM entered
+                )
+            ) AS matching
+            GROUP BY
+              session_id
+          ) AS layer1
+        ) AS layer2
+      ) AS layer3
     ) AS chain
   ) AS reached
     USING (session_id)
