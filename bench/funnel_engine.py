@@ -33,6 +33,9 @@ Methods:
   enters), plain and with the window beside plain ``windowFunnel(window)``.
 - ``compile``: building and rendering the counts query of the windowed funnel afresh, against taking it from
   the compiled queries kept (no database work; ``answer`` is the text's length).
+- ``overhead``: what each shape's counts query costs before it reads a row (analysis, planning, pipeline,
+  client), beside plain ``windowFunnel(window)``: the same queries over empty copies of the tables. It is paid on
+  every evaluation, on one thread.
 - ``parts``, ``parts_unfiltered``: where the windowed funnel's time goes (with the benchmark's filters, and
   without them): its counts query cut after each stage (the grouping into per-step arrays; the chain, depths
   and best anchor; the join with the entered sessions and the counts; the whole query), each cut built from
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import resource
 import shutil
 import statistics
@@ -64,6 +68,8 @@ from funnels.compiler import COMPILED, FunnelCompiler, compiled
 from funnels.evaluation import window_funnel_levels
 
 DATABASE = "bench"
+EMPTY_DATABASE = "bench_empty"
+"""The benchmark's tables, empty (``overhead``)."""
 STEPS = (
     Step("click", "label_0"),
     Step("click", "label_1"),
@@ -74,7 +80,7 @@ STEPS = (
 METHODS = ("engine", "window_funnel", "engine_all_ids", "engine_page", "window_funnel_entered", "interleaved",
            "ordered_window", "interleaved_window", "strict", "any", "exclusion", "breakdown", "steps30",
            "window_funnel_strict", "interleaved_strict", "interleaved_window_entered", "unfiltered",
-           "interleaved_unfiltered_window", "compile", "parts", "parts_unfiltered")
+           "interleaved_unfiltered_window", "compile", "parts", "parts_unfiltered", "overhead")
 WINDOW_SECONDS = 1800
 BESIDE_PLAIN_WINDOW_FUNNEL = {
     "interleaved_window": "ordered_window", "interleaved_unfiltered_window": "unfiltered_window",
@@ -196,6 +202,9 @@ def measure(directory: str, method: str, repeat: int) -> None:
     if method == "compile":
         measure_compile(variant("ordered_window"), repeat)
         return
+    if method == "overhead":
+        measure_overhead(client, repeat)
+        return
     if method in ("interleaved_strict", "interleaved_window_entered"):
         shape = variant("strict" if method == "interleaved_strict" else "ordered_window")
         query = FunnelCompiler(shape, DATABASE).window_funnel_levels()
@@ -244,6 +253,32 @@ def measure_compile(definition: FunnelDefinition, repeat: int) -> None:
                       "answer": length}))
 
 
+def measure_overhead(client: clickhouse_connect.driver.client.Client, repeat: int) -> None:
+    """What each shape's counts query costs before it reads a row (ClickHouse's analysis and planning, the
+    pipeline, the client), beside plain ``windowFunnel(window)``: the same queries over empty copies of the
+    tables, in rounds of shuffled order; medians."""
+    client.command(f"CREATE DATABASE IF NOT EXISTS {EMPTY_DATABASE}")
+    for name in ("conversion_events", "sessions"):
+        client.command(f"CREATE TABLE IF NOT EXISTS {EMPTY_DATABASE}.{name} AS {DATABASE}.{name}")
+    queries = {"windowFunnel(window)": plain_window_funnel_query(WINDOW_SECONDS * 1000, EMPTY_DATABASE)}
+    for shape in ("ordered_window", "unfiltered_window", "strict", "any", "exclusion", "breakdown", "steps30"):
+        query = FunnelCompiler(variant(shape), EMPTY_DATABASE).counts_query()
+        queries[shape] = (query.sql, query.parameters)
+    times: dict[str, list[float]] = {name: [] for name in queries}
+    names = list(queries)
+    for round_number in range(max(repeat, 9)):
+        random.Random(round_number).shuffle(names)
+        for name in names:
+            sql, parameters = queries[name]
+            started = time.perf_counter()
+            client.query(sql, parameters=parameters)
+            times[name].append(time.perf_counter() - started)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    print(json.dumps({"method": "overhead", "times": times["ordered_window"], "median": medians["ordered_window"],
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "peak_rss_increase_mib": 0, "answer": "see overhead", "overhead": medians}))
+
+
 def part_queries(definition: FunnelDefinition, database: str = DATABASE) -> dict[str, tuple[str, dict[str, object]]]:
     """The counts query of ``definition`` cut after each stage, in the order the query runs them: ``group``
     (sessions with a matching event, their step-1 events), ``chain`` (sessions per level), ``join`` (entered
@@ -288,8 +323,12 @@ def measure_parts(
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime
 
-    for _ in range(max(repeat, 9)):
-        for name, (sql, parameters) in queries.items():
+    names = list(queries)
+    for round_number in range(max(repeat, 9)):
+        # A fresh order each round (seeded): a query's place in a round biases its time (see interleave).
+        random.Random(round_number).shuffle(names)
+        for name in names:
+            sql, parameters = queries[name]
             cpu_started, started = cpu(), time.perf_counter()
             client.query(sql, parameters=parameters)
             walls[name].append(time.perf_counter() - started)
@@ -308,13 +347,22 @@ def interleave(
     the other, ``repeat`` pairs: on a shared machine the ratio of each pair is steadier than the ratio of two
     medians taken minutes apart."""
     engine_times, window_times, ratios = [], [], []
-    for _ in range(repeat):
+
+    def engine() -> None:
         started = time.perf_counter()
         evaluate_funnel(client, DATABASE, definition)
         engine_times.append(time.perf_counter() - started)
+
+    def window() -> None:
         started = time.perf_counter()
         client.query(plain, parameters=plain_parameters)
         window_times.append(time.perf_counter() - started)
+
+    for round_number in range(repeat):
+        # Each goes first in every other pair: the query that runs second in a pair ran 2-9 % slower in rounds of
+        # a fixed order (2026-12-04), which would bias the ratio one way.
+        for run in (engine, window) if round_number % 2 == 0 else (window, engine):
+            run()
         ratios.append(engine_times[-1] / window_times[-1])
     print(
         json.dumps(
@@ -332,7 +380,9 @@ def interleave(
     )
 
 
-def plain_window_funnel_query(window_ms: int = 4611686018427387904) -> tuple[str, dict[str, object]]:
+def plain_window_funnel_query(
+    window_ms: int = 4611686018427387904, database: str = DATABASE
+) -> tuple[str, dict[str, object]]:
     """windowFunnel over the same events with no session filter, reading only rows of some step (as anyone
     would write it: the primary index skips the rest). Built as the engine builds its queries (clickhouse.sql)."""
     params = QueryParameters()
@@ -345,7 +395,7 @@ def plain_window_funnel_query(window_ms: int = 4611686018427387904) -> tuple[str
     level = exp.CombinedParameterizedAgg(
         this="windowFunnel", expressions=[number(window_ms), exp.Literal.string("strict_increase")],
         params=[call("toUInt64", call("toUnixTimestamp64Milli", column("ts"))), *steps()])
-    per_session = (exp.select(exp.alias_(level, "level")).from_(table("conversion_events", DATABASE))
+    per_session = (exp.select(exp.alias_(level, "level")).from_(table("conversion_events", database))
                    .where(or_(*steps())).group_by("session_id"))
     tree = exp.select(column("level"), exp.Count(this=exp.Star())).from_(per_session.subquery()).group_by("level")
     return render(tree, params)
@@ -408,6 +458,12 @@ def main() -> None:
                 for stage, r in parts.items():
                     print(f"  {stage:12} {r['wall']:.3f} s ({r['wall'] / plain:.2f}x)  CPU {r['cpu']:.3f} s  "
                           f"{r['cpu'] / r['wall']:.2f}")
+        if "overhead" in results:
+            overhead = results["overhead"]["overhead"]
+            plain = overhead["windowFunnel(window)"]
+            print("overhead: each counts query over empty tables (before any row), and x plain windowFunnel(window)'s")
+            for shape, median in overhead.items():
+                print(f"  {shape:22} {median * 1000:.1f} ms ({median / plain:.1f}x)")
         if "compile" in results:
             r = results["compile"]
             print(f"compile: afresh median {r['median'] * 1000:.2f} ms, kept {r['kept_median'] * 1000:.3f} ms")
