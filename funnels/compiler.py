@@ -376,7 +376,7 @@ class FunnelCompiler:
             else:
                 layers = [columns, *self._anchored_chain(n, strict=definition.order == "strict", windowed=uses_window)]
         # The last SELECT names its columns (no *) and computes the moments itself: one SELECT fewer, and no
-        # column carried past the chain (5 steps over 10 M events: 9 % less time; BENCHMARKS.md).
+        # column carried past the chain (5 steps over 10 M events: ~2 % less time; BENCHMARKS.md).
         if definition.order == "ordered" and window is None:
             moments: list[exp.Expr] = [_col(f"t{k}") for k in range(1, n + 1)]
         else:
@@ -518,7 +518,7 @@ class FunnelCompiler:
             inner.append(fragment(f"groupArrayIf(s{k}, level >= {k}) AS h{k}"))
             # The count of every bin in one pass over the times, in the query's one serial tail. A bin per pass
             # (arrayCount over range(bins)) cost ~0.013 s of 0.17 s for 5 steps over 10 M events; sumMap's
-            # (bin -> count) twice what countResample's array of counts costs (BENCHMARKS.md).
+            # (bin -> count) 2.5x what countResample's array of counts costs (BENCHMARKS.md).
             outer += [
                 fragment(f"arrayMin(h{k}) AS lo{k}"),
                 fragment(f"intDiv(arrayMax(h{k}) - lo{k}, {bins}) + 1 AS bw{k}"),
