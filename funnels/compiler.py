@@ -375,12 +375,10 @@ class FunnelCompiler:
                 layers = [columns, *self._any_order_chain(n, uses_window)]
             else:
                 layers = [columns, *self._anchored_chain(n, strict=definition.order == "strict", windowed=uses_window)]
-        # The last SELECT names its columns (no *) and computes the moments itself: one SELECT fewer, and no
-        # column carried past the chain (5 steps over 10 M events: ~2 % less time; BENCHMARKS.md).
-        if definition.order == "ordered" and window is None:
-            moments: list[exp.Expr] = [_col(f"t{k}") for k in range(1, n + 1)]
-        else:
-            moments = layers.pop()
+        # Each chain's last layer is its moments t_1..t_n: the last SELECT names its columns (no *) and computes
+        # them itself: one SELECT fewer, and no column carried past the chain (5 steps over 10 M events: ~2 % less
+        # time; BENCHMARKS.md).
+        moments = layers.pop()
         excluded: list[exp.Expr] = []
         for m, exclusion in enumerate(definition.exclusions, start=1):
             i, j = exclusion.from_step, exclusion.to_step
@@ -402,7 +400,8 @@ class FunnelCompiler:
 
     def _earliest_chain(self, steps: list[exp.Expr]) -> list[list[exp.Expr]]:
         """Ordered, no window: the earliest step-1 event anchors the deepest chain, so one greedy chain. The
-        aggregation's columns, then a layer per later step (each reads the previous step's columns)."""
+        aggregation's columns, then a layer per later step (each reads the previous step's columns), the level, and
+        the moments (already columns)."""
         n = len(steps)
         aggregation: list[exp.Expr] = [
             exp.alias_(exp.GT(this=_call("countIf", steps[0].copy()), expression=_int(0)), "r1"),
@@ -421,14 +420,14 @@ class FunnelCompiler:
                 fragment(f"arrayMin(f{k}) AS t{k}"),
             ]
         level = fragment(" + ".join(f"r{k}" for k in range(1, n + 1)) + " AS level")
-        return [aggregation, *_per_layer(links, 3), [level]]
+        return [aggregation, *_per_layer(links, 3), [level], [_col(f"t{k}") for k in range(1, n + 1)]]
 
     def _anchored_chain(self, n: int, *, strict: bool, windowed: bool) -> list[list[exp.Expr]]:
         """Every step-1 event anchors a chain; ``c_k[i]`` is where the chain of anchor ``i`` reached step k (0: not
         reached). Ordered: a time, the earliest match after the previous step (within the window of the anchor).
         Strict: a position in ``u``, the session's moments with a conversion event in order; step k must be done
         at the moment right after step k-1. The deepest chain wins, the earliest anchor among equals. The layers
-        after the aggregation's."""
+        after the aggregation's, the last the moments."""
         chains: list[exp.Expr] = []
         positions: list[exp.Expr] = []
         if strict:
@@ -464,7 +463,7 @@ class FunnelCompiler:
         """Every matching event anchors (without a window, the earliest alone: it sees everything); ``f_k[i]`` is the
         earliest match of step k at or after anchor ``i`` (within its window), 0 for none. Reaching step k is
         having done k steps: the moments are the sorted matches of the deepest anchor, the earliest among equals.
-        The layers after the aggregation's."""
+        The layers after the aggregation's, the last the moments."""
         every = ", ".join(f"e{k}" for k in range(1, n + 1))
         anchors = f"arraySort(arrayConcat({every}))"
         within = " AND x <= s + w" if windowed else ""
