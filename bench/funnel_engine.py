@@ -264,15 +264,7 @@ def measure_overhead(client: clickhouse_connect.driver.client.Client, repeat: in
     for shape in ("ordered_window", "unfiltered_window", "strict", "any", "exclusion", "breakdown", "steps30"):
         query = FunnelCompiler(variant(shape), EMPTY_DATABASE).counts_query()
         queries[shape] = (query.sql, query.parameters)
-    times: dict[str, list[float]] = {name: [] for name in queries}
-    names = list(queries)
-    for round_number in range(max(repeat, 9)):
-        random.Random(round_number).shuffle(names)
-        for name in names:
-            sql, parameters = queries[name]
-            started = time.perf_counter()
-            client.query(sql, parameters=parameters)
-            times[name].append(time.perf_counter() - started)
+    times, _ = shuffled_rounds(client, queries, max(repeat, 9))
     medians = {name: statistics.median(values) for name, values in times.items()}
     print(json.dumps({"method": "overhead", "times": times["ordered_window"], "median": medians["ordered_window"],
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -316,6 +308,19 @@ def measure_parts(
 ) -> None:
     """Each cut of :func:`part_queries` and plain ``windowFunnel`` in rounds: medians of wall and CPU time."""
     queries = {"windowFunnel": (plain, plain_parameters), **part_queries(definition)}
+    walls, cpus = shuffled_rounds(client, queries, max(repeat, 9))
+    parts = {name: {"wall": statistics.median(walls[name]), "cpu": statistics.median(cpus[name])} for name in queries}
+    print(json.dumps({"method": "parts", "times": walls["whole"], "median": parts["whole"]["wall"],
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "peak_rss_increase_mib": 0, "answer": "see parts", "parts": parts}))
+
+
+def shuffled_rounds(
+    client: clickhouse_connect.driver.client.Client, queries: dict[str, tuple[str, dict[str, object]]], rounds: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Each query once a round, in a fresh order each round (seeded: a query's place in a round biases its time,
+    see :func:`interleave`): the wall-clock and CPU times (``getrusage``: chDB's threads are this process's) of
+    every run, by query."""
     walls: dict[str, list[float]] = {name: [] for name in queries}
     cpus: dict[str, list[float]] = {name: [] for name in queries}
 
@@ -324,8 +329,7 @@ def measure_parts(
         return usage.ru_utime + usage.ru_stime
 
     names = list(queries)
-    for round_number in range(max(repeat, 9)):
-        # A fresh order each round (seeded): a query's place in a round biases its time (see interleave).
+    for round_number in range(rounds):
         random.Random(round_number).shuffle(names)
         for name in names:
             sql, parameters = queries[name]
@@ -333,10 +337,7 @@ def measure_parts(
             client.query(sql, parameters=parameters)
             walls[name].append(time.perf_counter() - started)
             cpus[name].append(cpu() - cpu_started)
-    parts = {name: {"wall": statistics.median(walls[name]), "cpu": statistics.median(cpus[name])} for name in queries}
-    print(json.dumps({"method": "parts", "times": walls["whole"], "median": parts["whole"]["wall"],
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "peak_rss_increase_mib": 0, "answer": "see parts", "parts": parts}))
+    return walls, cpus
 
 
 def interleave(
